@@ -1,0 +1,61 @@
+# Stratus: `make dev` runs the whole stack locally, `make test` runs every test tier. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := $(PYTHON) -m uv
+PORT ?= 8000
+STAGE ?= dev
+# The CDK CLI, pinned: npm's `latest` is 3.x, which cannot read aws-cdk-lib 2.x assemblies.
+CDK := npx --yes aws-cdk@2.1148.1
+RUN := $(UV) run --frozen --no-sync
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export UV_PYTHON := $(PYTHON)
+
+.PHONY: dev test lint format bench synth deploy layers uv install-dev install-all clean
+
+uv:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+
+# Runtime and the local stack only: no CDK toolchain, so a newcomer is running in a minute.
+install-dev: uv
+	@$(UV) sync --frozen --no-default-groups --group local --quiet
+
+install-all: uv
+	@$(UV) sync --frozen --quiet
+
+dev: install-dev
+	$(RUN) python -m infra.local --port $(PORT)
+
+test: install-all
+	$(RUN) pytest
+
+lint: install-all
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+format: install-all
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+bench: install-all
+	$(RUN) python -m tests.bench
+
+# Lambda layers for arm64 python3.12, built with pip's platform wheels (no Docker).
+layers: uv
+	@for dir in layers/*/; do \
+	  name=$$(basename $$dir); rm -rf $$dir/build; \
+	  echo "layer $$name"; \
+	  $(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile \
+	    --platform manylinux2014_aarch64 --implementation cp --python-version 3.12 --only-binary=:all: \
+	    --target $$dir/build/python -r $$dir/requirements.txt || exit 1; \
+	done
+
+synth: install-all layers
+	$(CDK) synth -c stage=$(STAGE) --quiet
+
+deploy: install-all layers
+	$(CDK) deploy -c stage=$(STAGE) --require-approval broadening
+
+clean:
+	rm -rf cdk.out .venv layers/*/build .pytest_cache .mypy_cache .ruff_cache

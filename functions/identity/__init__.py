@@ -1,0 +1,1 @@
+"""Identity: accounts, sessions, profiles and settings, API keys, users and roles."""

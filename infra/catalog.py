@@ -1,0 +1,124 @@
+"""The functions and routes of Stratus: CDK builds the deployed API from this table, local mode serves it.
+
+Kept free of CDK imports so `make dev` can read it without the CDK toolchain installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.tables import IDENTITY, TableSpec
+
+API_PREFIX = "/api/v1"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API Gateway route. `public` routes skip the authorizer; every other route needs a bearer credential."""
+
+    method: str
+    path: str
+    public: bool = False
+
+    @property
+    def route_key(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A Lambda function: its handler, the routes it serves and exactly the resources it may touch."""
+
+    name: str
+    handler: str
+    description: str
+    routes: tuple[Route, ...] = ()
+    # The FastAPI app behind the handler, for the merged OpenAPI document ("module:attribute").
+    app: str | None = None
+    tables: tuple[TableSpec, ...] = ()
+    read_only_tables: tuple[TableSpec, ...] = ()
+    reads_signing_keys: bool = False
+    memory_mb: int = 512
+    timeout_seconds: int = 29
+
+
+def _routes(*specs: tuple[str, str], public: bool = False) -> tuple[Route, ...]:
+    return tuple(Route(method, API_PREFIX + path, public) for method, path in specs)
+
+
+IDENTITY_FUNCTION = FunctionSpec(
+    name="identity",
+    handler="functions.identity.handler.lambda_handler",
+    app="functions.identity.api:app",
+    description="Accounts, sessions, profiles, settings, API keys, users and roles",
+    routes=_routes(
+        ("POST", "/auth/register"),
+        ("POST", "/auth/login"),
+        ("POST", "/auth/refresh"),
+        ("POST", "/auth/forgot-password"),
+        ("POST", "/auth/reset-password"),
+        ("GET", "/.well-known/jwks.json"),
+        public=True,
+    )
+    + _routes(
+        ("POST", "/auth/logout"),
+        ("GET", "/auth/me"),
+        ("GET", "/auth/verify"),
+        ("GET", "/users/profile"),
+        ("PUT", "/users/profile"),
+        ("GET", "/users/settings"),
+        ("PUT", "/users/settings"),
+        ("GET", "/api-keys"),
+        ("POST", "/api-keys"),
+        ("DELETE", "/api-keys/{keyId}"),
+        ("GET", "/admin/users"),
+        ("POST", "/admin/users"),
+        ("PUT", "/admin/users/{userId}/roles"),
+        ("GET", "/admin/roles"),
+        ("POST", "/admin/roles"),
+        ("DELETE", "/admin/roles/{roleName}"),
+    ),
+    tables=(IDENTITY,),
+    reads_signing_keys=True,
+    # scrypt at its production cost needs 128 MiB per hash; more memory also buys Lambda more CPU for it.
+    memory_mb=1024,
+)
+
+HEALTH_FUNCTION = FunctionSpec(
+    name="health",
+    handler="functions.health.handler.lambda_handler",
+    app="functions.health.api:app",
+    description="Liveness, readiness and dependency health",
+    routes=_routes(
+        ("GET", "/health"),
+        ("GET", "/health/ready"),
+        ("GET", "/health/detailed"),
+        ("GET", "/health/info"),
+        public=True,
+    ),
+    read_only_tables=(IDENTITY,),
+    reads_signing_keys=True,
+    memory_mb=256,
+    timeout_seconds=10,
+)
+
+# The HTTP API's Lambda authorizer: verifies access tokens and API keys with the shared verification.
+AUTHORIZER_FUNCTION = FunctionSpec(
+    name="authorizer",
+    handler="functions.identity.authorizer.lambda_handler",
+    description="HTTP API authorizer: access tokens and API keys",
+    read_only_tables=(IDENTITY,),
+    reads_signing_keys=True,
+    memory_mb=256,
+    timeout_seconds=5,
+)
+
+# Functions that serve routes, in the order CDK creates them.
+HTTP_FUNCTIONS: tuple[FunctionSpec, ...] = (IDENTITY_FUNCTION, HEALTH_FUNCTION)
+
+# Seconds API Gateway caches an authorizer answer per Authorization header.
+AUTHORIZER_CACHE_SECONDS = 300
+
+
+def all_routes() -> list[tuple[Route, FunctionSpec]]:
+    return [(route, spec) for spec in HTTP_FUNCTIONS for route in spec.routes]

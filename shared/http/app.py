@@ -1,0 +1,212 @@
+"""The one FastAPI app factory: error mapping, camelCase JSON, request ids, security headers, CORS, body limit.
+
+Routers are handed in as `public` or `protected`: every protected route requires a verified caller by
+construction, so a route cannot forget its auth check.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from contextvars import ContextVar
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.errors import DomainError, PayloadTooLarge, error_body
+from shared.http.deps import authenticate
+from shared.ids import new_id
+from shared.observability import logger
+from shared.settings import Settings, get_settings
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+SECURITY_HEADERS = [
+    (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"cache-control", b"no-store"),
+]
+
+_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+
+
+def current_request_id() -> str | None:
+    return request_id_var.get()
+
+
+def create_app(
+    *,
+    title: str,
+    public: Sequence[APIRouter] = (),
+    protected: Sequence[APIRouter] = (),
+    settings: Settings | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title=title,
+        version=settings.version,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # local mode serves one merged document at /docs
+    )
+    for router in public:
+        app.include_router(router)
+    for router in protected:
+        app.include_router(router, dependencies=[Depends(authenticate)])
+
+    app.add_exception_handler(DomainError, _domain_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+
+    if settings.cors_allow_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_allow_origins),
+            allow_credentials="*" not in settings.cors_allow_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            expose_headers=["x-request-id", "retry-after"],
+            max_age=600,
+        )
+    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def error_response(error: DomainError) -> JSONResponse:
+    return JSONResponse(
+        error_body(error.error_code, error.message, current_request_id(), error.details),
+        status_code=error.status,
+        headers=error.headers,
+    )
+
+
+async def _domain_error(_: Request, error: DomainError) -> JSONResponse:
+    return error_response(error)
+
+
+async def _validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+    problems = error.errors()
+    if any(problem.get("type") == "json_invalid" for problem in problems):
+        body = error_body("malformed_json", "The request body is not valid JSON", current_request_id())
+        return JSONResponse(body, status_code=400)
+    details = [
+        {
+            "field": ".".join(str(part) for part in problem.get("loc", ()) if part != "body") or "body",
+            "message": problem.get("msg", "is invalid"),
+        }
+        for problem in problems
+    ]
+    body = error_body("validation_error", "The request is not valid", current_request_id(), details)
+    return JSONResponse(body, status_code=422)
+
+
+async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    code = _STATUS_CODES.get(error.status_code, "http_error")
+    message = "Route not found" if error.status_code == 404 else str(error.detail)
+    return JSONResponse(
+        error_body(code, message, current_request_id()), status_code=error.status_code, headers=error.headers
+    )
+
+
+class EdgeMiddleware:
+    """Request ids, security headers, the body size limit, and a generic 500 for anything unexpected.
+
+    Pure ASGI (not BaseHTTPMiddleware) so it adds no task or copy per request.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        token = request_id_var.set(request_id)
+        started = False
+        limit = self.max_body_bytes
+
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _send_json(send, 413, _too_large(limit), request_id)
+            request_id_var.reset(token)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(_too_large_message(limit))
+            return message
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", []))
+                headers += [*SECURITY_HEADERS, (b"x-request-id", request_id.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except PayloadTooLarge:
+            if not started:
+                await _send_json(send, 413, _too_large(limit), request_id)
+        except Exception:
+            logger.exception("unhandled error", extra={"path": scope.get("path")})
+            if not started:
+                body = error_body("internal_error", "Something went wrong on our side", request_id)
+                await _send_json(send, 500, body, request_id)
+        finally:
+            request_id_var.reset(token)
+
+
+def _request_id(scope: Scope) -> str:
+    event = scope.get("aws.event") or {}
+    from_gateway = (event.get("requestContext") or {}).get("requestId")
+    if from_gateway:
+        return str(from_gateway)
+    return _header(scope, b"x-request-id") or new_id()
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _too_large_message(limit: int) -> str:
+    return f"The request body is larger than {limit} bytes"
+
+
+def _too_large(limit: int) -> dict[str, Any]:
+    return error_body("payload_too_large", _too_large_message(limit), request_id_var.get())
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any], request_id: str) -> None:
+    body["error"]["requestId"] = request_id
+    payload = json.dumps(body).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        *SECURITY_HEADERS,
+        (b"x-request-id", request_id.encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

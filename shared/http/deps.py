@@ -1,0 +1,41 @@
+"""FastAPI dependencies every context uses: the verified caller and permission checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from shared.auth.principal import Principal
+
+
+def authenticate(request: Request) -> Principal:
+    """The caller, as the HTTP API authorizer verified them, or verified here when no authorizer ran
+    (the streaming chat function, or a route reached without API Gateway)."""
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    event: dict[str, Any] = request.scope.get("aws.event") or {}
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    if "lambda" in authorizer:
+        principal = Principal.from_authorizer_context(authorizer["lambda"] or {})
+    else:
+        from shared.auth.verify import verify_authorization_header
+
+        principal = verify_authorization_header(request.headers.get("authorization"))
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+
+
+def require_permission(permission: str) -> Callable[[Principal], Principal]:
+    """A dependency that admits only callers holding `permission` (403 otherwise)."""
+
+    def check(principal: CurrentPrincipal) -> Principal:
+        principal.require(permission)
+        return principal
+
+    return check

@@ -1,0 +1,103 @@
+"""Settings read from the environment once per container and validated at cold start.
+
+A misconfigured function fails on init with a message naming the setting, never on its hundredth request.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# Stages where data is disposable: no deletion protection, cheaper password hashing allowed.
+_DEV_STAGES = frozenset({"local", "dev", "test"})
+_STAGE = re.compile(r"^[a-z][a-z0-9-]{1,23}$")
+# scrypt's N = 2**cost. 17 is OWASP's recommendation (128 MiB of memory per hash).
+PRODUCTION_PASSWORD_HASH_COST = 17
+MINIMUM_DEPLOYED_PASSWORD_HASH_COST = 15
+
+
+def is_dev_stage(stage: str) -> bool:
+    return stage in _DEV_STAGES or stage.startswith("dev-")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    stage: str
+    region: str = "us-east-1"
+    version: str = "0.1.0"
+    # Set by local mode and tests: AWS is the embedded fake, and keys come from its local store.
+    local_mode: bool = False
+
+    signing_keys_secret: str = ""
+    token_issuer: str = ""
+    token_audience: str = "stratus-api"
+    access_token_ttl_seconds: Annotated[int, Field(ge=60, le=3600)] = 900
+    refresh_token_ttl_seconds: Annotated[int, Field(ge=3600, le=90 * 86400)] = 30 * 86400
+
+    password_hash_cost: Annotated[int, Field(ge=10, le=20)] = PRODUCTION_PASSWORD_HASH_COST
+    login_max_failures: Annotated[int, Field(ge=1)] = 5
+    login_lockout_seconds: Annotated[int, Field(ge=1)] = 900
+    password_reset_ttl_seconds: Annotated[int, Field(ge=300)] = 3600
+
+    cors_allow_origins: tuple[str, ...] = ()
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
+
+    @field_validator("stage")
+    @classmethod
+    def _stage_is_a_name(cls, stage: str) -> str:
+        if not _STAGE.match(stage):
+            raise ValueError("must be lowercase letters, digits and dashes, starting with a letter")
+        return stage
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _safe_outside_dev(self) -> Settings:
+        if not self.token_issuer:
+            object.__setattr__(self, "token_issuer", f"stratus-{self.stage}")
+        if is_dev_stage(self.stage) or self.local_mode:
+            return self
+        if self.password_hash_cost < MINIMUM_DEPLOYED_PASSWORD_HASH_COST:
+            raise ValueError(
+                f"password_hash_cost below {MINIMUM_DEPLOYED_PASSWORD_HASH_COST} is for dev stages only"
+            )
+        if "*" in self.cors_allow_origins:
+            raise ValueError("cors_allow_origins may not be '*' outside dev stages: name the frontends")
+        return self
+
+    @property
+    def is_dev_stage(self) -> bool:
+        return is_dev_stage(self.stage)
+
+
+def settings_from_environ(environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from `STAGE`, `SIGNING_KEYS_SECRET`, `CORS_ALLOW_ORIGINS`, ... (upper-case field names)."""
+    environ = dict(os.environ if environ is None else environ)
+    values: dict[str, object] = {}
+    for name in Settings.model_fields:
+        raw = environ.get(name.upper())
+        if raw is not None and raw != "":
+            values[name] = raw
+    values.setdefault("region", environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).upper() or 'settings'}: {e['msg']}" for e in error.errors()
+        )
+        raise RuntimeError(f"invalid Stratus settings: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return settings_from_environ()

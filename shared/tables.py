@@ -1,0 +1,97 @@
+"""The one source of truth for every DynamoDB table: CDK, local mode, tests and the storage models read it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Index:
+    """A global secondary index keyed by two string attributes, projecting every attribute."""
+
+    name: str
+    partition_key: str
+    sort_key: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A context's table: single-table design on string `pk`/`sk`, a GSI per access pattern."""
+
+    context: str
+    indexes: tuple[Index, ...] = ()
+    ttl_attribute: str | None = "ttl"
+    partition_key: str = "pk"
+    sort_key: str = "sk"
+    stream: bool = False
+    key_attributes: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = [self.partition_key, self.sort_key]
+        for index in self.indexes:
+            names += [index.partition_key, index.sort_key]
+        object.__setattr__(self, "key_attributes", tuple(dict.fromkeys(names)))
+
+    @property
+    def env_var(self) -> str:
+        """The environment variable that carries the table's name into a function."""
+        return f"{self.context.upper()}_TABLE"
+
+    def physical_name(self, stage: str) -> str:
+        return f"stratus-{stage}-{self.context}"
+
+    def name_from_env(self) -> str:
+        name = os.environ.get(self.env_var)
+        if not name:
+            raise RuntimeError(f"{self.env_var} is not set: the function was deployed without its table")
+        return name
+
+    def create_table_request(self, table_name: str) -> dict[str, Any]:
+        """The `CreateTable` arguments local mode and tests use (CDK builds the same table from this spec)."""
+        request: dict[str, Any] = {
+            "TableName": table_name,
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": n, "AttributeType": "S"} for n in self.key_attributes],
+            "KeySchema": [
+                {"AttributeName": self.partition_key, "KeyType": "HASH"},
+                {"AttributeName": self.sort_key, "KeyType": "RANGE"},
+            ],
+        }
+        if self.indexes:
+            request["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": index.name,
+                    "KeySchema": [
+                        {"AttributeName": index.partition_key, "KeyType": "HASH"},
+                        {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for index in self.indexes
+            ]
+        return request
+
+
+IDENTITY = TableSpec(
+    context="identity",
+    # gsi1: users in sign-up order (admin listing), a user's API keys, the stage's custom roles.
+    indexes=(Index("gsi1", "gsi1pk", "gsi1sk"),),
+)
+
+TABLES: tuple[TableSpec, ...] = (IDENTITY,)
+
+
+def create_tables(dynamodb_client: Any, stage: str) -> dict[str, str]:
+    """Create every table (local mode and tests); returns the environment that points functions at them."""
+    env = {}
+    for spec in TABLES:
+        name = spec.physical_name(stage)
+        dynamodb_client.create_table(**spec.create_table_request(name))
+        if spec.ttl_attribute:
+            dynamodb_client.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute}
+            )
+        env[spec.env_var] = name
+    return env
