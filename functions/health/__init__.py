@@ -1,0 +1,1 @@
+"""Health: liveness, readiness and dependency checks for the stage."""

@@ -1,0 +1,206 @@
+"""Identity's routes: auth, the caller's profile and settings, API keys, and user and role administration."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Cookie, Depends, Path, Query, Response, status
+
+from functions.identity import service
+from functions.identity.models import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    AuthResponse,
+    ForgotPasswordRequest,
+    InviteUserRequest,
+    LoginRequest,
+    ProfileUpdate,
+    RefreshRequest,
+    RegisterRequest,
+    ResetPasswordRequest,
+    RoleCreate,
+    RolePublic,
+    RolesUpdate,
+    SettingsUpdate,
+    TokenStatus,
+    UserPublic,
+    UserSettings,
+)
+from shared.auth.principal import Principal
+from shared.errors import Unauthorized
+from shared.http.app import create_app
+from shared.http.deps import CurrentPrincipal, require_permission
+from shared.http.models import Page
+from shared.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from shared.settings import get_settings
+
+REFRESH_COOKIE = "refresh_token"
+REFRESH_COOKIE_PATH = "/api/v1/auth"
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+Cursor = Annotated[str | None, Query(max_length=2048)]
+RefreshCookie = Annotated[str | None, Cookie(alias=REFRESH_COOKIE)]
+Admin = Annotated[Principal, Depends(require_permission("users.manage"))]
+
+public = APIRouter(prefix="/api/v1", tags=["auth"])
+auth = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+users = APIRouter(prefix="/api/v1/users", tags=["users"])
+api_keys = APIRouter(prefix="/api/v1/api-keys", tags=["api keys"])
+admin = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+
+
+def _signed_in(response: Response, signed_in: service.SignedIn) -> AuthResponse:
+    """The token pair in the body, and the refresh token again as an HTTP-only cookie for browsers."""
+    response.set_cookie(
+        REFRESH_COOKIE,
+        signed_in.refresh_token,
+        max_age=get_settings().refresh_token_ttl_seconds,
+        path=REFRESH_COOKIE_PATH,
+        httponly=True,
+        secure=True,
+        samesite="strict",
+    )
+    return signed_in.body
+
+
+# Public auth ----------------------------------------------------------------------------------------------
+
+
+@public.post("/auth/register", status_code=status.HTTP_201_CREATED, response_model=AuthResponse)
+def register(body: RegisterRequest, response: Response) -> AuthResponse:
+    return _signed_in(response, service.register(body.email, body.password, body.name))
+
+
+@public.post("/auth/login", response_model=AuthResponse)
+def login(body: LoginRequest, response: Response) -> AuthResponse:
+    return _signed_in(response, service.login(body.email, body.password))
+
+
+@public.post("/auth/refresh", response_model=AuthResponse)
+def refresh(response: Response, cookie: RefreshCookie = None, body: RefreshRequest | None = None) -> AuthResponse:
+    token = (body.refresh_token if body else None) or cookie
+    if not token:
+        raise Unauthorized("Send the refresh token in the body or the refresh_token cookie", code="missing_credentials")
+    return _signed_in(response, service.refresh(token))
+
+
+@public.post("/auth/forgot-password", status_code=status.HTTP_202_ACCEPTED, response_class=Response)
+def forgot_password(body: ForgotPasswordRequest) -> Response:
+    service.forgot_password(body.email)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@public.post("/auth/reset-password", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def reset_password(body: ResetPasswordRequest) -> Response:
+    service.reset_password(body.token, body.password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@public.get("/.well-known/jwks.json", tags=["auth"])
+def jwks(response: Response) -> dict[str, list[dict[str, str]]]:
+    from shared.auth.keys import key_ring
+
+    response.headers["cache-control"] = "public, max-age=300"
+    return key_ring().jwks()
+
+
+# The signed-in caller -------------------------------------------------------------------------------------
+
+
+@auth.post("/logout", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def logout(principal: CurrentPrincipal, cookie: RefreshCookie = None, body: RefreshRequest | None = None) -> Response:
+    service.logout(principal, (body.refresh_token if body else None) or cookie)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    response.delete_cookie(REFRESH_COOKIE, path=REFRESH_COOKIE_PATH, httponly=True, secure=True, samesite="strict")
+    return response
+
+
+@auth.get("/me", response_model=UserPublic)
+def me(principal: CurrentPrincipal) -> UserPublic:
+    return service.profile(principal.user_id)
+
+
+@auth.get("/verify", response_model=TokenStatus)
+def verify(principal: CurrentPrincipal) -> TokenStatus:
+    return TokenStatus(
+        valid=True, user_id=principal.user_id, expires_at=principal.expires_at, auth_type=principal.auth_type
+    )
+
+
+@users.get("/profile", response_model=UserPublic)
+def get_profile(principal: CurrentPrincipal) -> UserPublic:
+    return service.profile(principal.user_id)
+
+
+@users.put("/profile", response_model=UserPublic)
+def put_profile(principal: CurrentPrincipal, body: ProfileUpdate) -> UserPublic:
+    return service.update_profile(principal.user_id, body)
+
+
+@users.get("/settings", response_model=UserSettings)
+def get_settings_route(principal: CurrentPrincipal) -> UserSettings:
+    return service.user_settings(principal.user_id)
+
+
+@users.put("/settings", response_model=UserSettings)
+def put_settings(principal: CurrentPrincipal, body: SettingsUpdate) -> UserSettings:
+    return service.update_settings(principal.user_id, body)
+
+
+# API keys -------------------------------------------------------------------------------------------------
+
+
+@api_keys.get("", response_model=Page[ApiKeyPublic])
+def list_keys(principal: CurrentPrincipal, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None) -> Page[ApiKeyPublic]:
+    items, next_cursor = service.list_api_keys(principal.user_id, limit, cursor)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@api_keys.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+def create_key(principal: CurrentPrincipal, body: ApiKeyCreate) -> ApiKeyCreated:
+    return service.create_api_key(principal, body)
+
+
+@api_keys.delete("/{keyId}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def revoke_key(principal: CurrentPrincipal, key_id: Annotated[str, Path(alias="keyId", max_length=26)]) -> Response:
+    service.revoke_api_key(principal.user_id, key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# Administration -------------------------------------------------------------------------------------------
+
+
+@admin.get("/users", response_model=Page[UserPublic])
+def list_users(_: Admin, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None) -> Page[UserPublic]:
+    items, next_cursor = service.list_users(limit, cursor)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@admin.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
+def invite_user(_: Admin, body: InviteUserRequest) -> UserPublic:
+    return service.invite_user(body)
+
+
+@admin.put("/users/{userId}/roles", response_model=UserPublic)
+def set_roles(principal: Admin, user_id: Annotated[str, Path(alias="userId", max_length=26)], body: RolesUpdate) -> UserPublic:
+    return service.set_roles(principal, user_id, body.roles)
+
+
+@admin.get("/roles", response_model=Page[RolePublic])
+def list_roles(_: Admin) -> Page[RolePublic]:
+    return Page(items=service.list_roles())
+
+
+@admin.post("/roles", status_code=status.HTTP_201_CREATED, response_model=RolePublic)
+def create_role(_: Admin, body: RoleCreate) -> RolePublic:
+    return service.create_role(body)
+
+
+@admin.delete("/roles/{roleName}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def delete_role(_: Admin, role_name: Annotated[str, Path(alias="roleName", max_length=40)]) -> Response:
+    service.delete_role(role_name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+app = create_app(title="Stratus identity", public=[public], protected=[auth, users, api_keys, admin])

@@ -1,0 +1,401 @@
+"""Identity's logic: accounts, sessions with rotating refresh tokens, profiles, settings, API keys, roles.
+
+Takes and returns API models; storage stays behind `store`, loaded on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from functions.identity import passwords
+from functions.identity.models import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    AuthResponse,
+    InviteUserRequest,
+    ProfileUpdate,
+    RoleCreate,
+    RolePublic,
+    SettingsUpdate,
+    UserPublic,
+    UserSettings,
+)
+from functions.identity.notifier import notifier
+from shared.auth.principal import (
+    ALL_PERMISSIONS,
+    BUILTIN_ROLES,
+    DEFAULT_ROLE,
+    PERMISSIONS,
+    Principal,
+    grants,
+    permissions_of,
+)
+from shared.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
+from shared.ids import new_id
+from shared.lazy import LazyModule
+from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from functions.identity import store
+    from functions.identity.store import ApiKeyRecord, UserRecord
+else:
+    store = LazyModule("functions.identity.store")
+
+BAD_CREDENTIALS = "The email or password is wrong"
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    body: AuthResponse
+    refresh_token: str
+    refresh_expires_at: int
+
+
+# Accounts and sessions ------------------------------------------------------------------------------------
+
+
+def register(email: str, password: str, name: str | None) -> SignedIn:
+    """Create an account and sign it in. The stage's first account becomes its admin."""
+    passwords.check_policy(password)
+    settings = get_settings()
+    password_hash = passwords.hash_password(password, settings.password_hash_cost)
+    user_id = new_id()
+
+    def record(roles: list[str]) -> UserRecord:
+        return store.UserRecord(
+            pk=f"USER#{user_id}", sk="PROFILE", gsi1sk=user_id, user_id=user_id, email=email, name=name,
+            roles=roles, status="active", password_hash=password_hash,
+        )  # fmt: skip
+
+    user = record(["admin"])
+    try:
+        store.create_user(user, claim_first_admin=True)
+    except store.FirstAdminTakenError:
+        user = record([DEFAULT_ROLE])
+        store.create_user(user, claim_first_admin=False)
+    return _sign_in(user)
+
+
+def login(email: str, password: str) -> SignedIn:
+    """Sign in; a wrong password and an unknown email are indistinguishable, in answer and in time."""
+    settings = get_settings()
+    email_hash = _email_hash(email)
+    failures = store.login_failures(email_hash)
+    if failures is not None and failures.failures >= settings.login_max_failures:
+        raise RateLimited(
+            "Too many failed sign-ins for this account; try again later",
+            retry_after_seconds=int(failures.window_ends - time.time()),
+            limit="login_attempts",
+        )
+    user = store.find_user_by_email(email)
+    stored_hash = user.password_hash if user is not None and user.password_hash else None
+    matches = passwords.verify_password(password, stored_hash or passwords.decoy_hash(settings.password_hash_cost))
+    if user is None or stored_hash is None or not matches or user.status != "active":
+        store.record_login_failure(email_hash, settings.login_lockout_seconds)
+        raise Unauthorized(BAD_CREDENTIALS, code="invalid_credentials")
+    if failures is not None:
+        store.clear_login_failures(email_hash)
+    if passwords.needs_rehash(stored_hash, settings.password_hash_cost):
+        store.update_user(user, password_hash=passwords.hash_password(password, settings.password_hash_cost))
+    return _sign_in(user)
+
+
+def refresh(refresh_token: str) -> SignedIn:
+    """Spend a refresh token for a new pair. A token spent twice revokes its whole family: one of the two
+    holders is not the user."""
+    from shared.auth.keys import key_ring
+    from shared.auth.tokens import issue_token, verify_token
+
+    settings = get_settings()
+    claims = verify_token(refresh_token, key_ring(), settings, token_type="refresh")
+    user_id, family_id, jti = str(claims["sub"]), str(claims.get("sid", "")), str(claims["jti"])
+    session = store.get_session(user_id, family_id)
+    if session is None or session.revoked:
+        raise Unauthorized("This session has ended; sign in again", code="session_revoked")
+    if session.current_jti != jti:
+        store.revoke_session(user_id, family_id)
+        raise Unauthorized("This refresh token was already used; the session is now closed", code="refresh_token_reused")
+    user = _active_user(user_id)
+    next_refresh = issue_token(
+        key_ring(), settings, token_type="refresh", subject=user_id, claims={"sid": family_id}
+    )
+    if not store.rotate_session(session, spent_jti=jti, next_jti=next_refresh.jti, expires_at=next_refresh.expires_at):
+        store.revoke_session(user_id, family_id)
+        raise Unauthorized("This refresh token was already used; the session is now closed", code="refresh_token_reused")
+    return _signed_in(user, family_id, next_refresh.token, next_refresh.expires_at)
+
+
+def logout(principal: Principal, refresh_token: str | None) -> None:
+    """End the caller's session: the family of the presented refresh token, or the one the access token is from."""
+    family_id = principal.session_id
+    if refresh_token:
+        from shared.auth.keys import key_ring
+        from shared.auth.tokens import verify_token
+
+        try:
+            claims = verify_token(refresh_token, key_ring(), get_settings(), token_type="refresh")
+        except Unauthorized:
+            claims = {}
+        if claims.get("sub") == principal.user_id:
+            family_id = str(claims.get("sid") or family_id)
+    if family_id:
+        store.revoke_session(principal.user_id, family_id)
+
+
+def _sign_in(user: UserRecord) -> SignedIn:
+    from shared.auth.keys import key_ring
+    from shared.auth.tokens import issue_token
+
+    family_id = new_id()
+    issued = issue_token(key_ring(), get_settings(), token_type="refresh", subject=user.user_id, claims={"sid": family_id})
+    store.start_session(user.user_id, family_id, issued.jti, issued.expires_at)
+    return _signed_in(user, family_id, issued.token, issued.expires_at)
+
+
+def _signed_in(user: UserRecord, family_id: str, refresh_token: str, refresh_expires_at: int) -> SignedIn:
+    from shared.auth.keys import key_ring
+    from shared.auth.tokens import issue_token
+
+    settings = get_settings()
+    permissions = sorted(_permissions_for(list(user.roles)))
+    access = issue_token(
+        key_ring(), settings, token_type="access", subject=user.user_id,
+        claims={"sid": family_id, "roles": list(user.roles), "perms": permissions},
+    )  # fmt: skip
+    body = AuthResponse(
+        user=public_user(user),
+        access_token=access.token,
+        refresh_token=refresh_token,
+        expires_in=settings.access_token_ttl_seconds,
+    )
+    return SignedIn(body, refresh_token, refresh_expires_at)
+
+
+# Password reset and invitations ---------------------------------------------------------------------------
+
+
+def forgot_password(email: str) -> None:
+    """Send a one-time reset token if the account exists; the answer is the same either way."""
+    user = store.find_user_by_email(email)
+    if user is not None:
+        _send_reset(user, invitation=False)
+
+
+def reset_password(token: str, password: str) -> None:
+    """Set a new password with a one-time token; every existing session of the account ends."""
+    passwords.check_policy(password)
+    user_id = store.spend_reset_token(_token_hash(token))
+    if user_id is None:
+        raise BadRequest("The reset link is invalid or has expired", code="invalid_reset_token")
+    user = store.get_user(user_id)
+    cost = get_settings().password_hash_cost
+    store.update_user(user, password_hash=passwords.hash_password(password, cost), status="active")
+    store.revoke_all_sessions(user_id)
+    store.clear_login_failures(_email_hash(user.email))
+
+
+def _send_reset(user: UserRecord, *, invitation: bool) -> None:
+    token = secrets.token_urlsafe(32)
+    expires_at = int(time.time()) + get_settings().password_reset_ttl_seconds
+    store.save_reset_token(_token_hash(token), user.user_id, expires_at)
+    notifier().send_password_reset(user.email, token, invitation=invitation)
+
+
+# Profile and settings -------------------------------------------------------------------------------------
+
+
+def profile(user_id: str) -> UserPublic:
+    return public_user(_active_user(user_id))
+
+
+def update_profile(user_id: str, update: ProfileUpdate) -> UserPublic:
+    changes = update.model_dump(exclude_unset=True)
+    user = _active_user(user_id)
+    if changes:
+        store.update_user(user, **changes)
+    return public_user(store.get_user(user_id))
+
+
+def user_settings(user_id: str) -> UserSettings:
+    return _settings_of(_active_user(user_id))
+
+
+def update_settings(user_id: str, update: SettingsUpdate) -> UserSettings:
+    user = _active_user(user_id)
+    merged = _settings_of(user).model_dump() | update.model_dump(exclude_unset=True)
+    if merged.get("enabled_mcp_servers") is None:
+        merged["enabled_mcp_servers"] = []
+    if merged.get("memory_enabled") is None:
+        merged["memory_enabled"] = True
+    settings = UserSettings.model_validate(merged)
+    store.update_user(user, settings=settings.model_dump(mode="json"))
+    return settings
+
+
+def _settings_of(user: UserRecord) -> UserSettings:
+    stored = user.settings if isinstance(user.settings, dict) else json.loads(user.settings or "{}")
+    return UserSettings.model_validate(stored)
+
+
+# API keys -------------------------------------------------------------------------------------------------
+
+
+def create_api_key(principal: Principal, request: ApiKeyCreate) -> ApiKeyCreated:
+    """A new key, shown once. It can hold only permissions its owner holds, and only a signed-in user (not
+    another key) can mint one, so a leaked key cannot outlive its own revocation."""
+    from shared.auth.api_keys import generate_api_key, hash_api_key
+
+    if principal.auth_type != "token":
+        raise Forbidden("API keys are created by a signed-in user, not by another key", code="api_key_not_allowed")
+    principal.require("apikeys.manage")
+    requested = sorted(set(request.permissions))
+    unknown = [p for p in requested if p != ALL_PERMISSIONS and p not in PERMISSIONS]
+    if unknown:
+        raise ValidationFailed(f"Unknown permissions: {', '.join(unknown)}", code="unknown_permission")
+    beyond = [p for p in requested if p != ALL_PERMISSIONS and not principal.can(p)]
+    if beyond:
+        raise Forbidden(f"You cannot grant what you do not hold: {', '.join(beyond)}", code="permission_denied")
+    raw_key = generate_api_key()
+    expires_at = int(time.time()) + request.expires_in_days * 86400 if request.expires_in_days else None
+    record = store.create_api_key(
+        user_id=principal.user_id, key_id=new_id(), key_hash=hash_api_key(raw_key), name=request.name,
+        prefix=raw_key[:15], permissions=requested, expires_at=expires_at,
+    )  # fmt: skip
+    return ApiKeyCreated(**_public_key(record).model_dump(), key=raw_key)
+
+
+def list_api_keys(user_id: str, limit: int, cursor: str | None) -> tuple[list[ApiKeyPublic], str | None]:
+    records, next_cursor = store.list_api_keys(user_id, limit=limit, cursor=cursor)
+    return [_public_key(record) for record in records], next_cursor
+
+
+def revoke_api_key(user_id: str, key_id: str) -> None:
+    store.delete_api_key(user_id, key_id)
+
+
+def _public_key(record: ApiKeyRecord) -> ApiKeyPublic:
+    return ApiKeyPublic(
+        id=record.key_id,
+        name=record.name,
+        prefix=record.prefix,
+        permissions=list(record.permissions),
+        created_at=record.created_at,
+        expires_at=int(record.expires_at) if record.expires_at is not None else None,
+    )
+
+
+# Users and roles (admin) ----------------------------------------------------------------------------------
+
+
+def list_users(limit: int, cursor: str | None) -> tuple[list[UserPublic], str | None]:
+    records, next_cursor = store.list_users(limit=limit, cursor=cursor)
+    return [public_user(record) for record in records], next_cursor
+
+
+def invite_user(request: InviteUserRequest) -> UserPublic:
+    """Create an account with no password yet; the invitation carries a one-time token to set one."""
+    _require_known_roles(request.roles)
+    user_id = new_id()
+    user = store.UserRecord(
+        pk=f"USER#{user_id}", sk="PROFILE", gsi1sk=user_id, user_id=user_id, email=request.email,
+        name=request.name, roles=sorted(set(request.roles)), status="invited",
+    )  # fmt: skip
+    store.create_user(user, claim_first_admin=False)
+    _send_reset(user, invitation=True)
+    return public_user(user)
+
+
+def set_roles(admin: Principal, user_id: str, roles: list[str]) -> UserPublic:
+    """Replace a user's roles. Admins cannot drop their own admin role, so a stage never locks itself out."""
+    _require_known_roles(roles)
+    if user_id == admin.user_id and "admin" in admin.roles and "admin" not in roles:
+        raise Conflict("You cannot remove your own admin role", code="last_admin")
+    user = store.get_user(user_id)
+    store.update_user(user, roles=sorted(set(roles)))
+    return public_user(store.get_user(user_id))
+
+
+def list_roles() -> list[RolePublic]:
+    builtin = [
+        RolePublic(name=name, description=None, permissions=sorted(granted), builtin=True)
+        for name, granted in BUILTIN_ROLES.items()
+    ]
+    custom = [
+        RolePublic(name=r.name, description=r.description, permissions=sorted(r.permissions), builtin=False)
+        for r in store.custom_roles()
+    ]
+    return builtin + custom
+
+
+def create_role(request: RoleCreate) -> RolePublic:
+    if request.name in BUILTIN_ROLES:
+        raise Conflict(f"'{request.name}' is a built-in role", code="role_exists")
+    unknown = [p for p in request.permissions if p != ALL_PERMISSIONS and p not in PERMISSIONS]
+    if unknown:
+        raise ValidationFailed(f"Unknown permissions: {', '.join(unknown)}", code="unknown_permission")
+    record = store.create_role(request.name, request.description, sorted(set(request.permissions)))
+    return RolePublic(name=record.name, description=record.description, permissions=list(record.permissions), builtin=False)
+
+
+def delete_role(name: str) -> None:
+    """Remove a custom role; users still naming it simply stop getting its permissions."""
+    if name in BUILTIN_ROLES:
+        raise Conflict(f"'{name}' is a built-in role and cannot be deleted", code="builtin_role")
+    store.delete_role(name)
+
+
+def _require_known_roles(roles: list[str]) -> None:
+    custom = {record.name for record in store.custom_roles()}
+    unknown = sorted(set(roles) - set(BUILTIN_ROLES) - custom)
+    if unknown:
+        raise ValidationFailed(f"Unknown roles: {', '.join(unknown)}", code="unknown_role")
+
+
+def _permissions_for(roles: list[str]) -> frozenset[str]:
+    custom = {}
+    for role in roles:
+        if role not in BUILTIN_ROLES and (record := store.get_role(role)) is not None:
+            custom[role] = list(record.permissions)
+    return permissions_of(roles, custom)
+
+
+# Shared helpers -------------------------------------------------------------------------------------------
+
+
+def public_user(user: UserRecord) -> UserPublic:
+    return UserPublic(
+        id=user.user_id,
+        email=user.email,
+        name=user.name,
+        avatar_url=user.avatar_url,
+        timezone=user.timezone,
+        roles=list(user.roles),
+        status="invited" if user.status == "invited" else "active",
+        created_at=user.created_at,
+    )
+
+
+def _active_user(user_id: str) -> UserRecord:
+    try:
+        user = store.get_user(user_id)
+    except NotFound:
+        raise Unauthorized("This account no longer exists", code="account_gone") from None
+    if user.status != "active":
+        raise Unauthorized("This account cannot sign in", code="account_inactive")
+    return user
+
+
+def _email_hash(email: str) -> str:
+    return hashlib.sha256(email.encode()).hexdigest()
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
