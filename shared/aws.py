@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 _lock = threading.Lock()
 
 
-@lru_cache(maxsize=None)
+@cache
 def client(service: str) -> Any:
     """A boto3 client; `AWS_ENDPOINT_URL` (local mode, tests) points it at the embedded fakes."""
     with _lock:  # boto3's default session is not safe to build clients from concurrently

@@ -62,7 +62,9 @@ class RateLimited(DomainError):
     def __init__(self, message: str, *, retry_after_seconds: int, limit: str) -> None:
         retry_after = max(1, int(retry_after_seconds))
         super().__init__(
-            message, details=[{"limit": limit, "retryAfter": retry_after}], headers={"Retry-After": str(retry_after)}
+            message,
+            details=[{"limit": limit, "retryAfter": retry_after}],
+            headers={"Retry-After": str(retry_after)},
         )
         self.retry_after_seconds = retry_after
         self.limit = limit

@@ -17,13 +17,11 @@ _last_random = 0
 
 def new_id(now_ms: int | None = None) -> str:
     """A new ULID; ids made in the same millisecond by this process still sort in the order they were made."""
-    global _last_ms, _last_random  # noqa: PLW0603 - process-wide monotonic state is the point
+    global _last_ms, _last_random
     ms = int(time.time() * 1000) if now_ms is None else now_ms
     with _lock:
-        if ms == _last_ms:
-            random_part = (_last_random + 1) & ((1 << 80) - 1)
-        else:
-            random_part = int.from_bytes(os.urandom(10), "big")
+        same_ms = ms == _last_ms
+        random_part = (_last_random + 1) & ((1 << 80) - 1) if same_ms else int.from_bytes(os.urandom(10), "big")
         _last_ms, _last_random = ms, random_part
     value = (ms << 80) | random_part
     chars = []

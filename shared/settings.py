@@ -68,9 +68,7 @@ class Settings(BaseModel):
         if is_dev_stage(self.stage) or self.local_mode:
             return self
         if self.password_hash_cost < MINIMUM_DEPLOYED_PASSWORD_HASH_COST:
-            raise ValueError(
-                f"password_hash_cost below {MINIMUM_DEPLOYED_PASSWORD_HASH_COST} is for dev stages only"
-            )
+            raise ValueError(f"password_hash_cost below {MINIMUM_DEPLOYED_PASSWORD_HASH_COST} is for dev stages only")
         if "*" in self.cors_allow_origins:
             raise ValueError("cors_allow_origins may not be '*' outside dev stages: name the frontends")
         return self

@@ -66,14 +66,17 @@ def _report(*, include_latency: bool) -> JSONResponse:
             DependencyHealth(
                 name=check.name,
                 healthy=check.healthy,
-                latency_ms=check.latency_ms if include_latency else 0.0,
+                latency_ms=check.latency_ms,
                 error=check.error,
             )
             for check in checks
         ],
     )
-    exclude = set() if include_latency else {"dependencies": {"__all__": {"latency_ms"}}}
-    return JSONResponse(report.model_dump(by_alias=True, exclude=exclude), status_code=200 if healthy else 503)
+    body = report.model_dump(by_alias=True)
+    if not include_latency:
+        for dependency in body["dependencies"]:
+            del dependency["latencyMs"]
+    return JSONResponse(body, status_code=200 if healthy else 503)
 
 
 app = create_app(title="Stratus health", public=[router])

@@ -152,7 +152,9 @@ def put_settings(principal: CurrentPrincipal, body: SettingsUpdate) -> UserSetti
 
 
 @api_keys.get("", response_model=Page[ApiKeyPublic])
-def list_keys(principal: CurrentPrincipal, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None) -> Page[ApiKeyPublic]:
+def list_keys(
+    principal: CurrentPrincipal, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
+) -> Page[ApiKeyPublic]:
     items, next_cursor = service.list_api_keys(principal.user_id, limit, cursor)
     return Page(items=items, next_cursor=next_cursor)
 
@@ -183,7 +185,9 @@ def invite_user(_: Admin, body: InviteUserRequest) -> UserPublic:
 
 
 @admin.put("/users/{userId}/roles", response_model=UserPublic)
-def set_roles(principal: Admin, user_id: Annotated[str, Path(alias="userId", max_length=26)], body: RolesUpdate) -> UserPublic:
+def set_roles(
+    principal: Admin, user_id: Annotated[str, Path(alias="userId", max_length=26)], body: RolesUpdate
+) -> UserPublic:
     return service.set_roles(principal, user_id, body.roles)
 
 

@@ -24,5 +24,8 @@ def lambda_handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
         principal = verify_authorization_header(header)
     except Unauthorized as refusal:
         logger.info("credential refused", extra={"reason": refusal.error_code, "route": event.get("routeKey")})
-        return {"isAuthorized": True, "context": {"authError": refusal.error_code, "authMessage": refusal.message}}
+        return {
+            "isAuthorized": True,
+            "context": {"authError": refusal.error_code, "authMessage": refusal.message},
+        }
     return {"isAuthorized": True, "context": principal.to_authorizer_context()}

@@ -112,7 +112,9 @@ class SettingsUpdate(ApiModel):
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     max_tokens: Annotated[int, Field(ge=1, le=200_000)] | None = None
     system_prompt: Annotated[str, StringConstraints(max_length=20_000)] | None = None
-    enabled_mcp_servers: Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=50)] | None = None
+    enabled_mcp_servers: (
+        Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=50)] | None
+    ) = None
     memory_enabled: bool | None = None
 
 

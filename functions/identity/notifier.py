@@ -35,6 +35,6 @@ def notifier() -> Notifier:
 
 def use_notifier(replacement: Notifier) -> Notifier:
     """Install another notifier (an email sender, or a test's recorder); returns the previous one."""
-    global _notifier  # noqa: PLW0603 - one notifier per container
+    global _notifier
     previous, _notifier = _notifier, replacement
     return previous

@@ -33,10 +33,17 @@ from shared.auth.principal import (
     DEFAULT_ROLE,
     PERMISSIONS,
     Principal,
-    grants,
     permissions_of,
 )
-from shared.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
+from shared.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+)
 from shared.ids import new_id
 from shared.lazy import LazyModule
 from shared.settings import get_settings
@@ -120,14 +127,16 @@ def refresh(refresh_token: str) -> SignedIn:
         raise Unauthorized("This session has ended; sign in again", code="session_revoked")
     if session.current_jti != jti:
         store.revoke_session(user_id, family_id)
-        raise Unauthorized("This refresh token was already used; the session is now closed", code="refresh_token_reused")
+        raise Unauthorized(
+            "This refresh token was already used; the session is now closed", code="refresh_token_reused"
+        )
     user = _active_user(user_id)
-    next_refresh = issue_token(
-        key_ring(), settings, token_type="refresh", subject=user_id, claims={"sid": family_id}
-    )
+    next_refresh = issue_token(key_ring(), settings, token_type="refresh", subject=user_id, claims={"sid": family_id})
     if not store.rotate_session(session, spent_jti=jti, next_jti=next_refresh.jti, expires_at=next_refresh.expires_at):
         store.revoke_session(user_id, family_id)
-        raise Unauthorized("This refresh token was already used; the session is now closed", code="refresh_token_reused")
+        raise Unauthorized(
+            "This refresh token was already used; the session is now closed", code="refresh_token_reused"
+        )
     return _signed_in(user, family_id, next_refresh.token, next_refresh.expires_at)
 
 
@@ -153,7 +162,9 @@ def _sign_in(user: UserRecord) -> SignedIn:
     from shared.auth.tokens import issue_token
 
     family_id = new_id()
-    issued = issue_token(key_ring(), get_settings(), token_type="refresh", subject=user.user_id, claims={"sid": family_id})
+    issued = issue_token(
+        key_ring(), get_settings(), token_type="refresh", subject=user.user_id, claims={"sid": family_id}
+    )
     store.start_session(user.user_id, family_id, issued.jti, issued.expires_at)
     return _signed_in(user, family_id, issued.token, issued.expires_at)
 
@@ -340,7 +351,9 @@ def create_role(request: RoleCreate) -> RolePublic:
     if unknown:
         raise ValidationFailed(f"Unknown permissions: {', '.join(unknown)}", code="unknown_permission")
     record = store.create_role(request.name, request.description, sorted(set(request.permissions)))
-    return RolePublic(name=record.name, description=record.description, permissions=list(record.permissions), builtin=False)
+    return RolePublic(
+        name=record.name, description=record.description, permissions=list(record.permissions), builtin=False
+    )
 
 
 def delete_role(name: str) -> None:
@@ -397,5 +410,3 @@ def _email_hash(email: str) -> str:
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-

@@ -48,12 +48,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _string_list() -> ListAttribute[str]:
+    # pynamodb types `of=` as the element's Python type, though it takes the attribute class.
+    return ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
+
+
 class _Meta:
     table_name = IDENTITY.name_from_env()
     region = get_settings().region
 
 
-class _Gsi1(GlobalSecondaryIndex["Any"]):
+class _Gsi1(GlobalSecondaryIndex["Any"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = "gsi1"
         projection = AllProjection()
@@ -77,7 +82,7 @@ class UserRecord(Model):
     name = UnicodeAttribute(null=True)
     avatar_url = UnicodeAttribute(attr_name="avatarUrl", null=True)
     timezone = UnicodeAttribute(null=True)
-    roles = ListAttribute(of=UnicodeAttribute, default=list)
+    roles = _string_list()
     # active: may sign in; invited: has not set a password yet.
     status = UnicodeAttribute(default="active")
     password_hash = UnicodeAttribute(attr_name="passwordHash", null=True)
@@ -121,7 +126,7 @@ class ApiKeyRecord(Model):
     key_id = UnicodeAttribute(attr_name="keyId")
     name = UnicodeAttribute()
     prefix = UnicodeAttribute()
-    permissions = ListAttribute(of=UnicodeAttribute, default=list)
+    permissions = _string_list()
     created_at = UTCDateTimeAttribute(attr_name="createdAt", default=_now)
     expires_at = NumberAttribute(attr_name="expiresAt", null=True)
 
@@ -138,7 +143,7 @@ class RoleRecord(Model):
 
     name = UnicodeAttribute()
     description = UnicodeAttribute(null=True)
-    permissions = ListAttribute(of=UnicodeAttribute, default=list)
+    permissions = _string_list()
 
 
 class LoginFailureRecord(Model):
@@ -237,9 +242,7 @@ def update_user(user: UserRecord, **changes: Any) -> UserRecord:
 
 def list_users(*, limit: int, cursor: str | None) -> tuple[list[UserRecord], str | None]:
     start = decode_cursor(cursor, partition={"gsi1pk": USERS_PARTITION}, allowed=IDENTITY.key_attributes)
-    results = UserRecord.by_gsi1.query(
-        USERS_PARTITION, limit=limit, last_evaluated_key=start, scan_index_forward=False
-    )
+    results = UserRecord.by_gsi1.query(USERS_PARTITION, limit=limit, last_evaluated_key=start, scan_index_forward=False)
     users = list(results)
     return users, encode_cursor(results.last_evaluated_key)
 
@@ -308,7 +311,14 @@ def api_keys_partition(user_id: str) -> str:
 
 
 def create_api_key(
-    *, user_id: str, key_id: str, key_hash: str, name: str, prefix: str, permissions: list[str], expires_at: int | None
+    *,
+    user_id: str,
+    key_id: str,
+    key_hash: str,
+    name: str,
+    prefix: str,
+    permissions: list[str],
+    expires_at: int | None,
 ) -> ApiKeyRecord:
     pk, sk = api_key_item_key(key_hash)
     record = ApiKeyRecord(
@@ -394,9 +404,7 @@ def record_login_failure(email_hash: str, window_seconds: int) -> int:
     now = int(time.time())
     record = LoginFailureRecord(f"LOGINFAIL#{email_hash}", "LOGINFAIL")
     try:
-        record.update(
-            actions=[LoginFailureRecord.failures.add(1)], condition=LoginFailureRecord.window_ends > now
-        )
+        record.update(actions=[LoginFailureRecord.failures.add(1)], condition=LoginFailureRecord.window_ends > now)
     except UpdateError as error:
         if not _conditional_failure(error):
             raise

@@ -83,9 +83,7 @@ def resolve_api_key(raw_key: str) -> Principal:
 def _get_item(pk: str, sk: str) -> dict[str, Any] | None:
     from shared.aws import client
 
-    response = client("dynamodb").get_item(
-        TableName=IDENTITY.name_from_env(), Key={"pk": {"S": pk}, "sk": {"S": sk}}
-    )
+    response = client("dynamodb").get_item(TableName=IDENTITY.name_from_env(), Key={"pk": {"S": pk}, "sk": {"S": sk}})
     item: dict[str, Any] | None = response.get("Item")
     return item
 

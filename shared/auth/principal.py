@@ -92,7 +92,7 @@ class Principal:
         expires_at = int(str(context["expiresAt"])) if context.get("expiresAt") not in (None, "") else None
         if expires_at is not None and expires_at <= time.time():
             raise Unauthorized("The access token has expired", code="token_expired")
-        auth_type = "api_key" if context.get("authType") == "api_key" else "token"
+        auth_type: Literal["token", "api_key"] = "api_key" if context.get("authType") == "api_key" else "token"
         return cls(
             user_id=user_id,
             roles=tuple(str(context.get("roles") or "").split()),

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.errors import DomainError, PayloadTooLarge, error_body
+from shared.errors import DomainError, error_body
 from shared.http.deps import authenticate
 from shared.ids import new_id
 from shared.observability import logger
@@ -34,7 +34,13 @@ SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 
-_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+_STATUS_CODES = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
 
 
 def current_request_id() -> str | None:
@@ -117,6 +123,14 @@ async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse
     )
 
 
+class BodyTooLargeError(StarletteHTTPException):
+    """Raised while reading a body past the limit. An HTTPException, so FastAPI's body parsing passes it on
+    instead of turning it into a 400."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(status_code=413, detail=message)
+
+
 class EdgeMiddleware:
     """Request ids, security headers, the body size limit, and a generic 500 for anything unexpected.
 
@@ -150,7 +164,7 @@ class EdgeMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise PayloadTooLarge(_too_large_message(limit))
+                    raise BodyTooLargeError(_too_large_message(limit))
             return message
 
         async def send_with_headers(message: Message) -> None:
@@ -164,7 +178,7 @@ class EdgeMiddleware:
 
         try:
             await self.app(scope, limited_receive, send_with_headers)
-        except PayloadTooLarge:
+        except BodyTooLargeError:
             if not started:
                 await _send_json(send, 413, _too_large(limit), request_id)
         except Exception:

@@ -1,0 +1,61 @@
+"""Things that must agree with their one source of truth: storage models with the table spec, the deployed
+routes with the apps that serve them, the base layer with the lock file."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from infra.catalog import HTTP_FUNCTIONS, FunctionSpec
+from shared.tables import IDENTITY
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_identity_records_use_the_identity_table_keys_and_index() -> None:
+    from functions.identity import store
+
+    records = [
+        store.UserRecord, store.EmailRecord, store.SessionRecord, store.ApiKeyRecord,
+        store.RoleRecord, store.LoginFailureRecord, store.ResetTokenRecord, store.StageRecord,
+    ]  # fmt: skip
+    for record in records:
+        assert record.Meta.table_name == IDENTITY.name_from_env()
+        assert record._hash_keyname == IDENTITY.partition_key
+        assert record._range_keyname == IDENTITY.sort_key
+        for index in record._indexes.values():
+            spec = next(i for i in IDENTITY.indexes if i.name == index.Meta.index_name)
+            schema = index._get_schema()
+            assert [k["AttributeName"] for k in schema["key_schema"]] == [spec.partition_key, spec.sort_key]
+
+
+@pytest.mark.parametrize("spec", HTTP_FUNCTIONS, ids=lambda spec: spec.name)
+def test_catalog_routes_are_exactly_the_routes_the_app_serves(spec: FunctionSpec) -> None:
+    assert spec.app is not None
+    module_name, attribute = spec.app.split(":")
+    app = getattr(importlib.import_module(module_name), attribute)
+    served = {
+        (method.upper(), path) for path, operations in app.openapi()["paths"].items() for method in operations
+    }
+    catalogued = {(route.method, route.path) for route in spec.routes}
+    assert served == catalogued
+
+
+def test_every_route_key_is_served_by_one_function_only() -> None:
+    keys = [route.route_key for spec in HTTP_FUNCTIONS for route in spec.routes]
+    assert len(keys) == len(set(keys))
+
+
+def test_base_layer_requirements_match_the_lock() -> None:
+    uv = shutil.which("uv")
+    assert uv, "uv is installed by `make test`; run the tests through it"
+    exported = subprocess.run(
+        [uv, "export", "--frozen", "--no-default-groups", "--no-hashes",
+         "--no-emit-project", "--no-header", "-q"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    assert (ROOT / "layers/base/requirements.txt").read_text() == exported
