@@ -7,6 +7,7 @@ on a cold container), which a function should pay only when tracing is on.
 from __future__ import annotations
 
 import os
+import warnings
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,8 @@ SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "stratus")
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace="Stratus", service=SERVICE)
+# A request that records no metric is normal; Powertools would warn on every one of them.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 def tracing_enabled() -> bool:
