@@ -1,0 +1,166 @@
+"""`make bench`: each function's cold-start import time beside a FastAPI+Mangum hello world measured in the same
+run, and warm latencies through the handlers on moto.
+
+Import time is measured inside a fresh interpreter around the handler import alone (what Lambda's init phase
+spends on our code), as the median of several processes.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+IMPORT_RUNS = 9
+WARM_CALLS = 300
+
+HELLO_WORLD = textwrap.dedent(
+    """
+    from fastapi import FastAPI
+    from mangum import Mangum
+
+    app = FastAPI()
+
+
+    @app.get("/hello")
+    def hello() -> dict[str, str]:
+        return {"message": "hello"}
+
+
+    lambda_handler = Mangum(app, lifespan="off")
+    """
+)
+
+_MEASURE = (
+    "import importlib, sys, time; t = time.perf_counter(); importlib.import_module(sys.argv[1]); "
+    "print(time.perf_counter() - t)"
+)
+
+
+def bench_environment() -> dict[str, str]:
+    from shared.tables import TABLES
+
+    env = dict(os.environ)
+    env.update(
+        STAGE="bench",
+        LOCAL_MODE="true",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        POWERTOOLS_TRACE_DISABLED="true",
+        POWERTOOLS_LOG_LEVEL="ERROR",
+        PASSWORD_HASH_COST="12",
+        SIGNING_KEYS_SECRET="stratus/bench/signing-keys",
+    )
+    env.update({spec.env_var: spec.physical_name("bench") for spec in TABLES})
+    env.pop("AWS_ENDPOINT_URL", None)
+    return env
+
+
+def import_median_ms(module: str, env: dict[str, str], extra_path: str | None = None) -> float:
+    run_env = dict(env, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), extra_path])))
+    samples = []
+    for _ in range(IMPORT_RUNS):
+        result = subprocess.run(
+            [sys.executable, "-c", _MEASURE, module], env=run_env, cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        samples.append(float(result.stdout.strip()) * 1000)
+    return statistics.median(samples)
+
+
+def report_imports(env: dict[str, str]) -> None:
+    from infra.catalog import AUTHORIZER_FUNCTION, HTTP_FUNCTIONS
+
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "hello_handler.py").write_text(HELLO_WORLD)
+        hello = import_median_ms("hello_handler", env, folder)
+    print(f"\nCold-start import time (median of {IMPORT_RUNS} fresh processes)")
+    print(f"  {'FastAPI+Mangum hello world':<34} {hello:8.1f} ms   1.00x")
+    for spec in (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION):
+        module = spec.handler.rsplit(".", 1)[0]
+        took = import_median_ms(module, env)
+        print(f"  {spec.name + ' (' + module + ')':<34} {took:8.1f} ms   {took / hello:.2f}x")
+
+
+def percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return f"p50 {pick(0.50):6.2f} ms   p95 {pick(0.95):6.2f} ms   p99 {pick(0.99):6.2f} ms"
+
+
+def timed(call: Callable[[], Any], count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def report_warm_latency(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    from moto import mock_aws
+
+    from functions.identity import service
+    from functions.identity.authorizer import lambda_handler as authorizer
+    from functions.identity.handler import lambda_handler as identity
+    from functions.identity.models import ApiKeyCreate
+    from functions.identity.signing_keys import ensure_signing_keys
+    from infra.local.events import IncomingRequest, LambdaContext, RequestTime, build_authorizer_event, build_http_event
+    from shared.auth.verify import verify_credential
+    from shared.aws import client
+    from shared.tables import create_tables
+
+    with mock_aws():
+        create_tables(client("dynamodb"), "bench")
+        client("secretsmanager").create_secret(Name=env["SIGNING_KEYS_SECRET"], SecretString="-")
+        ensure_signing_keys(env["SIGNING_KEYS_SECRET"])
+        signed_in = service.register("bench@example.com", "bench password 123", "Bench")
+        token = signed_in.body.access_token
+        api_key = service.create_api_key(verify_credential(token), ApiKeyCreate(name="bench")).key
+
+        def request(credential: str) -> IncomingRequest:
+            headers = (("authorization", f"Bearer {credential}"), ("host", "bench.local"))
+            return IncomingRequest("GET", "/api/v1/auth/me", "/api/v1/auth/me", headers=headers)
+
+        route_key = "GET /api/v1/auth/me"
+        context = LambdaContext(function_name="bench", memory_limit_in_mb=1769, timeout_seconds=29, region="us-east-1")
+
+        def authorizer_event(credential: str) -> dict[str, Any]:
+            return build_authorizer_event(
+                request(credential), route_key=route_key, identity_source=[f"Bearer {credential}"],
+                request_id="bench", now=RequestTime.now(), region="us-east-1",
+            )  # fmt: skip
+
+        answer = authorizer(authorizer_event(token), context)["context"]
+        me_event = build_http_event(
+            request(token), route_key=route_key, request_id="bench", now=RequestTime.now(), authorizer_context=answer
+        )
+        assert identity(me_event, context)["statusCode"] == 200
+        for _ in range(20):
+            identity(me_event, context)
+        print(f"\nWarm latency on moto ({WARM_CALLS} calls each)")
+        print(f"  {'GET /auth/me through the handler':<34} {percentiles(timed(lambda: identity(me_event, context), WARM_CALLS))}")
+        jwt_event, key_event = authorizer_event(token), authorizer_event(api_key)
+        print(f"  {'authorizer, access token':<34} {percentiles(timed(lambda: authorizer(jwt_event, context), WARM_CALLS))}")
+        print(f"  {'authorizer, API key':<34} {percentiles(timed(lambda: authorizer(key_event, context), WARM_CALLS))}")
+
+
+def main() -> None:
+    env = bench_environment()
+    print(f"Stratus bench: Python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    report_imports(env)
+    report_warm_latency(env)
+
+
+if __name__ == "__main__":
+    main()
