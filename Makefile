@@ -5,6 +5,9 @@ UV_VERSION := 0.13.9
 UV := $(PYTHON) -m uv
 PORT ?= 8000
 STAGE ?= dev
+# Frontend origins for the stage's CORS (required for `synth`/`deploy` outside dev stages), comma-separated.
+CORS_ORIGINS ?=
+CDK_CONTEXT = -c stage=$(STAGE) $(if $(CORS_ORIGINS),-c corsOrigins=$(CORS_ORIGINS))
 # The CDK CLI, pinned: npm's `latest` is 3.x, which cannot read aws-cdk-lib 2.x assemblies.
 CDK := npx --yes aws-cdk@2.1148.1
 RUN := $(UV) run --frozen --no-sync
@@ -43,19 +46,19 @@ bench: install-all
 
 # Lambda layers for arm64 python3.12, built with pip's platform wheels (no Docker).
 layers: uv
-	@for dir in layers/*/; do \
-	  name=$$(basename $$dir); rm -rf $$dir/build; \
+	@for requirements in layers/*/requirements.txt; do \
+	  dir=$$(dirname $$requirements); name=$$(basename $$dir); rm -rf $$dir/build; \
 	  echo "layer $$name"; \
 	  $(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile \
 	    --platform manylinux2014_aarch64 --implementation cp --python-version 3.12 --only-binary=:all: \
-	    --target $$dir/build/python -r $$dir/requirements.txt || exit 1; \
+	    --target $$dir/build/python -r $$requirements || exit 1; \
 	done
 
 synth: install-all layers
-	$(CDK) synth -c stage=$(STAGE) --quiet
+	$(CDK) synth $(CDK_CONTEXT) --quiet
 
 deploy: install-all layers
-	$(CDK) deploy -c stage=$(STAGE) --require-approval broadening
+	$(CDK) deploy $(CDK_CONTEXT) --require-approval broadening
 
 clean:
 	rm -rf cdk.out .venv layers/*/build .pytest_cache .mypy_cache .ruff_cache

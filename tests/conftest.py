@@ -41,10 +41,12 @@ def aws() -> Iterator[None]:
     from moto import mock_aws
 
     from functions.identity.signing_keys import ensure_signing_keys
+    from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
     from shared.auth.keys import forget_key_ring
     from shared.aws import client, reset_clients
     from shared.tables import create_tables
 
+    make_moto_dynamodb_atomic()
     with mock_aws():
         reset_clients()
         forget_key_ring()

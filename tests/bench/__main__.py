@@ -148,11 +148,15 @@ def report_warm_latency(env: dict[str, str]) -> None:
         assert identity(me_event, context)["statusCode"] == 200
         for _ in range(20):
             identity(me_event, context)
-        print(f"\nWarm latency on moto ({WARM_CALLS} calls each)")
-        print(f"  {'GET /auth/me through the handler':<34} {percentiles(timed(lambda: identity(me_event, context), WARM_CALLS))}")
         jwt_event, key_event = authorizer_event(token), authorizer_event(api_key)
-        print(f"  {'authorizer, access token':<34} {percentiles(timed(lambda: authorizer(jwt_event, context), WARM_CALLS))}")
-        print(f"  {'authorizer, API key':<34} {percentiles(timed(lambda: authorizer(key_event, context), WARM_CALLS))}")
+        cases: dict[str, Callable[[], Any]] = {
+            "GET /auth/me through the handler": lambda: identity(me_event, context),
+            "authorizer, access token": lambda: authorizer(jwt_event, context),
+            "authorizer, API key": lambda: authorizer(key_event, context),
+        }
+        print(f"\nWarm latency on moto ({WARM_CALLS} calls each)")
+        for name, call in cases.items():
+            print(f"  {name:<34} {percentiles(timed(call, WARM_CALLS))}")
 
 
 def main() -> None:

@@ -38,9 +38,7 @@ def test_catalog_routes_are_exactly_the_routes_the_app_serves(spec: FunctionSpec
     assert spec.app is not None
     module_name, attribute = spec.app.split(":")
     app = getattr(importlib.import_module(module_name), attribute)
-    served = {
-        (method.upper(), path) for path, operations in app.openapi()["paths"].items() for method in operations
-    }
+    served = {(method.upper(), path) for path, operations in app.openapi()["paths"].items() for method in operations}
     catalogued = {(route.method, route.path) for route in spec.routes}
     assert served == catalogued
 

@@ -1,0 +1,150 @@
+"""The embedded AWS of local mode and the tests: a moto server with the stage's tables and signing keys.
+
+`start_local_aws()` points this process's environment (and so every boto3 client the handlers make) at a
+fresh moto server, then creates exactly what the deployed stack would: every table from `shared.tables`
+and the signing-key secret with its first key. `LocalAws.stop()` stops the server and puts the
+environment back, so a test session can start and stop it more than once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+REGION = "us-east-1"
+
+# Always set: local mode must never reach a real AWS account, whatever the shell exports.
+_FORCED = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",  # moto's conventional fake credential
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "LOCAL_MODE": "true",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "Stratus",
+}
+# Set unless the developer chose otherwise.
+_DEFAULTS = {
+    "PASSWORD_HASH_COST": "14",  # scrypt N=2**14: a login in ~30 ms instead of ~250 ms
+    "CORS_ALLOW_ORIGINS": "*",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+}
+# Removed: a profile or session token would make boto3 look for real credentials or reject the fake ones.
+_REMOVED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
+def signing_keys_secret_name(stage: str) -> str:
+    return f"stratus/{stage}/signing-keys"
+
+
+@dataclass
+class LocalAws:
+    """A running embedded AWS; `environment` is what was put into `os.environ` for it."""
+
+    stage: str
+    endpoint_url: str
+    port: int
+    environment: dict[str, str]
+    _server: Any = field(repr=False)
+    _previous: dict[str, str | None] = field(repr=False)
+    _stopped: bool = field(default=False, repr=False)
+
+    def stop(self) -> None:
+        """Stop the server and restore the environment as it was before `start_local_aws()`."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._delete_resources()
+        self._server.stop()
+        for name, value in self._previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        _forget_cached_clients()
+
+    def _delete_resources(self) -> None:
+        # moto's backends are process-wide (shared with any mock_aws in a test process): delete what this
+        # stack created, and only that, so the same stage can start again later in the same process.
+        from shared.aws import client
+        from shared.tables import TABLES
+
+        try:
+            for spec in TABLES:
+                table = self.environment.get(spec.env_var)
+                if table:
+                    client("dynamodb").delete_table(TableName=table)
+            secret = self.environment.get("SIGNING_KEYS_SECRET")
+            if secret:
+                client("secretsmanager").delete_secret(SecretId=secret, ForceDeleteWithoutRecovery=True)
+        except Exception as error:  # a failed cleanup must not keep the server from stopping
+            logging.getLogger("stratus.local").warning("could not delete the local resources: %s", error)
+
+    def __enter__(self) -> LocalAws:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def start_local_aws(stage: str = "local", *, host: str = "127.0.0.1", port: int = 0) -> LocalAws:
+    """Start moto on `host:port` (0: any free port), point the environment at it, create the stage's tables
+    and signing keys. Call it before importing any handler: they read their settings once, at import."""
+    from moto.server import ThreadedMotoServer
+
+    # werkzeug logs every request moto serves at INFO; the handlers' own logs are what matter here.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # Port 0 lets the OS pick a free port at bind time: no window for another process to take it.
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    bound_port = server.get_host_and_port()[1]
+    endpoint_url = f"http://{host}:{bound_port}"
+
+    environment = {
+        **{name: os.environ.get(name) or value for name, value in _DEFAULTS.items()},
+        **_FORCED,
+        "AWS_ENDPOINT_URL": endpoint_url,
+        # Step Functions executions on moto call back into the server at this port.
+        "MOTO_PORT": str(bound_port),
+        "STAGE": stage,
+    }
+    previous = {name: os.environ.get(name) for name in (*environment, *_REMOVED)}
+    for name in _REMOVED:
+        os.environ.pop(name, None)
+    os.environ.update(environment)
+    _forget_cached_clients()
+
+    local = LocalAws(stage, endpoint_url, bound_port, environment, server, previous)
+    try:
+        from functions.identity.signing_keys import ensure_signing_keys
+        from shared.aws import client
+        from shared.tables import create_tables
+
+        table_environment = create_tables(client("dynamodb"), stage)
+        secret_id = signing_keys_secret_name(stage)
+        # A placeholder, as CloudFormation creates it; ensure_signing_keys replaces it with a key ring.
+        client("secretsmanager").create_secret(Name=secret_id, SecretString="placeholder")
+        extra = {**table_environment, "SIGNING_KEYS_SECRET": secret_id}
+        for name in extra:
+            previous.setdefault(name, os.environ.get(name))
+        os.environ.update(extra)
+        environment.update(extra)
+        _forget_cached_clients()  # settings read before SIGNING_KEYS_SECRET was set must be read again
+        ensure_signing_keys(secret_id)
+    except BaseException:
+        local.stop()
+        raise
+    return local
+
+
+def _forget_cached_clients() -> None:
+    """Drop clients, settings and keys cached for a previous environment (tests restart the fakes)."""
+    from shared.auth.keys import forget_key_ring
+    from shared.aws import reset_clients
+    from shared.settings import get_settings
+
+    reset_clients()
+    get_settings.cache_clear()
+    forget_key_ring()

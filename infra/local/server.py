@@ -1,0 +1,115 @@
+"""The `make dev` process: embedded AWS, then the gateway under uvicorn, until Ctrl-C or SIGTERM.
+
+Start-up order matters: the environment must point at moto before any handler is imported, because the
+handlers read their settings once, at import. Shutdown runs the other way: uvicorn stops taking requests
+and drains, then moto stops. Either signal is a normal stop, exit code 0.
+
+This module imports only the standard library at import time, so `python -m infra.local --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import warnings
+from collections.abc import Sequence
+from types import FrameType
+
+log = logging.getLogger("stratus.local")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.local",
+        description=(
+            "Run Stratus locally: an embedded AWS (moto) with the stage's tables and signing keys, and every "
+            "HTTP route of the catalog served through a local API Gateway that invokes the real Lambda handlers."
+        ),
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT") or 8000),
+        help="port to serve the API on (default: $PORT or 8000; 0 picks a free one)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="the server's log level; handlers log at $POWERTOOLS_LOG_LEVEL (default WARNING)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    _configure_logging(args.log_level)
+    # Powertools warns on every invocation that records no metric; in local mode that is only noise.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    # Until uvicorn installs its own handlers, a SIGTERM stops start-up the way Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    local_aws = None
+    abandoned = 0
+    try:
+        from infra.local.aws import start_local_aws
+
+        local_aws = start_local_aws("local")
+        code, abandoned = _serve(args, local_aws.endpoint_url)
+    except KeyboardInterrupt:
+        code = 0
+    finally:
+        if local_aws is not None:
+            local_aws.stop()
+    if abandoned:
+        # A handler stuck past its timeout holds a pool thread that would keep the interpreter from exiting.
+        log.warning("abandoning %d invocation(s) still running", abandoned)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _serve(args: argparse.Namespace, moto_endpoint: str) -> tuple[int, int]:
+    """Serve until told to stop; the exit code and how many invocations were still running."""
+    import uvicorn
+
+    from infra.catalog import AUTHORIZER_FUNCTION, HTTP_FUNCTIONS, all_routes
+    from infra.local.gateway import Gateway
+    from infra.local.openapi import ApiDocs
+    from infra.local.uvicorn_server import LocalServer
+
+    gateway = Gateway(
+        all_routes(),
+        authorizer=AUTHORIZER_FUNCTION,
+        stage=os.environ["STAGE"],
+        region=os.environ["AWS_REGION"],
+        docs=ApiDocs(HTTP_FUNCTIONS),
+    )
+    config = uvicorn.Config(
+        gateway,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        lifespan="on",
+        server_header=False,  # API Gateway sends no `server` header
+        timeout_graceful_shutdown=5,
+    )
+    server = LocalServer(config, moto_endpoint=moto_endpoint)
+    server.run()
+    return (0 if server.started else 1), gateway.running_invocations
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     [local] %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(level.upper())
+    log.propagate = False
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

@@ -1,0 +1,63 @@
+"""uvicorn's server, adjusted for local mode: a signal means "stop cleanly", and the URLs are printed once
+the socket is bound (so `--port 0` prints the port it got)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class LocalServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, *, moto_endpoint: str) -> None:
+        super().__init__(config)
+        self.moto_endpoint = moto_endpoint
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises a captured signal once it has shut down, which would end the process with a
+        # KeyboardInterrupt traceback, or die of SIGTERM before moto stops. Here a signal only asks to stop;
+        # a second Ctrl-C still forces the exit (uvicorn's handle_exit).
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            print_banner(self.bound_url(), self.moto_endpoint)
+
+    def bound_url(self) -> str:
+        host, port = self.config.host, self.config.port
+        for server in self.servers:
+            for sock in server.sockets:
+                port = sock.getsockname()[1]
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - only naming a URL to print
+            host = "127.0.0.1"
+        return f"http://{host}:{port}"
+
+
+def print_banner(base_url: str, moto_endpoint: str) -> None:
+    lines = [
+        "",
+        "Stratus is running locally (stage 'local'; Ctrl-C stops it)",
+        f"  API        {base_url}/api/v1",
+        f"  docs       {base_url}/docs",
+        f"  OpenAPI    {base_url}/openapi.json",
+        f"  health     {base_url}/api/v1/health",
+        f"  AWS (moto) {moto_endpoint}",
+        "",
+    ]
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,86 @@
+"""The synthesized stacks the infrastructure tests read: each stage is synthesized once per session.
+
+A synth costs ~10 s and ~1 GB in the jsii node process, so there are two: `dev` (disposable data, wildcard
+CORS) and `acme` (a tenant stage: retained data, named origins). Both use the real cdk.json feature flags.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App
+from aws_cdk.assertions import Template
+
+from infra.app import add_stage
+from infra.catalog import FunctionSpec
+from infra.stack import StratusStack
+from shared.tables import TableSpec
+
+CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
+ACME_ORIGINS = "https://app.acme.example,https://admin.acme.example"
+
+Resource = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    stage: str
+    stack: StratusStack
+    template: Template
+    outdir: Path
+
+    @cached_property
+    def resources(self) -> dict[str, Resource]:
+        return self.template.to_json()["Resources"]  # type: ignore[no-any-return]
+
+    def of_type(self, resource_type: str) -> dict[str, Resource]:
+        return {lid: r for lid, r in self.resources.items() if r["Type"] == resource_type}
+
+    def table_id(self, spec: TableSpec) -> str:
+        (logical_id,) = (
+            lid
+            for lid, table in self.of_type("AWS::DynamoDB::Table").items()
+            if table["Properties"]["TableName"] == spec.physical_name(self.stage)
+        )
+        return logical_id
+
+    def function(self, spec: FunctionSpec) -> tuple[str, Resource]:
+        """The one Lambda function that runs `spec`'s handler: its logical id and properties."""
+        (found,) = (
+            (lid, function["Properties"])
+            for lid, function in self.of_type("AWS::Lambda::Function").items()
+            if function["Properties"].get("Handler") == spec.handler
+        )
+        return found
+
+    @property
+    def signing_secret_id(self) -> str:
+        (logical_id,) = self.of_type("AWS::SecretsManager::Secret")
+        return logical_id
+
+
+def _synthesize(root: Path, stage: str, **context: str) -> Synthesized:
+    layers = {}
+    for name in ("base", "ai"):
+        layers[name] = root / "layers" / name / "build"
+        (layers[name] / "python").mkdir(parents=True)
+    outdir = root / "cdk.out"
+    flags = json.loads(CDK_JSON.read_text())["context"]
+    app = App(outdir=str(outdir), context={**flags, "stage": stage, **context})
+    stack = add_stage(app, stage, layers)
+    return Synthesized(stage, stack, Template.from_stack(stack), outdir)
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return _synthesize(tmp_path_factory.mktemp("dev"), "dev")
+
+
+@pytest.fixture(scope="session")
+def acme(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return _synthesize(tmp_path_factory.mktemp("acme"), "acme", corsOrigins=ACME_ORIGINS)

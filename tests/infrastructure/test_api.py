@@ -1,0 +1,118 @@
+"""HTTP API: the catalog's routes and nothing else, the authorizer on every non-public route, CORS, logs, outputs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.catalog import AUTHORIZER_CACHE_SECONDS, AUTHORIZER_FUNCTION, FunctionSpec, Route, all_routes
+from shared.tables import TABLES
+from tests.infrastructure.conftest import ACME_ORIGINS, Synthesized
+
+pytestmark = pytest.mark.infra
+
+ROUTES = [pytest.param(route, spec, id=route.route_key) for route, spec in all_routes()]
+
+
+def _routes(synth: Synthesized) -> dict[str, dict[str, Any]]:
+    return {
+        route["Properties"]["RouteKey"]: route["Properties"]
+        for route in synth.of_type("AWS::ApiGatewayV2::Route").values()
+    }
+
+
+def _authorizer(synth: Synthesized) -> tuple[str, dict[str, Any]]:
+    ((logical_id, authorizer),) = synth.of_type("AWS::ApiGatewayV2::Authorizer").items()
+    return logical_id, authorizer["Properties"]
+
+
+def _api(synth: Synthesized) -> dict[str, Any]:
+    (api,) = synth.of_type("AWS::ApiGatewayV2::Api").values()
+    return api["Properties"]  # type: ignore[no-any-return]
+
+
+def test_api_serves_exactly_the_catalog_routes(dev: Synthesized) -> None:
+    assert sorted(_routes(dev)) == sorted(route.route_key for route, _ in all_routes())
+
+
+@pytest.mark.parametrize(("route", "spec"), ROUTES)
+def test_route_needs_the_authorizer_unless_public(dev: Synthesized, route: Route, spec: FunctionSpec) -> None:
+    deployed = _routes(dev)[route.route_key]
+    authorizer_id, _ = _authorizer(dev)
+
+    if route.public:
+        assert deployed["AuthorizationType"] == "NONE"
+        assert "AuthorizerId" not in deployed
+    else:
+        assert deployed["AuthorizationType"] == "CUSTOM"
+        assert deployed["AuthorizerId"] == {"Ref": authorizer_id}
+
+
+@pytest.mark.parametrize(("route", "spec"), ROUTES)
+def test_route_reaches_the_function_that_serves_it(dev: Synthesized, route: Route, spec: FunctionSpec) -> None:
+    target = _routes(dev)[route.route_key]["Target"]
+    (integration_id,) = (part["Ref"] for part in target["Fn::Join"][1] if isinstance(part, dict))
+    function_id, _ = dev.function(spec)
+
+    assert json.dumps({"Fn::GetAtt": [function_id, "Arn"]}) in json.dumps(
+        dev.resources[integration_id]["Properties"]["IntegrationUri"]
+    )
+
+
+def test_authorizer_is_a_cached_simple_lambda_authorizer_on_the_authorization_header(dev: Synthesized) -> None:
+    _, authorizer = _authorizer(dev)
+    function_id, _ = dev.function(AUTHORIZER_FUNCTION)
+
+    assert authorizer["AuthorizerType"] == "REQUEST"
+    assert authorizer["EnableSimpleResponses"] is True
+    assert authorizer["AuthorizerResultTtlInSeconds"] == AUTHORIZER_CACHE_SECONDS == 300
+    assert authorizer["IdentitySource"] == ["$request.header.Authorization"]
+    assert json.dumps({"Fn::GetAtt": [function_id, "Arn"]}) in json.dumps(authorizer["AuthorizerUri"])
+
+
+def test_dev_cors_allows_any_origin_without_credentials(dev: Synthesized) -> None:
+    cors = _api(dev)["CorsConfiguration"]
+
+    assert cors["AllowOrigins"] == ["*"]
+    assert cors["AllowCredentials"] is False
+
+
+def test_tenant_cors_allows_only_its_frontends_with_credentials(acme: Synthesized) -> None:
+    cors = _api(acme)["CorsConfiguration"]
+
+    assert cors["AllowOrigins"] == ACME_ORIGINS.split(",")
+    assert cors["AllowCredentials"] is True
+    assert sorted(cors["AllowMethods"]) == ["DELETE", "GET", "PATCH", "POST", "PUT"]
+    assert sorted(cors["AllowHeaders"]) == ["authorization", "content-type", "x-request-id"]
+
+
+def test_default_stage_writes_json_access_logs_and_throttles(dev: Synthesized) -> None:
+    (stage,) = (s["Properties"] for s in dev.of_type("AWS::ApiGatewayV2::Stage").values())
+    log_group_id = stage["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0]
+    access_log = json.loads(stage["AccessLogSettings"]["Format"])
+
+    assert stage["StageName"] == "$default"
+    assert stage["AutoDeploy"] is True
+    assert dev.resources[log_group_id]["Type"] == "AWS::Logs::LogGroup"
+    assert {"requestId", "ip", "routeKey", "status", "latency"} <= access_log.keys()
+    assert stage["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+    assert stage["DefaultRouteSettings"]["ThrottlingBurstLimit"] > 0
+
+
+def test_outputs_give_the_frontend_the_api_url(dev: Synthesized) -> None:
+    outputs = dev.template.to_json()["Outputs"]
+    (api_id,) = dev.of_type("AWS::ApiGatewayV2::Api")
+    url = outputs["HttpApiUrl"]["Value"]["Fn::Join"][1]
+
+    assert url[0] == "https://"
+    assert {"Ref": api_id} in url
+    assert url[-1].endswith("/api/v1")
+    assert outputs["SigningKeysSecretArn"]["Value"] == {"Ref": dev.signing_secret_id}
+
+
+def test_outputs_name_every_table(dev: Synthesized) -> None:
+    values = [output["Value"] for output in dev.template.to_json()["Outputs"].values()]
+
+    assert all({"Ref": dev.table_id(spec)} in values for spec in TABLES)

@@ -1,0 +1,147 @@
+"""Lambda functions: one per catalog spec, configured as the catalog and DESIGN say, shipping only our code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.catalog import AUTHORIZER_FUNCTION, HTTP_FUNCTIONS, FunctionSpec
+from infra.stack import SIGNING_KEYS_FUNCTION
+from shared.settings import settings_from_environ
+from tests.infrastructure.conftest import ACME_ORIGINS, Synthesized
+
+pytestmark = pytest.mark.infra
+
+CATALOG_FUNCTIONS = (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION)
+OUR_FUNCTIONS = (*CATALOG_FUNCTIONS, SIGNING_KEYS_FUNCTION)
+STAGES = ("dev", "acme")
+
+
+def _name(spec: FunctionSpec) -> str:
+    return spec.name
+
+
+def _expected_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, Any]:
+    dev = synth.stage == "dev"
+    environment: dict[str, Any] = {
+        "STAGE": synth.stage,
+        "POWERTOOLS_SERVICE_NAME": spec.name,
+        "POWERTOOLS_METRICS_NAMESPACE": "Stratus",
+        "CORS_ALLOW_ORIGINS": "*" if dev else ACME_ORIGINS,
+    }
+    for table in (*spec.tables, *spec.read_only_tables):
+        environment[table.env_var] = {"Ref": synth.table_id(table)}
+    if spec.reads_signing_keys:
+        environment["SIGNING_KEYS_SECRET"] = {"Ref": synth.signing_secret_id}
+    if dev:
+        environment["PASSWORD_HASH_COST"] = "14"
+    return environment
+
+
+def _code_asset(synth: Synthesized) -> Path:
+    _, function = synth.function(HTTP_FUNCTIONS[0])
+    return synth.outdir / f"asset.{function['Code']['S3Key'].removesuffix('.zip')}"
+
+
+@pytest.mark.parametrize("spec", OUR_FUNCTIONS, ids=_name)
+def test_function_runs_its_handler_on_python312_arm64_as_sized_in_the_catalog(
+    dev: Synthesized, spec: FunctionSpec
+) -> None:
+    _, function = dev.function(spec)
+
+    assert function["Runtime"] == "python3.12"
+    assert function["Architectures"] == ["arm64"]
+    assert function["MemorySize"] == spec.memory_mb
+    assert function["Timeout"] == spec.timeout_seconds
+
+
+@pytest.mark.parametrize("spec", OUR_FUNCTIONS, ids=_name)
+def test_function_traces_and_logs_json_to_its_own_log_group(dev: Synthesized, spec: FunctionSpec) -> None:
+    _, function = dev.function(spec)
+    log_group = dev.resources[function["LoggingConfig"]["LogGroup"]["Ref"]]
+
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    assert function["LoggingConfig"]["LogFormat"] == "JSON"
+    assert log_group["Type"] == "AWS::Logs::LogGroup"
+    assert log_group["Properties"]["RetentionInDays"] == 30
+
+
+def test_tenant_logs_are_kept_for_a_year(acme: Synthesized) -> None:
+    retention = {group["Properties"]["RetentionInDays"] for group in acme.of_type("AWS::Logs::LogGroup").values()}
+
+    assert retention == {365}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("spec", CATALOG_FUNCTIONS, ids=_name)
+def test_function_environment_names_its_stage_tables_and_secret(
+    request: pytest.FixtureRequest, stage: str, spec: FunctionSpec
+) -> None:
+    synth: Synthesized = request.getfixturevalue(stage)
+    _, function = synth.function(spec)
+
+    assert function["Environment"]["Variables"] == _expected_environment(synth, spec)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("spec", CATALOG_FUNCTIONS, ids=_name)
+def test_function_environment_passes_the_settings_check_the_function_runs_at_cold_start(
+    request: pytest.FixtureRequest, stage: str, spec: FunctionSpec
+) -> None:
+    synth: Synthesized = request.getfixturevalue(stage)
+    _, function = synth.function(spec)
+    # References (table names, the secret ARN) resolve at deploy time; any non-empty string stands in for them.
+    environ = {
+        name: value if isinstance(value, str) else "resolved-at-deploy"
+        for name, value in function["Environment"]["Variables"].items()
+    }
+
+    settings = settings_from_environ(environ)
+
+    assert settings.stage == stage
+    assert settings.is_dev_stage == (stage == "dev")
+
+
+def test_every_function_gets_the_base_layer_built_for_python312_on_arm64(dev: Synthesized) -> None:
+    layers = dev.of_type("AWS::Lambda::LayerVersion")
+    (base_id,) = (lid for lid, layer in layers.items() if "layers/base/" in layer["Properties"]["Description"])
+
+    assert len(layers) == 2  # base and ai, as conftest maps them
+    for layer in layers.values():
+        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+        assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    for spec in OUR_FUNCTIONS:
+        assert {"Ref": base_id} in dev.function(spec)[1]["Layers"]
+
+
+def test_code_asset_ships_only_functions_and_shared(dev: Synthesized) -> None:
+    asset = _code_asset(dev)
+    shipped = list(asset.rglob("*"))
+
+    assert sorted(path.name for path in asset.iterdir()) == ["functions", "shared"]
+    assert not [path for path in shipped if path.name == "__pycache__" or path.suffix in {".pyc", ".md"}]
+    assert (asset / "shared" / "settings.py").is_file()
+
+
+def test_every_function_runs_from_the_one_code_asset_that_holds_its_handler(dev: Synthesized) -> None:
+    asset = _code_asset(dev)
+
+    for spec in OUR_FUNCTIONS:
+        _, function = dev.function(spec)
+        module, _ = spec.handler.rsplit(".", 1)
+        assert function["Code"]["S3Key"] == f"{asset.name.removeprefix('asset.')}.zip"
+        assert (asset / (module.replace(".", "/") + ".py")).is_file(), spec.handler
+
+
+def test_custom_resource_puts_the_first_key_into_the_stage_secret_before_functions_start(dev: Synthesized) -> None:
+    ((resource_id, initial_key),) = dev.of_type("Custom::SigningKeys").items()
+    secret = dev.resources[dev.signing_secret_id]["Properties"]
+
+    assert secret["Name"] == "stratus/dev/signing-keys"
+    assert initial_key["Properties"]["SecretId"] == {"Ref": dev.signing_secret_id}
+    for spec in CATALOG_FUNCTIONS:
+        if spec.reads_signing_keys:
+            function_id, _ = dev.function(spec)
+            assert resource_id in dev.resources[function_id]["DependsOn"], spec.name

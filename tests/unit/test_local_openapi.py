@@ -1,0 +1,78 @@
+"""The merged OpenAPI document of local mode: catalog-routed operations only, bearer security on the
+protected ones, shared schemas deduplicated, clashing ones renamed with their refs, the rest refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.catalog import FunctionSpec, Route
+from infra.local.openapi import OpenApiMergeError, merge_openapi
+
+ALPHA = FunctionSpec(
+    name="alpha",
+    handler="alpha.handler",
+    description="",
+    routes=(Route("GET", "/api/v1/things", public=True), Route("POST", "/api/v1/things")),
+)
+BETA = FunctionSpec(name="beta", handler="beta.handler", description="", routes=(Route("GET", "/api/v1/other"),))
+
+
+def operation(schema: str) -> dict[str, Any]:
+    return {
+        "responses": {"200": {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}}
+    }
+
+
+def document(paths: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    return {"openapi": "3.1.0", "paths": paths, "components": {"schemas": schemas}}
+
+
+ERROR = {"type": "object", "properties": {"message": {"type": "string"}}}
+
+
+def test_merges_routed_operations_and_marks_protected_ones() -> None:
+    alpha = document(
+        {
+            "/api/v1/things": {"get": operation("Thing"), "post": operation("Thing")},
+            "/api/v1/unrouted": {"get": operation("Thing")},
+        },
+        {"Thing": {"type": "object"}, "Error": ERROR},
+    )
+    beta = document({"/api/v1/other": {"get": operation("Error")}}, {"Error": ERROR})
+    merged = merge_openapi([(ALPHA, alpha), (BETA, beta)], title="T", version="1")
+    assert set(merged["paths"]) == {"/api/v1/things", "/api/v1/other"}
+    assert "security" not in merged["paths"]["/api/v1/things"]["get"]
+    assert merged["paths"]["/api/v1/things"]["post"]["security"] == [{"bearerAuth": []}]
+    assert merged["paths"]["/api/v1/other"]["get"]["security"] == [{"bearerAuth": []}]
+    assert set(merged["components"]["schemas"]) == {"Thing", "Error"}
+    assert merged["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An access token (JWT) or an API key",
+    }
+    assert "security" not in alpha["paths"]["/api/v1/things"]["post"]  # inputs are left alone
+
+
+def test_clashing_schema_is_renamed_with_its_refs() -> None:
+    alpha = document({"/api/v1/things": {"get": operation("Item")}}, {"Item": {"type": "object"}})
+    beta = document({"/api/v1/other": {"get": operation("Item")}}, {"Item": {"type": "array"}})
+    merged = merge_openapi([(ALPHA, alpha), (BETA, beta)], title="T", version="1")
+    assert merged["components"]["schemas"] == {"Item": {"type": "object"}, "BetaItem": {"type": "array"}}
+    ref = merged["paths"]["/api/v1/other"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ref == {"$ref": "#/components/schemas/BetaItem"}
+
+
+def test_unresolvable_clash_fails_loudly() -> None:
+    alpha = document({}, {"Item": {"type": "object"}, "BetaItem": {"type": "string"}})
+    beta = document({}, {"Item": {"type": "array"}})
+    with pytest.raises(OpenApiMergeError, match="Item"):
+        merge_openapi([(ALPHA, alpha), (BETA, beta)], title="T", version="1")
+
+
+def test_one_operation_documented_twice_fails() -> None:
+    twin = FunctionSpec(name="twin", handler="t.h", description="", routes=(Route("GET", "/api/v1/other"),))
+    beta = document({"/api/v1/other": {"get": operation("Error")}}, {"Error": ERROR})
+    with pytest.raises(OpenApiMergeError, match="two functions"):
+        merge_openapi([(BETA, beta), (twin, beta)], title="T", version="1")
