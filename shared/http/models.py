@@ -11,12 +11,9 @@ T = TypeVar("T")
 
 
 class ApiModel(BaseModel):
-    """Request and response bodies: camelCase JSON, unknown request fields refused.
+    """Request and response bodies: camelCase JSON, unknown request fields refused."""
 
-    Schemas are built on first use (`defer_build`), so a cold start does not pay for every model up front.
-    """
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
 class Page(ApiModel, Generic[T]):
