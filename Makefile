@@ -21,7 +21,7 @@ uv:
 
 # Runtime and the local stack only: no CDK toolchain, so a newcomer is running in a minute.
 install-dev: uv
-	@$(UV) sync --frozen --no-default-groups --group local --quiet
+	@$(UV) sync --frozen --inexact --no-default-groups --group local --quiet
 
 install-all: uv
 	@$(UV) sync --frozen --quiet

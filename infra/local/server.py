@@ -62,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         code = 0
     finally:
+        # Ctrl-C reaches this process more than once when a wrapper (make, uv run) passes it on too; the
+        # shutdown already under way is the answer to all of them.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if local_aws is not None:
             local_aws.stop()
     if abandoned:
