@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.tables import IDENTITY, TableSpec
+from shared.tables import CONVERSATIONS, IDENTITY, MEMORIES, TABLES, TableSpec
 
 API_PREFIX = "/api/v1"
 
@@ -37,7 +37,11 @@ class FunctionSpec:
     app: str | None = None
     tables: tuple[TableSpec, ...] = ()
     read_only_tables: tuple[TableSpec, ...] = ()
+    # Tables the function may only describe (DescribeTable), never read: readiness checks.
+    described_tables: tuple[TableSpec, ...] = ()
     reads_signing_keys: bool = False
+    # Reads and writes the stage's payload bucket (content too large for a DynamoDB item).
+    uses_payload_bucket: bool = False
     memory_mb: int = 512
     timeout_seconds: int = 29
 
@@ -96,10 +100,69 @@ HEALTH_FUNCTION = FunctionSpec(
         ("GET", "/health/info"),
         public=True,
     ),
-    read_only_tables=(IDENTITY,),
+    described_tables=TABLES,
     reads_signing_keys=True,
     memory_mb=256,
     timeout_seconds=10,
+)
+
+CONVERSATIONS_FUNCTION = FunctionSpec(
+    name="conversations",
+    handler="functions.conversations.handler.lambda_handler",
+    app="functions.conversations.api:app",
+    description="Conversations and their messages, projects and their members, saved prompts",
+    routes=_routes(
+        ("POST", "/conversations"),
+        ("GET", "/conversations"),
+        ("GET", "/conversations/stats"),
+        ("GET", "/conversations/search"),
+        ("GET", "/conversations/{conversationId}"),
+        ("PUT", "/conversations/{conversationId}"),
+        ("DELETE", "/conversations/{conversationId}"),
+        ("POST", "/conversations/{conversationId}/archive"),
+        ("POST", "/conversations/{conversationId}/unarchive"),
+        ("GET", "/conversations/{conversationId}/messages"),
+        ("POST", "/conversations/{conversationId}/messages"),
+        ("POST", "/projects"),
+        ("GET", "/projects"),
+        ("GET", "/projects/{projectId}"),
+        ("PUT", "/projects/{projectId}"),
+        ("DELETE", "/projects/{projectId}"),
+        ("POST", "/projects/{projectId}/members"),
+        ("GET", "/projects/{projectId}/members"),
+        ("DELETE", "/projects/{projectId}/members/{userId}"),
+        ("POST", "/prompts"),
+        ("GET", "/prompts"),
+        ("GET", "/prompts/{promptId}"),
+        ("PUT", "/prompts/{promptId}"),
+        ("DELETE", "/prompts/{promptId}"),
+    ),
+    tables=(CONVERSATIONS,),
+    # Sharing a project names members by email: identity's service resolves them.
+    read_only_tables=(IDENTITY,),
+    uses_payload_bucket=True,
+    memory_mb=1024,
+)
+
+MEMORIES_FUNCTION = FunctionSpec(
+    name="memories",
+    handler="functions.memories.handler.lambda_handler",
+    app="functions.memories.api:app",
+    description="Long-term memories injected into prompts",
+    routes=_routes(
+        ("POST", "/memories"),
+        ("GET", "/memories"),
+        ("GET", "/memories/active"),
+        ("GET", "/memories/stats"),
+        ("GET", "/memories/search"),
+        ("POST", "/memories/bulk-import"),
+        ("GET", "/memories/{memoryId}"),
+        ("PUT", "/memories/{memoryId}"),
+        ("DELETE", "/memories/{memoryId}"),
+        ("POST", "/memories/{memoryId}/archive"),
+        ("POST", "/memories/{memoryId}/restore"),
+    ),
+    tables=(MEMORIES,),
 )
 
 # The HTTP API's Lambda authorizer: verifies access tokens and API keys with the shared verification.
@@ -114,7 +177,12 @@ AUTHORIZER_FUNCTION = FunctionSpec(
 )
 
 # Functions that serve routes, in the order CDK creates them.
-HTTP_FUNCTIONS: tuple[FunctionSpec, ...] = (IDENTITY_FUNCTION, HEALTH_FUNCTION)
+HTTP_FUNCTIONS: tuple[FunctionSpec, ...] = (
+    IDENTITY_FUNCTION,
+    CONVERSATIONS_FUNCTION,
+    MEMORIES_FUNCTION,
+    HEALTH_FUNCTION,
+)
 
 # Seconds API Gateway caches an authorizer answer per Authorization header.
 AUTHORIZER_CACHE_SECONDS = 300

@@ -276,6 +276,7 @@ class StratusStack(Stack):
             "CORS_ALLOW_ORIGINS": ",".join(self.settings.cors_allow_origins),
             **{table.env_var: self.tables[table.context].table_name for table in spec.tables},
             **{table.env_var: self.tables[table.context].table_name for table in spec.read_only_tables},
+            **{table.env_var: self.tables[table.context].table_name for table in spec.described_tables},
         }
         if spec.reads_signing_keys:
             environment["SIGNING_KEYS_SECRET"] = self.signing_keys.secret_arn
@@ -287,6 +288,8 @@ class StratusStack(Stack):
             self.tables[table.context].grant(function, *TABLE_READ_ACTIONS, *TABLE_WRITE_ACTIONS)
         for table in spec.read_only_tables:
             self.tables[table.context].grant(function, *TABLE_READ_ACTIONS)
+        for table in spec.described_tables:
+            self.tables[table.context].grant(function, "dynamodb:DescribeTable")
         role = function.role
         assert role is not None  # _function gives every function its own role
         for context in sorted({table.context for table in (*spec.tables, *spec.read_only_tables)}):

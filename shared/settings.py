@@ -44,6 +44,10 @@ class Settings(BaseModel):
     login_lockout_seconds: Annotated[int, Field(ge=1)] = 900
     password_reset_ttl_seconds: Annotated[int, Field(ge=300)] = 3600
 
+    # S3 bucket for payloads too large for a DynamoDB item (long messages); set by CDK and local mode.
+    payload_bucket: str = ""
+    memory_limit_per_user: Annotated[int, Field(ge=1, le=100_000)] = 1000
+
     cors_allow_origins: tuple[str, ...] = ()
     max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
 

@@ -80,7 +80,26 @@ IDENTITY = TableSpec(
     indexes=(Index("gsi1", "gsi1pk", "gsi1sk"),),
 )
 
-TABLES: tuple[TableSpec, ...] = (IDENTITY,)
+CONVERSATIONS = TableSpec(
+    context="conversations",
+    indexes=(
+        # gsi1: a user's conversations by last activity (one partition for active, one for archived), a user's
+        # projects (owned and shared), a user's saved prompts.
+        Index("gsi1", "gsi1pk", "gsi1sk"),
+        # gsi2: a project's conversations by last activity.
+        Index("gsi2", "gsi2pk", "gsi2sk"),
+        # gsi3: every message of a user's own conversations, for search.
+        Index("gsi3", "gsi3pk", "gsi3sk"),
+    ),
+)
+
+MEMORIES = TableSpec(
+    context="memories",
+    # gsi1: a user's active, unarchived memories by priority (sparse: only those memories carry its keys).
+    indexes=(Index("gsi1", "gsi1pk", "gsi1sk"),),
+)
+
+TABLES: tuple[TableSpec, ...] = (IDENTITY, CONVERSATIONS, MEMORIES)
 
 
 def create_tables(dynamodb_client: Any, stage: str) -> dict[str, str]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
+from unittest.mock import patch
 
 import pytest
 
 from shared.tables import TABLES
 
 TEST_STAGE = "test"
-SIGNING_SECRET = f"stratus/{TEST_STAGE}/signing-keys"
 
 os.environ.update(
     {
@@ -24,7 +25,8 @@ os.environ.update(
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "POWERTOOLS_METRICS_NAMESPACE": "Stratus",
         "PASSWORD_HASH_COST": "12",
-        "SIGNING_KEYS_SECRET": SIGNING_SECRET,
+        "SIGNING_KEYS_SECRET": f"stratus/{TEST_STAGE}/signing-keys",
+        "PAYLOAD_BUCKET": f"stratus-{TEST_STAGE}-payloads",
         "CORS_ALLOW_ORIGINS": "https://app.example.com",
     }
 )
@@ -35,24 +37,34 @@ for _name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
     os.environ.pop(_name, None)
 
 
+class ScanOnRequestPathError(AssertionError):
+    """DESIGN: no request path scans a table; listing is one Query per page."""
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
-    """Fresh moto AWS with every table and the signing key secret, as a deployed stage has them."""
+    """Fresh moto AWS provisioned as a deployed stage is, with every DynamoDB Scan turned into a failure."""
+    from botocore.client import BaseClient
     from moto import mock_aws
 
-    from functions.identity.signing_keys import ensure_signing_keys
     from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
+    from infra.local.provision import provision_stage
     from shared.auth.keys import forget_key_ring
-    from shared.aws import client, reset_clients
-    from shared.tables import create_tables
+    from shared.aws import reset_clients
 
     make_moto_dynamodb_atomic()
-    with mock_aws():
+    make_api_call = BaseClient._make_api_call
+
+    def no_scan(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "Scan":
+            raise ScanOnRequestPathError(f"Scan of {params.get('TableName')}")
+        return make_api_call(self, operation, params)
+
+    with mock_aws(), patch.object(BaseClient, "_make_api_call", no_scan):
         reset_clients()
         forget_key_ring()
-        create_tables(client("dynamodb"), TEST_STAGE)
-        client("secretsmanager").create_secret(Name=SIGNING_SECRET, SecretString="placeholder")
-        ensure_signing_keys(SIGNING_SECRET)
+        environment = provision_stage(TEST_STAGE)
+        assert all(os.environ[name] == value for name, value in environment.items())
         yield
         forget_key_ring()
         reset_clients()

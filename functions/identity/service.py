@@ -410,3 +410,10 @@ def _email_hash(email: str) -> str:
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def user_id_for_email(email: str) -> str | None:
+    """The id of the active or invited account with this email, for contexts that name users by email
+    (sharing a project)."""
+    user = store.find_user_by_email(email.strip().lower())
+    return user.user_id if user is not None else None

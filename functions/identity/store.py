@@ -23,7 +23,6 @@ from typing import Any
 from pynamodb.attributes import (
     BooleanAttribute,
     JSONAttribute,
-    ListAttribute,
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
@@ -37,7 +36,7 @@ from pynamodb.transactions import TransactWrite
 from shared.auth.api_keys import api_key_item_key, role_item_key, user_item_key
 from shared.errors import Conflict, NotFound
 from shared.pagination import decode_cursor, encode_cursor
-from shared.settings import get_settings
+from shared.storage import condition_failed, string_list, table_meta, transaction_cancellations
 from shared.tables import IDENTITY
 
 USERS_PARTITION = "USERS"
@@ -48,14 +47,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _string_list() -> ListAttribute[str]:
-    # pynamodb types `of=` as the element's Python type, though it takes the attribute class.
-    return ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
-
-
-class _Meta:
-    table_name = IDENTITY.name_from_env()
-    region = get_settings().region
+_Meta = table_meta(IDENTITY)
 
 
 class _Gsi1(GlobalSecondaryIndex["Any"]):  # type: ignore[no-untyped-call]
@@ -68,8 +60,7 @@ class _Gsi1(GlobalSecondaryIndex["Any"]):  # type: ignore[no-untyped-call]
 
 
 class UserRecord(Model):
-    class Meta(_Meta):
-        pass
+    Meta = _Meta
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
@@ -82,7 +73,7 @@ class UserRecord(Model):
     name = UnicodeAttribute(null=True)
     avatar_url = UnicodeAttribute(attr_name="avatarUrl", null=True)
     timezone = UnicodeAttribute(null=True)
-    roles = _string_list()
+    roles = string_list()
     # active: may sign in; invited: has not set a password yet.
     status = UnicodeAttribute(default="active")
     password_hash = UnicodeAttribute(attr_name="passwordHash", null=True)
@@ -92,8 +83,7 @@ class UserRecord(Model):
 
 
 class EmailRecord(Model):
-    class Meta(_Meta):
-        pass
+    Meta = _Meta
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True, default="EMAIL")
@@ -101,8 +91,7 @@ class EmailRecord(Model):
 
 
 class SessionRecord(Model):
-    class Meta(_Meta):
-        pass
+    Meta = _Meta
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
@@ -113,8 +102,7 @@ class SessionRecord(Model):
 
 
 class ApiKeyRecord(Model):
-    class Meta(_Meta):
-        pass
+    Meta = _Meta
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True, default="APIKEY")
@@ -126,14 +114,13 @@ class ApiKeyRecord(Model):
     key_id = UnicodeAttribute(attr_name="keyId")
     name = UnicodeAttribute()
     prefix = UnicodeAttribute()
-    permissions = _string_list()
+    permissions = string_list()
     created_at = UTCDateTimeAttribute(attr_name="createdAt", default=_now)
     expires_at = NumberAttribute(attr_name="expiresAt", null=True)
 
 
 class RoleRecord(Model):
-    class Meta(_Meta):
-        pass
+    Meta = _Meta
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True, default="ROLE")
@@ -143,12 +130,11 @@ class RoleRecord(Model):
 
     name = UnicodeAttribute()
     description = UnicodeAttribute(null=True)
-    permissions = _string_list()
+    permissions = string_list()
 
 
 class LoginFailureRecord(Model):
-    class Meta(_Meta):
-        pass
+    Meta = _Meta
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True, default="LOGINFAIL")
@@ -158,8 +144,7 @@ class LoginFailureRecord(Model):
 
 
 class ResetTokenRecord(Model):
-    class Meta(_Meta):
-        pass
+    Meta = _Meta
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True, default="RESET")
@@ -169,8 +154,7 @@ class ResetTokenRecord(Model):
 
 
 class StageRecord(Model):
-    class Meta(_Meta):
-        pass
+    Meta = _Meta
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
@@ -195,7 +179,7 @@ def create_user(user: UserRecord, *, claim_first_admin: bool) -> None:
             if claim_first_admin:
                 transaction.save(marker, condition=StageRecord.pk.does_not_exist())
     except TransactWriteError as error:
-        reasons = [reason.code if reason else None for reason in (error.cancellation_reasons or [])]
+        reasons = transaction_cancellations(error)
         if reasons and reasons[0] == "ConditionalCheckFailed":
             raise Conflict("An account with this email already exists", code="email_taken") from None
         if claim_first_admin and len(reasons) > 2 and reasons[2] == "ConditionalCheckFailed":
@@ -279,7 +263,7 @@ def rotate_session(session: SessionRecord, *, spent_jti: str, next_jti: str, exp
             condition=(SessionRecord.current_jti == spent_jti) & (SessionRecord.revoked == False),  # noqa: E712
         )
     except UpdateError as error:
-        if _conditional_failure(error):
+        if condition_failed(error):
             return False
         raise
     return True
@@ -290,7 +274,7 @@ def revoke_session(user_id: str, family_id: str) -> None:
     try:
         session.update(actions=[SessionRecord.revoked.set(True)], condition=SessionRecord.pk.exists())
     except UpdateError as error:
-        if not _conditional_failure(error):
+        if not condition_failed(error):
             raise
 
 
@@ -362,7 +346,7 @@ def create_role(name: str, description: str | None, permissions: list[str]) -> R
     try:
         record.save(condition=RoleRecord.pk.does_not_exist())
     except PutError as error:
-        if _conditional_failure(error):
+        if condition_failed(error):
             raise Conflict(f"The role '{name}' already exists", code="role_exists") from None
         raise
     return record
@@ -383,7 +367,7 @@ def delete_role(name: str) -> None:
     try:
         RoleRecord(*role_item_key(name)).delete(condition=RoleRecord.pk.exists())
     except DeleteError as error:
-        if _conditional_failure(error):
+        if condition_failed(error):
             raise NotFound(f"The role '{name}' does not exist", code="role_not_found") from None
         raise
 
@@ -406,7 +390,7 @@ def record_login_failure(email_hash: str, window_seconds: int) -> int:
     try:
         record.update(actions=[LoginFailureRecord.failures.add(1)], condition=LoginFailureRecord.window_ends > now)
     except UpdateError as error:
-        if not _conditional_failure(error):
+        if not condition_failed(error):
             raise
         record.update(
             actions=[
@@ -444,11 +428,7 @@ def spend_reset_token(token_hash: str) -> str | None:
         # Of two requests spending the same token, only the one whose delete finds the item wins.
         record.delete(condition=ResetTokenRecord.pk.exists())
     except DeleteError as error:
-        if _conditional_failure(error):
+        if condition_failed(error):
             return None
         raise
     return record.user_id if record.expires_at > time.time() else None
-
-
-def _conditional_failure(error: Exception) -> bool:
-    return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"

@@ -1,8 +1,8 @@
 """The embedded AWS of local mode and the tests: a moto server with the stage's tables and signing keys.
 
 `start_local_aws()` points this process's environment (and so every boto3 client the handlers make) at a
-fresh moto server, then creates exactly what the deployed stack would: every table from `shared.tables`
-and the signing-key secret with its first key. `LocalAws.stop()` stops the server and puts the
+fresh moto server, then creates exactly what the deployed stack would (`infra.local.provision`): every table
+from `shared.tables`, the signing-key secret with its first key, and the payload bucket. `LocalAws.stop()` stops the server and puts the
 environment back, so a test session can start and stop it more than once.
 """
 
@@ -33,10 +33,6 @@ _DEFAULTS = {
 }
 # Removed: a profile or session token would make boto3 look for real credentials or reject the fake ones.
 _REMOVED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
-
-
-def signing_keys_secret_name(stage: str) -> str:
-    return f"stratus/{stage}/signing-keys"
 
 
 @dataclass
@@ -79,6 +75,13 @@ class LocalAws:
             secret = self.environment.get("SIGNING_KEYS_SECRET")
             if secret:
                 client("secretsmanager").delete_secret(SecretId=secret, ForceDeleteWithoutRecovery=True)
+            bucket = self.environment.get("PAYLOAD_BUCKET")
+            if bucket:
+                s3 = client("s3")
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                    for item in page.get("Contents", []):
+                        s3.delete_object(Bucket=bucket, Key=item["Key"])
+                s3.delete_bucket(Bucket=bucket)
         except Exception as error:  # a failed cleanup must not keep the server from stopping
             logging.getLogger("stratus.local").warning("could not delete the local resources: %s", error)
 
@@ -93,6 +96,10 @@ def start_local_aws(stage: str = "local", *, host: str = "127.0.0.1", port: int 
     """Start moto on `host:port` (0: any free port), point the environment at it, create the stage's tables
     and signing keys. Call it before importing any handler: they read their settings once, at import."""
     from moto.server import ThreadedMotoServer
+
+    from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
+
+    make_moto_dynamodb_atomic()
 
     # werkzeug logs every request moto serves at INFO; the handlers' own logs are what matter here.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -118,21 +125,15 @@ def start_local_aws(stage: str = "local", *, host: str = "127.0.0.1", port: int 
 
     local = LocalAws(stage, endpoint_url, bound_port, environment, server, previous)
     try:
-        from functions.identity.signing_keys import ensure_signing_keys
-        from shared.aws import client
-        from shared.tables import create_tables
+        from infra.local.provision import provision_stage
 
-        table_environment = create_tables(client("dynamodb"), stage)
-        secret_id = signing_keys_secret_name(stage)
-        # A placeholder, as CloudFormation creates it; ensure_signing_keys replaces it with a key ring.
-        client("secretsmanager").create_secret(Name=secret_id, SecretString="placeholder")
-        extra = {**table_environment, "SIGNING_KEYS_SECRET": secret_id}
+        # Settings read before the stage's names are set must be read again afterwards.
+        extra = provision_stage(stage)
         for name in extra:
             previous.setdefault(name, os.environ.get(name))
         os.environ.update(extra)
         environment.update(extra)
-        _forget_cached_clients()  # settings read before SIGNING_KEYS_SECRET was set must be read again
-        ensure_signing_keys(secret_id)
+        _forget_cached_clients()
     except BaseException:
         local.stop()
         raise

@@ -31,7 +31,7 @@ def _expected_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, A
         "POWERTOOLS_METRICS_NAMESPACE": "Stratus",
         "CORS_ALLOW_ORIGINS": "*" if dev else ACME_ORIGINS,
     }
-    for table in (*spec.tables, *spec.read_only_tables):
+    for table in (*spec.tables, *spec.read_only_tables, *spec.described_tables):
         environment[table.env_var] = {"Ref": synth.table_id(table)}
     if spec.reads_signing_keys:
         environment["SIGNING_KEYS_SECRET"] = {"Ref": synth.signing_secret_id}

@@ -92,13 +92,16 @@ def test_function_reaches_only_the_tables_its_spec_lists(dev: Synthesized, spec:
     grants = _grants(dev, spec, "dynamodb")
     writable = {dev.table_id(table) for table in spec.tables}
     readable = {dev.table_id(table) for table in spec.read_only_tables} - writable
+    described = {dev.table_id(table) for table in spec.described_tables} - writable - readable
 
-    assert set(grants) == writable | readable
+    assert set(grants) == writable | readable | described
     for table_id in writable:
         assert grants[table_id] >= WRITE_ACTIONS | READ_ACTIONS
     for table_id in readable:
         assert grants[table_id] >= READ_ACTIONS
         assert not grants[table_id] & WRITE_ACTIONS
+    for table_id in described:
+        assert grants[table_id] == {"dynamodb:DescribeTable"}
     # No request path scans a table (DESIGN), so no role may: a Scan added by mistake fails in AWS, not silently.
     assert all("dynamodb:Scan" not in actions for actions in grants.values())
 

@@ -247,7 +247,9 @@ def test_health_routes(api: TestClient) -> None:
     assert api.get("/api/v1/health").json() == {"status": "ok"}
     ready = api.get("/api/v1/health/ready")
     assert ready.status_code == 200
-    assert {dep["name"] for dep in ready.json()["dependencies"]} == {"table:identity", "secret:signing-keys"}
+    assert {dep["name"] for dep in ready.json()["dependencies"]} == {
+        "table:identity", "table:conversations", "table:memories", "secret:signing-keys",
+    }  # fmt: skip
     detailed = api.get("/api/v1/health/detailed").json()
     assert all(dep["healthy"] and dep["latencyMs"] >= 0 for dep in detailed["dependencies"])
     assert api.get("/api/v1/health/info").json()["stage"] == "test"

@@ -1,0 +1,532 @@
+"""The conversations context's logic: who may see and change what, and the service functions other contexts
+(chat, the export and deletion workflows) call.
+
+Access: a conversation's owner may do anything with it. In a project, members see its conversations; editors
+and the project's owner may also change them and add messages; only a conversation's owner (or the project's)
+may archive or delete it. Anyone else is told it does not exist.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from functions.conversations.models import (
+    Access,
+    ConversationCreate,
+    ConversationPublic,
+    ConversationStats,
+    ConversationUpdate,
+    ConversationWithMessages,
+    MemberCreate,
+    MemberPublic,
+    MessagePublic,
+    ProjectCreate,
+    ProjectPublic,
+    ProjectUpdate,
+    PromptCreate,
+    PromptPublic,
+    PromptUpdate,
+    SearchHit,
+)
+from shared.auth.principal import Principal
+from shared.errors import Conflict, Forbidden, NotFound
+from shared.http.models import Page
+from shared.ids import new_id
+from shared.lazy import LazyModule
+
+if TYPE_CHECKING:
+    from functions.conversations import store
+    from functions.conversations.store import ConversationRecord, MemberRecord, MessageRecord, PromptRecord
+else:
+    store = LazyModule("functions.conversations.store")
+
+DEFAULT_TITLE = "New conversation"
+SNIPPET_CHARS = 160
+_CAN_WRITE: frozenset[Access] = frozenset({"owner", "editor"})
+
+
+# Access -------------------------------------------------------------------------------------------------
+
+
+def _conversation_not_found() -> NotFound:
+    return NotFound("Conversation not found", code="conversation_not_found")
+
+
+def _project_not_found() -> NotFound:
+    return NotFound("Project not found", code="project_not_found")
+
+
+def _project_access(user_id: str, project_id: str) -> Access | None:
+    member = store.get_member(project_id, user_id)
+    return member.role if member is not None else None  # type: ignore[return-value]
+
+
+def _reach(user_id: str, conversation_id: str) -> tuple[ConversationRecord, Access]:
+    """The conversation and what the user may do with it; NotFound when they may not even see it."""
+    conversation = store.get_conversation(conversation_id)
+    if conversation is None:
+        raise _conversation_not_found()
+    if conversation.owner_id == user_id:
+        return conversation, "owner"
+    access = _project_access(user_id, conversation.project_id) if conversation.project_id else None
+    if access is None:
+        raise _conversation_not_found()
+    return conversation, access
+
+
+def _writable(user_id: str, conversation_id: str) -> tuple[ConversationRecord, Access]:
+    conversation, access = _reach(user_id, conversation_id)
+    if access not in _CAN_WRITE:
+        raise Forbidden("Viewers of a project cannot change its conversations", code="read_only")
+    return conversation, access
+
+
+def _owned(user_id: str, conversation_id: str) -> ConversationRecord:
+    conversation, access = _reach(user_id, conversation_id)
+    if access != "owner":
+        raise Forbidden("Only the conversation's owner can do this", code="owner_only")
+    return conversation
+
+
+def _require_project_write(user_id: str, project_id: str) -> None:
+    access = _project_access(user_id, project_id)
+    if access is None:
+        raise _project_not_found()
+    if access not in _CAN_WRITE:
+        raise Forbidden("Viewers cannot add conversations to this project", code="read_only")
+
+
+# Conversations ------------------------------------------------------------------------------------------
+
+
+def create_conversation(principal: Principal, request: ConversationCreate) -> ConversationPublic:
+    if request.project_id:
+        _require_project_write(principal.user_id, request.project_id)
+    conversation_id = new_id()
+    moment = store.now()
+    title = request.title or DEFAULT_TITLE
+    conversation = store.ConversationRecord(
+        store.conversation_pk(conversation_id),
+        "META",
+        gsi1pk=store.owner_partition(principal.user_id, archived=False),
+        gsi1sk=store.activity_key(moment, conversation_id),
+        gsi2pk=store.project_pk(request.project_id) if request.project_id else None,
+        gsi2sk=store.activity_key(moment, conversation_id) if request.project_id else None,
+        conversation_id=conversation_id,
+        owner_id=principal.user_id,
+        title=title,
+        title_search=title.lower(),
+        project_id=request.project_id,
+        model=request.model,
+        system_prompt=request.system_prompt,
+        created_at=moment,
+        updated_at=moment,
+        last_activity_at=moment,
+    )
+    store.create_conversation(conversation)
+    return _public_conversation(conversation, "owner")
+
+
+def list_conversations(
+    principal: Principal, *, archived: bool, project_id: str | None, limit: int, cursor: str | None
+) -> Page[ConversationPublic]:
+    """The user's conversations newest activity first; with `project_id`, that project's, everyone's."""
+    if project_id is None:
+        records, next_cursor = store.list_conversations(
+            principal.user_id, archived=archived, limit=limit, cursor=cursor
+        )
+        return Page(items=[_public_conversation(r, "owner") for r in records], next_cursor=next_cursor)
+    project_access = _project_access(principal.user_id, project_id)
+    if project_access is None:
+        raise _project_not_found()
+    records, next_cursor = store.list_project_conversations(project_id, archived=archived, limit=limit, cursor=cursor)
+    items = [_public_conversation(r, "owner" if r.owner_id == principal.user_id else project_access) for r in records]
+    return Page(items=items, next_cursor=next_cursor)
+
+
+def get_conversation(
+    principal: Principal, conversation_id: str, *, messages_limit: int, messages_cursor: str | None
+) -> ConversationWithMessages:
+    conversation, access = _reach(principal.user_id, conversation_id)
+    records, next_cursor = store.list_messages(conversation_id, limit=messages_limit, cursor=messages_cursor)
+    return ConversationWithMessages(
+        **_public_conversation(conversation, access).model_dump(),
+        messages=Page(items=[_public_message(record) for record in records], next_cursor=next_cursor),
+    )
+
+
+def update_conversation(principal: Principal, conversation_id: str, request: ConversationUpdate) -> ConversationPublic:
+    changes = request.model_dump(exclude_unset=True)
+    conversation, access = _writable(principal.user_id, conversation_id)
+    if "project_id" in changes and changes["project_id"] != conversation.project_id:
+        if access != "owner" or conversation.owner_id != principal.user_id:
+            raise Forbidden("Only the conversation's owner can move it between projects", code="owner_only")
+        target = changes["project_id"]
+        if target:
+            _require_project_write(principal.user_id, target)
+        sort_key = store.activity_key(conversation.last_activity_at, conversation.conversation_id)
+        changes["gsi2pk"] = store.project_pk(target) if target else None
+        changes["gsi2sk"] = sort_key if target else None
+    if "title" in changes:
+        if changes["title"] is None:
+            del changes["title"]
+        else:
+            changes["title_search"] = changes["title"].lower()
+    if changes:
+        store.save_conversation(conversation, **changes)
+    return _public_conversation(conversation, access)
+
+
+def set_archived(principal: Principal, conversation_id: str, *, archived: bool) -> ConversationPublic:
+    """Archived conversations drop out of the default list; unarchiving brings them back."""
+    conversation = _owned(principal.user_id, conversation_id)
+    if conversation.archived != archived:
+        store.save_conversation(
+            conversation, archived=archived, gsi1pk=store.owner_partition(conversation.owner_id, archived=archived)
+        )
+    return _public_conversation(conversation, "owner")
+
+
+def delete_conversation(principal: Principal, conversation_id: str) -> None:
+    conversation = _owned(principal.user_id, conversation_id)
+    store.delete_conversation(conversation.conversation_id)
+
+
+def conversation_stats(principal: Principal) -> ConversationStats:
+    conversations = archived = messages = 0
+    by_model: Counter[str] = Counter()
+    for record in store.all_owned_conversations(principal.user_id):
+        conversations += 1
+        archived += int(record.archived)
+        messages += int(record.message_count)
+        by_model[record.model or "default"] += 1
+    return ConversationStats(conversations=conversations, archived=archived, messages=messages, by_model=dict(by_model))
+
+
+def search(principal: Principal, query: str, *, limit: int, cursor: str | None) -> Page[SearchHit]:
+    """Titles and message text of the user's own conversations containing `query`, case-insensitively.
+
+    Title matches lead the first page; message matches follow, newest first, page by page.
+    """
+    needle = query.strip().lower()
+    hits: list[SearchHit] = []
+    if cursor is None:
+        hits += [
+            SearchHit(conversation_id=r.conversation_id, title=r.title, matched_in="title", snippet=r.title)
+            for r in store.all_owned_conversations(principal.user_id)
+            if needle in r.title_search
+        ]
+    messages, next_cursor = store.search_owned_messages(principal.user_id, needle, limit=limit, cursor=cursor)
+    titles = store.conversations_by_id(message.conversation_id for message in messages)
+    hits += [
+        SearchHit(
+            conversation_id=message.conversation_id,
+            title=titles[message.conversation_id].title if message.conversation_id in titles else DEFAULT_TITLE,
+            matched_in="message",
+            message_id=message.message_id,
+            snippet=_snippet(message.content or message.search_text, needle),
+        )
+        for message in messages
+    ]
+    return Page(items=hits, next_cursor=next_cursor)
+
+
+def _snippet(text: str, needle: str) -> str:
+    at = max(0, text.lower().find(needle))
+    start = max(0, at - SNIPPET_CHARS // 3)
+    piece = text[start : start + SNIPPET_CHARS]
+    return ("…" if start else "") + piece + ("…" if start + SNIPPET_CHARS < len(text) else "")
+
+
+# Messages -----------------------------------------------------------------------------------------------
+
+
+def append_message(
+    principal: Principal, conversation_id: str, role: str, content: str, *, metadata: dict[str, Any] | None = None
+) -> MessagePublic:
+    """Add a message at the end of a conversation. Concurrent appends all land, each with its own place."""
+    conversation, _ = _writable(principal.user_id, conversation_id)
+    moment = store.now()
+    seq = store.claim_message_slot(conversation, moment)
+    message = store.MessageRecord(
+        store.conversation_pk(conversation_id),
+        store.message_sk(seq),
+        gsi3pk=store.messages_partition(conversation.owner_id),
+        gsi3sk=new_id(),
+        conversation_id=conversation_id,
+        seq=seq,
+        role=role,
+        author_id=principal.user_id,
+        metadata=metadata,
+        created_at=moment,
+    )
+    message.message_id = message.gsi3sk
+    store.put_message(message, content)
+    return _public_message(message, content)
+
+
+def list_messages(principal: Principal, conversation_id: str, *, limit: int, cursor: str | None) -> Page[MessagePublic]:
+    _reach(principal.user_id, conversation_id)
+    records, next_cursor = store.list_messages(conversation_id, limit=limit, cursor=cursor)
+    return Page(items=[_public_message(record) for record in records], next_cursor=next_cursor)
+
+
+def recent_history(principal: Principal, conversation_id: str, count: int) -> list[MessagePublic]:
+    """The last `count` messages, oldest first, for a prompt (chat fits them into the model's context)."""
+    _reach(principal.user_id, conversation_id)
+    return [_public_message(record) for record in store.recent_messages(conversation_id, count)]
+
+
+# Projects -----------------------------------------------------------------------------------------------
+
+
+def create_project(principal: Principal, request: ProjectCreate) -> ProjectPublic:
+    project_id = new_id()
+    project = store.ProjectRecord(
+        store.project_pk(project_id),
+        "META",
+        project_id=project_id,
+        owner_id=principal.user_id,
+        name=request.name,
+        description=request.description,
+    )
+    store.create_project(project, store.member_record(project_id, principal.user_id, "owner", None))
+    return _public_project(project, "owner")
+
+
+def list_projects(principal: Principal, *, limit: int, cursor: str | None) -> Page[ProjectPublic]:
+    entries, next_cursor = store.memberships(principal.user_id, limit=limit, cursor=cursor)
+    projects = store.projects_by_id(entry.project_id for entry in entries)
+    items = [
+        _public_project(projects[entry.project_id], entry.role)  # type: ignore[arg-type]
+        for entry in entries
+        if entry.project_id in projects
+    ]
+    return Page(items=items, next_cursor=next_cursor)
+
+
+def get_project(principal: Principal, project_id: str) -> ProjectPublic:
+    access = _project_access(principal.user_id, project_id)
+    project = store.get_project(project_id) if access else None
+    if project is None or access is None:
+        raise _project_not_found()
+    return _public_project(project, access)
+
+
+def update_project(principal: Principal, project_id: str, request: ProjectUpdate) -> ProjectPublic:
+    project = _owned_project(principal.user_id, project_id)
+    changes = request.model_dump(exclude_unset=True)
+    if changes.get("name", "") is None:
+        del changes["name"]
+    if changes:
+        store.save_project(project, **changes)
+    return _public_project(project, "owner")
+
+
+def delete_project(principal: Principal, project_id: str) -> None:
+    """Delete a project; its conversations go back to their owners, out of the project."""
+    _owned_project(principal.user_id, project_id)
+    store.delete_project(project_id)
+
+
+def add_member(principal: Principal, project_id: str, request: MemberCreate) -> MemberPublic:
+    """Share the project with an account, by email, as viewer or editor (again: change their role)."""
+    from functions.identity import service as identity
+
+    _owned_project(principal.user_id, project_id)
+    user_id = identity.user_id_for_email(request.email)
+    if user_id is None:
+        raise NotFound("No account has this email", code="user_not_found")
+    if user_id == principal.user_id:
+        raise Conflict("You own this project already", code="already_owner")
+    member = store.member_record(project_id, user_id, request.role, request.email)
+    store.put_member(member)
+    return _public_member(member)
+
+
+def list_members(principal: Principal, project_id: str) -> list[MemberPublic]:
+    if _project_access(principal.user_id, project_id) is None:
+        raise _project_not_found()
+    return [_public_member(member) for member in store.members(project_id)]
+
+
+def remove_member(principal: Principal, project_id: str, user_id: str) -> None:
+    """The owner removes a member; a member may remove themselves (leave). The owner cannot leave."""
+    access = _project_access(principal.user_id, project_id)
+    if access is None:
+        raise _project_not_found()
+    if user_id == principal.user_id and access == "owner":
+        raise Conflict("The owner cannot leave the project; delete it instead", code="owner_cannot_leave")
+    if user_id != principal.user_id and access != "owner":
+        raise Forbidden("Only the project's owner can remove other members", code="owner_only")
+    if not store.remove_member(project_id, user_id):
+        raise NotFound("Member not found", code="member_not_found")
+
+
+def _owned_project(user_id: str, project_id: str) -> Any:
+    access = _project_access(user_id, project_id)
+    project = store.get_project(project_id) if access else None
+    if project is None:
+        raise _project_not_found()
+    if access != "owner":
+        raise Forbidden("Only the project's owner can do this", code="owner_only")
+    return project
+
+
+# Saved prompts ------------------------------------------------------------------------------------------
+
+
+def create_prompt(principal: Principal, request: PromptCreate) -> PromptPublic:
+    prompt_id = new_id()
+    prompt = store.PromptRecord(
+        *store.prompt_key(principal.user_id, prompt_id),
+        prompt_id=prompt_id,
+        title=request.title,
+        content=request.content,
+        tags=sorted(set(request.tags)),
+    )
+    store.create_prompt(prompt)
+    return _public_prompt(prompt)
+
+
+def list_prompts(principal: Principal, *, tag: str | None, limit: int, cursor: str | None) -> Page[PromptPublic]:
+    records, next_cursor = store.list_prompts(principal.user_id, tag=tag, limit=limit, cursor=cursor)
+    return Page(items=[_public_prompt(record) for record in records], next_cursor=next_cursor)
+
+
+def get_prompt(principal: Principal, prompt_id: str) -> PromptPublic:
+    return _public_prompt(_prompt(principal.user_id, prompt_id))
+
+
+def update_prompt(principal: Principal, prompt_id: str, request: PromptUpdate) -> PromptPublic:
+    prompt = _prompt(principal.user_id, prompt_id)
+    changes = {name: value for name, value in request.model_dump(exclude_unset=True).items() if value is not None}
+    if "tags" in changes:
+        changes["tags"] = sorted(set(changes["tags"]))
+    if changes:
+        store.save_prompt(prompt, **changes)
+    return _public_prompt(prompt)
+
+
+def delete_prompt(principal: Principal, prompt_id: str) -> None:
+    if not store.delete_prompt(principal.user_id, prompt_id):
+        raise NotFound("Prompt not found", code="prompt_not_found")
+
+
+def _prompt(user_id: str, prompt_id: str) -> PromptRecord:
+    prompt = store.get_prompt(user_id, prompt_id)
+    if prompt is None:
+        raise NotFound("Prompt not found", code="prompt_not_found")
+    return prompt
+
+
+# A user's data, whole: the export and account-deletion workflows call these ----------------------------
+
+
+def export_user_data(user_id: str) -> dict[str, Any]:
+    """Everything this context holds that belongs to the user, JSON-ready: their conversations with every
+    message (large ones read back from the payload bucket), the projects they own with their members, the
+    projects shared with them, and their saved prompts."""
+    conversations = []
+    for record in store.all_owned_conversations(user_id):
+        conversation = _public_conversation(record, "owner").model_dump(mode="json", by_alias=True)
+        conversation["messages"] = [
+            _public_message(message).model_dump(mode="json", by_alias=True)
+            for message in store.all_messages(record.conversation_id)
+        ]
+        conversations.append(conversation)
+    owned, shared = [], []
+    for membership in store.all_memberships(user_id):
+        if membership.role == "owner":
+            project = store.get_project(membership.project_id)
+            if project is not None:
+                entry = _public_project(project, "owner").model_dump(mode="json", by_alias=True)
+                entry["members"] = [
+                    _public_member(m).model_dump(mode="json", by_alias=True) for m in store.members(project.project_id)
+                ]
+                owned.append(entry)
+        else:
+            shared.append({"projectId": membership.project_id, "role": membership.role})
+    prompts = [_public_prompt(p).model_dump(mode="json", by_alias=True) for p in store.all_prompts(user_id)]
+    return {"conversations": conversations, "projects": owned, "sharedWithMe": shared, "prompts": prompts}
+
+
+def delete_user_data(user_id: str) -> dict[str, int]:
+    """Delete everything this context holds for the user. Their projects go too (others' conversations in them
+    are detached and kept); their memberships in others' projects end. Returns counts of what was deleted."""
+    counts: Counter[str] = Counter()
+    for record in list(store.all_owned_conversations(user_id)):
+        counts["messages"] += store.delete_conversation(record.conversation_id)
+        counts["conversations"] += 1
+    for membership in list(store.all_memberships(user_id)):
+        if membership.role == "owner":
+            store.delete_project(membership.project_id)
+            counts["projects"] += 1
+        else:
+            store.remove_member(membership.project_id, user_id)
+            counts["memberships"] += 1
+    for prompt in list(store.all_prompts(user_id)):
+        store.delete_prompt(user_id, prompt.prompt_id)
+        counts["prompts"] += 1
+    return dict(counts)
+
+
+# Public shapes ------------------------------------------------------------------------------------------
+
+
+def _public_conversation(record: ConversationRecord, access: Access) -> ConversationPublic:
+    return ConversationPublic(
+        id=record.conversation_id,
+        title=record.title,
+        project_id=record.project_id,
+        model=record.model,
+        system_prompt=record.system_prompt,
+        archived=record.archived,
+        message_count=int(record.message_count),
+        owner_id=record.owner_id,
+        access=access,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        last_activity_at=record.last_activity_at,
+    )
+
+
+def _public_message(record: MessageRecord, content: str | None = None) -> MessagePublic:
+    return MessagePublic(
+        id=record.message_id,
+        conversation_id=record.conversation_id,
+        seq=int(record.seq),
+        role=record.role,
+        content=store.message_content(record) if content is None else content,
+        author_id=record.author_id,
+        metadata=record.metadata,
+        created_at=record.created_at,
+    )
+
+
+def _public_project(record: Any, access: Access) -> ProjectPublic:
+    return ProjectPublic(
+        id=record.project_id,
+        name=record.name,
+        description=record.description,
+        owner_id=record.owner_id,
+        access=access,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+def _public_member(record: MemberRecord) -> MemberPublic:
+    return MemberPublic(user_id=record.user_id, email=record.email, role=record.role, added_at=record.added_at)
+
+
+def _public_prompt(record: PromptRecord) -> PromptPublic:
+    return PromptPublic(
+        id=record.prompt_id,
+        title=record.title,
+        content=record.content,
+        tags=list(record.tags),
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )

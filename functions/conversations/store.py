@@ -1,0 +1,550 @@
+"""The conversations context's storage: pynamodb records in its table, large message bodies in S3.
+
+Items (pk / sk):
+  CONV#<id> / META             a conversation; gsi1 USER#<owner>#CONVS#ACTIVE|ARCHIVED / <activity>#<id> lists
+                               a user's conversations newest activity first; gsi2 PROJECT#<id> / <activity>#<id>
+                               lists a project's
+  CONV#<id> / MSG#<seq>        a message, `seq` from the conversation's atomic counter, so concurrent appends
+                               all land, in the order they were accepted; gsi3 USER#<owner>#MSGS / <message id>
+                               indexes the owner's message text for search
+  PROJECT#<id> / META          a project
+  PROJECT#<id> / MEMBER#<user> a member and their role, the owner included (role `owner`); gsi1
+                               USER#<member>#PROJECTS / <project id> lists the projects a user is in
+  USER#<id> / PROMPT#<id>      a saved prompt
+
+A message body over `INLINE_LIMIT_BYTES` is kept in the payload bucket and read back transparently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from pynamodb.attributes import BooleanAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.expressions.update import Action
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from shared.errors import NotFound
+from shared.pagination import decode_cursor, encode_cursor
+from shared.settings import get_settings
+from shared.storage import condition_failed, string_list, table_meta
+from shared.tables import CONVERSATIONS
+
+# DynamoDB items stop at 400 KB; keep well clear of it, leaving room for the other attributes.
+INLINE_LIMIT_BYTES = 350_000
+# Characters of a message kept lower-cased for search (the index would otherwise hold every long paste twice).
+SEARCH_TEXT_CHARS = 4_000
+SEARCH_PAGE_ITEMS = 200
+
+_Meta = table_meta(CONVERSATIONS)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def activity_key(moment: datetime, item_id: str) -> str:
+    """Sort key that orders by activity time, with the id breaking ties."""
+    return f"{moment.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{item_id}"
+
+
+class _Gsi1(GlobalSecondaryIndex["Any"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "gsi1"
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class _Gsi2(GlobalSecondaryIndex["Any"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "gsi2"
+        projection = AllProjection()
+
+    gsi2pk = UnicodeAttribute(hash_key=True)
+    gsi2sk = UnicodeAttribute(range_key=True)
+
+
+class _Gsi3(GlobalSecondaryIndex["Any"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "gsi3"
+        projection = AllProjection()
+
+    gsi3pk = UnicodeAttribute(hash_key=True)
+    gsi3sk = UnicodeAttribute(range_key=True)
+
+
+class ConversationRecord(Model):
+    Meta = _Meta
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="META")
+    gsi1pk = UnicodeAttribute()
+    gsi1sk = UnicodeAttribute()
+    gsi2pk = UnicodeAttribute(null=True)
+    gsi2sk = UnicodeAttribute(null=True)
+    by_owner = _Gsi1()
+    by_project = _Gsi2()
+
+    conversation_id = UnicodeAttribute(attr_name="conversationId")
+    owner_id = UnicodeAttribute(attr_name="ownerId")
+    title = UnicodeAttribute()
+    title_search = UnicodeAttribute(attr_name="titleSearch")
+    project_id = UnicodeAttribute(attr_name="projectId", null=True)
+    model = UnicodeAttribute(null=True)
+    system_prompt = UnicodeAttribute(attr_name="systemPrompt", null=True)
+    archived = BooleanAttribute(default=False)
+    message_count = NumberAttribute(attr_name="messageCount", default=0)
+    created_at = UTCDateTimeAttribute(attr_name="createdAt", default=now)
+    updated_at = UTCDateTimeAttribute(attr_name="updatedAt", default=now)
+    last_activity_at = UTCDateTimeAttribute(attr_name="lastActivityAt", default=now)
+
+
+class MessageRecord(Model):
+    Meta = _Meta
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    gsi3pk = UnicodeAttribute()
+    gsi3sk = UnicodeAttribute()
+    by_owner_text = _Gsi3()
+
+    message_id = UnicodeAttribute(attr_name="messageId")
+    conversation_id = UnicodeAttribute(attr_name="conversationId")
+    seq = NumberAttribute()
+    role = UnicodeAttribute()
+    author_id = UnicodeAttribute(attr_name="authorId")
+    content = UnicodeAttribute(null=True)
+    # Set instead of `content` when the body lives in the payload bucket.
+    content_ref = UnicodeAttribute(attr_name="contentRef", null=True)
+    content_bytes = NumberAttribute(attr_name="contentBytes")
+    search_text = UnicodeAttribute(attr_name="searchText")
+    # What produced an assistant reply (provider, model, tokens, incomplete), written by chat.
+    metadata = JSONAttribute(null=True)
+    created_at = UTCDateTimeAttribute(attr_name="createdAt", default=now)
+
+
+class ProjectRecord(Model):
+    Meta = _Meta
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default="META")
+    project_id = UnicodeAttribute(attr_name="projectId")
+    owner_id = UnicodeAttribute(attr_name="ownerId")
+    name = UnicodeAttribute()
+    description = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute(attr_name="createdAt", default=now)
+    updated_at = UTCDateTimeAttribute(attr_name="updatedAt", default=now)
+
+
+class MemberRecord(Model):
+    Meta = _Meta
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    gsi1pk = UnicodeAttribute()
+    gsi1sk = UnicodeAttribute()
+    by_user = _Gsi1()
+
+    project_id = UnicodeAttribute(attr_name="projectId")
+    user_id = UnicodeAttribute(attr_name="userId")
+    email = UnicodeAttribute(null=True)
+    # owner, editor or viewer
+    role = UnicodeAttribute()
+    added_at = UTCDateTimeAttribute(attr_name="addedAt", default=now)
+
+
+class PromptRecord(Model):
+    Meta = _Meta
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    prompt_id = UnicodeAttribute(attr_name="promptId")
+    title = UnicodeAttribute()
+    content = UnicodeAttribute()
+    tags = string_list()
+    created_at = UTCDateTimeAttribute(attr_name="createdAt", default=now)
+    updated_at = UTCDateTimeAttribute(attr_name="updatedAt", default=now)
+
+
+# Keys ---------------------------------------------------------------------------------------------------
+
+
+def conversation_pk(conversation_id: str) -> str:
+    return f"CONV#{conversation_id}"
+
+
+def owner_partition(owner_id: str, *, archived: bool) -> str:
+    return f"USER#{owner_id}#CONVS#{'ARCHIVED' if archived else 'ACTIVE'}"
+
+
+def project_pk(project_id: str) -> str:
+    return f"PROJECT#{project_id}"
+
+
+def projects_partition(user_id: str) -> str:
+    return f"USER#{user_id}#PROJECTS"
+
+
+def messages_partition(owner_id: str) -> str:
+    return f"USER#{owner_id}#MSGS"
+
+
+def message_sk(seq: int) -> str:
+    return f"MSG#{seq:010d}"
+
+
+def _start(cursor: str | None, partition: dict[str, str]) -> dict[str, Any] | None:
+    return decode_cursor(cursor, partition=partition, allowed=CONVERSATIONS.key_attributes)
+
+
+# Conversations ------------------------------------------------------------------------------------------
+
+
+def create_conversation(conversation: ConversationRecord) -> None:
+    conversation.save(condition=ConversationRecord.pk.does_not_exist())
+
+
+def get_conversation(conversation_id: str) -> ConversationRecord | None:
+    try:
+        return ConversationRecord.get(conversation_pk(conversation_id), "META")
+    except DoesNotExist:
+        return None
+
+
+def list_conversations(
+    owner_id: str, *, archived: bool, limit: int, cursor: str | None
+) -> tuple[list[ConversationRecord], str | None]:
+    partition = owner_partition(owner_id, archived=archived)
+    results = ConversationRecord.by_owner.query(
+        partition, limit=limit, last_evaluated_key=_start(cursor, {"gsi1pk": partition}), scan_index_forward=False
+    )
+    return list(results), encode_cursor(results.last_evaluated_key)
+
+
+def list_project_conversations(
+    project_id: str, *, archived: bool | None, limit: int, cursor: str | None
+) -> tuple[list[ConversationRecord], str | None]:
+    partition = project_pk(project_id)
+    condition = None if archived is None else ConversationRecord.archived == archived
+    results = ConversationRecord.by_project.query(
+        partition,
+        filter_condition=condition,
+        limit=limit,
+        last_evaluated_key=_start(cursor, {"gsi2pk": partition}),
+        scan_index_forward=False,
+    )
+    return list(results), encode_cursor(results.last_evaluated_key)
+
+
+def all_owned_conversations(owner_id: str) -> Iterator[ConversationRecord]:
+    """Every conversation the user owns, archived or not, page by page."""
+    for archived in (False, True):
+        yield from ConversationRecord.by_owner.query(owner_partition(owner_id, archived=archived))
+
+
+def save_conversation(conversation: ConversationRecord, **changes: Any) -> ConversationRecord:
+    """Apply `changes` (attribute name to value; None removes) to a conversation that must still exist."""
+    actions = []
+    for name, value in {**changes, "updated_at": now()}.items():
+        attribute = getattr(ConversationRecord, name)
+        actions.append(attribute.remove() if value is None else attribute.set(value))
+    try:
+        conversation.update(actions=actions, condition=ConversationRecord.pk.exists())
+    except UpdateError as error:
+        if condition_failed(error):
+            raise NotFound("Conversation not found", code="conversation_not_found") from None
+        raise
+    return conversation
+
+
+def delete_conversation(conversation_id: str) -> int:
+    """Delete a conversation with every message and stored payload; returns how many messages went."""
+    pk = conversation_pk(conversation_id)
+    deleted = 0
+    with MessageRecord.batch_write() as batch:
+        for item in MessageRecord.query(pk, MessageRecord.sk.startswith("MSG#")):
+            batch.delete(item)
+            deleted += 1
+    delete_payloads(f"conversations/{conversation_id}/")
+    ConversationRecord(pk, "META").delete()
+    return deleted
+
+
+# Messages -----------------------------------------------------------------------------------------------
+
+
+def claim_message_slot(conversation: ConversationRecord, moment: datetime) -> int:
+    """Reserve the next sequence number and mark the conversation active now; atomic, so every concurrent
+    append gets its own slot. Raises NotFound if the conversation was deleted meanwhile."""
+    sort_key = activity_key(moment, conversation.conversation_id)
+    actions: list[Action] = [
+        ConversationRecord.message_count.add(1),
+        ConversationRecord.last_activity_at.set(moment),
+        ConversationRecord.updated_at.set(moment),
+        ConversationRecord.gsi1sk.set(sort_key),
+    ]
+    if conversation.project_id:
+        actions.append(ConversationRecord.gsi2sk.set(sort_key))
+    try:
+        conversation.update(actions=actions, condition=ConversationRecord.pk.exists())
+    except UpdateError as error:
+        if condition_failed(error):
+            raise NotFound("Conversation not found", code="conversation_not_found") from None
+        raise
+    return int(conversation.message_count)
+
+
+def put_message(message: MessageRecord, content: str) -> None:
+    """Store a message; a body too large for an item goes to the payload bucket first."""
+    encoded = content.encode()
+    message.content_bytes = len(encoded)
+    message.search_text = content[:SEARCH_TEXT_CHARS].lower()
+    if len(encoded) > INLINE_LIMIT_BYTES:
+        message.content_ref = f"conversations/{message.conversation_id}/{message.message_id}"
+        put_payload(message.content_ref, encoded)
+        message.content = None
+    else:
+        message.content = content
+    message.save(condition=MessageRecord.pk.does_not_exist())
+
+
+def message_content(message: MessageRecord) -> str:
+    if message.content_ref:
+        return get_payload(message.content_ref).decode()
+    return message.content or ""
+
+
+def list_messages(conversation_id: str, *, limit: int, cursor: str | None) -> tuple[list[MessageRecord], str | None]:
+    pk = conversation_pk(conversation_id)
+    results = MessageRecord.query(
+        pk, MessageRecord.sk.startswith("MSG#"), limit=limit, last_evaluated_key=_start(cursor, {"pk": pk})
+    )
+    return list(results), encode_cursor(results.last_evaluated_key)
+
+
+def all_messages(conversation_id: str) -> Iterator[MessageRecord]:
+    return MessageRecord.query(conversation_pk(conversation_id), MessageRecord.sk.startswith("MSG#"))
+
+
+def recent_messages(conversation_id: str, count: int) -> list[MessageRecord]:
+    """The last `count` messages, oldest first (a prompt's history)."""
+    newest = MessageRecord.query(
+        conversation_pk(conversation_id), MessageRecord.sk.startswith("MSG#"), scan_index_forward=False, limit=count
+    )
+    return list(reversed(list(newest)))
+
+
+def search_owned_messages(
+    owner_id: str, needle: str, *, limit: int, cursor: str | None
+) -> tuple[list[MessageRecord], str | None]:
+    """Messages of the user's own conversations whose text contains `needle` (lower-case), newest first.
+
+    A filtered Query over the owner's message index: it reads on until `limit` matches or the end, so its cost
+    grows with the history searched. A full-text index is the step after this one for very long histories.
+    """
+    partition = messages_partition(owner_id)
+    results = MessageRecord.by_owner_text.query(
+        partition,
+        filter_condition=MessageRecord.search_text.contains(needle),
+        last_evaluated_key=_start(cursor, {"gsi3pk": partition}),
+        scan_index_forward=False,
+        limit=limit,
+        page_size=SEARCH_PAGE_ITEMS,
+    )
+    hits = list(results)
+    return hits, encode_cursor(results.last_evaluated_key)
+
+
+# Projects -----------------------------------------------------------------------------------------------
+
+
+def create_project(project: ProjectRecord, owner: MemberRecord) -> None:
+    """Store a project with its owner's membership, together or not at all."""
+    with TransactWrite(connection=ProjectRecord._get_connection().connection) as transaction:
+        transaction.save(project, condition=ProjectRecord.pk.does_not_exist())
+        transaction.save(owner, condition=MemberRecord.sk.does_not_exist())
+
+
+def member_record(project_id: str, user_id: str, role: str, email: str | None) -> MemberRecord:
+    return MemberRecord(
+        project_pk(project_id),
+        f"MEMBER#{user_id}",
+        gsi1pk=projects_partition(user_id),
+        gsi1sk=project_id,
+        project_id=project_id,
+        user_id=user_id,
+        role=role,
+        email=email,
+    )
+
+
+def get_project(project_id: str) -> ProjectRecord | None:
+    try:
+        return ProjectRecord.get(project_pk(project_id), "META")
+    except DoesNotExist:
+        return None
+
+
+def save_project(project: ProjectRecord, **changes: Any) -> ProjectRecord:
+    actions = []
+    for name, value in {**changes, "updated_at": now()}.items():
+        attribute = getattr(ProjectRecord, name)
+        actions.append(attribute.remove() if value is None else attribute.set(value))
+    project.update(actions=actions, condition=ProjectRecord.pk.exists())
+    return project
+
+
+def get_member(project_id: str, user_id: str) -> MemberRecord | None:
+    try:
+        return MemberRecord.get(project_pk(project_id), f"MEMBER#{user_id}")
+    except DoesNotExist:
+        return None
+
+
+def put_member(member: MemberRecord) -> None:
+    member.save()
+
+
+def members(project_id: str) -> list[MemberRecord]:
+    return list(MemberRecord.query(project_pk(project_id), MemberRecord.sk.startswith("MEMBER#")))
+
+
+def remove_member(project_id: str, user_id: str) -> bool:
+    try:
+        MemberRecord(project_pk(project_id), f"MEMBER#{user_id}").delete(condition=MemberRecord.pk.exists())
+    except Exception as error:
+        if condition_failed(error):
+            return False
+        raise
+    return True
+
+
+def memberships(user_id: str, *, limit: int, cursor: str | None) -> tuple[list[MemberRecord], str | None]:
+    """The user's memberships (their own projects included), by project id."""
+    partition = projects_partition(user_id)
+    results = MemberRecord.by_user.query(
+        partition, limit=limit, last_evaluated_key=_start(cursor, {"gsi1pk": partition})
+    )
+    return list(results), encode_cursor(results.last_evaluated_key)
+
+
+def all_memberships(user_id: str) -> Iterator[MemberRecord]:
+    return MemberRecord.by_user.query(projects_partition(user_id))
+
+
+def projects_by_id(project_ids: Iterable[str]) -> dict[str, ProjectRecord]:
+    keys = [(project_pk(project_id), "META") for project_id in dict.fromkeys(project_ids)]
+    return {project.project_id: project for project in ProjectRecord.batch_get(keys)} if keys else {}
+
+
+def conversations_by_id(conversation_ids: Iterable[str]) -> dict[str, ConversationRecord]:
+    keys = [(conversation_pk(conversation_id), "META") for conversation_id in dict.fromkeys(conversation_ids)]
+    return {record.conversation_id: record for record in ConversationRecord.batch_get(keys)} if keys else {}
+
+
+def delete_project(project_id: str) -> None:
+    """Delete a project and its memberships; its conversations are detached, not deleted (their owners keep them)."""
+    for conversation in ConversationRecord.by_project.query(project_pk(project_id)):
+        conversation.update(
+            actions=[
+                ConversationRecord.project_id.remove(),
+                ConversationRecord.gsi2pk.remove(),
+                ConversationRecord.gsi2sk.remove(),
+            ]
+        )
+    with MemberRecord.batch_write() as batch:
+        for member in MemberRecord.query(project_pk(project_id), MemberRecord.sk.startswith("MEMBER#")):
+            batch.delete(member)
+    ProjectRecord(project_pk(project_id), "META").delete()
+
+
+# Saved prompts ------------------------------------------------------------------------------------------
+
+
+def prompt_key(user_id: str, prompt_id: str) -> tuple[str, str]:
+    return f"USER#{user_id}", f"PROMPT#{prompt_id}"
+
+
+def create_prompt(prompt: PromptRecord) -> None:
+    prompt.save(condition=PromptRecord.pk.does_not_exist())
+
+
+def get_prompt(user_id: str, prompt_id: str) -> PromptRecord | None:
+    try:
+        return PromptRecord.get(*prompt_key(user_id, prompt_id))
+    except DoesNotExist:
+        return None
+
+
+def list_prompts(
+    user_id: str, *, tag: str | None, limit: int, cursor: str | None
+) -> tuple[list[PromptRecord], str | None]:
+    pk = f"USER#{user_id}"
+    results = PromptRecord.query(
+        pk,
+        PromptRecord.sk.startswith("PROMPT#"),
+        filter_condition=PromptRecord.tags.contains(tag) if tag else None,
+        limit=limit,
+        last_evaluated_key=_start(cursor, {"pk": pk}),
+        scan_index_forward=False,
+    )
+    return list(results), encode_cursor(results.last_evaluated_key)
+
+
+def save_prompt(prompt: PromptRecord, **changes: Any) -> PromptRecord:
+    actions = [getattr(PromptRecord, name).set(value) for name, value in {**changes, "updated_at": now()}.items()]
+    prompt.update(actions=actions, condition=PromptRecord.pk.exists())
+    return prompt
+
+
+def delete_prompt(user_id: str, prompt_id: str) -> bool:
+    try:
+        PromptRecord(*prompt_key(user_id, prompt_id)).delete(condition=PromptRecord.pk.exists())
+    except Exception as error:
+        if condition_failed(error):
+            return False
+        raise
+    return True
+
+
+def all_prompts(user_id: str) -> Iterator[PromptRecord]:
+    return PromptRecord.query(f"USER#{user_id}", PromptRecord.sk.startswith("PROMPT#"))
+
+
+# Payloads -----------------------------------------------------------------------------------------------
+
+
+def put_payload(key: str, body: bytes) -> None:
+    from shared.aws import client
+
+    client("s3").put_object(Bucket=_bucket(), Key=key, Body=body, ContentType="text/plain; charset=utf-8")
+
+
+def get_payload(key: str) -> bytes:
+    from shared.aws import client
+
+    body: bytes = client("s3").get_object(Bucket=_bucket(), Key=key)["Body"].read()
+    return body
+
+
+def delete_payloads(prefix: str) -> None:
+    from shared.aws import client
+
+    s3 = client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=_bucket(), Prefix=prefix):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=_bucket(), Delete={"Objects": keys, "Quiet": True})
+
+
+def _bucket() -> str:
+    bucket = get_settings().payload_bucket
+    if not bucket:
+        raise RuntimeError("PAYLOAD_BUCKET is not set: the function was deployed without its payload bucket")
+    return bucket

@@ -1,0 +1,34 @@
+"""What every context's pynamodb store shares: table metadata from the table spec, string lists, and telling a
+failed condition from a real storage error. Imported only by `store` modules, which load lazily."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import ListAttribute, UnicodeAttribute
+
+from shared.settings import get_settings
+from shared.tables import TableSpec
+
+
+def table_meta(spec: TableSpec) -> Any:
+    """A pynamodb `Meta` naming the context's table (from its environment variable) and region.
+
+    Typed `Any`: pynamodb declares `Model.Meta` as a protocol instance, though it is a class.
+    """
+    return type("Meta", (), {"table_name": spec.name_from_env(), "region": get_settings().region})
+
+
+def string_list() -> ListAttribute[str]:
+    # pynamodb types `of=` as the element's Python type, though it takes the attribute class.
+    return ListAttribute(of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
+
+
+def condition_failed(error: Exception) -> bool:
+    """True when a write was refused by its condition expression, the expected outcome of a lost race."""
+    return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"
+
+
+def transaction_cancellations(error: Any) -> list[str | None]:
+    """The cancellation reason of each item of a failed transaction, in order (None where it was not at fault)."""
+    return [reason.code if reason else None for reason in (getattr(error, "cancellation_reasons", None) or [])]
