@@ -28,6 +28,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import custom_resources as cr
 from aws_cdk.aws_apigatewayv2_authorizers import HttpLambdaAuthorizer, HttpLambdaResponseType
@@ -72,6 +73,8 @@ TABLE_READ_ACTIONS = (
     "dynamodb:Query",
 )
 TABLE_WRITE_ACTIONS = ("dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+# Large message bodies live under this prefix of the payload bucket; it is all a function may touch there.
+PAYLOAD_PREFIX = "conversations/"
 
 SIGNING_KEYS_FUNCTION = FunctionSpec(
     name="signing-keys",
@@ -148,6 +151,7 @@ class StratusStack(Stack):
             "the oldest later; a scheduled rotation Lambda is future work.",
         )
 
+        self.payload_bucket = self._payload_bucket()
         self.code = lambda_.Code.from_asset(
             str(REPO_ROOT), exclude=list(CODE_ASSET_EXCLUDE), ignore_mode=IgnoreMode.GIT
         )
@@ -208,6 +212,25 @@ class StratusStack(Stack):
                 projection_type=dynamodb.ProjectionType.ALL,
             )
         return table
+
+    def _payload_bucket(self) -> s3.Bucket:
+        """Message bodies too large for a DynamoDB item: private, encrypted, TLS only."""
+        bucket = s3.Bucket(
+            self,
+            "PayloadBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=self._removal_policy,
+        )
+        _acknowledge(
+            bucket,
+            "AwsSolutions-S1",
+            "Objects are reached only through the conversations function, whose every call is logged with its "
+            "request id; server access logs would add a second bucket without a reader.",
+        )
+        return bucket
 
     def _layer(self, name: str, path: Path) -> lambda_.LayerVersion:
         return lambda_.LayerVersion(
@@ -280,6 +303,8 @@ class StratusStack(Stack):
         }
         if spec.reads_signing_keys:
             environment["SIGNING_KEYS_SECRET"] = self.signing_keys.secret_arn
+        if spec.uses_payload_bucket:
+            environment["PAYLOAD_BUCKET"] = self.payload_bucket.bucket_name
         if self.settings.is_dev_stage:
             environment["PASSWORD_HASH_COST"] = str(DEV_PASSWORD_HASH_COST)
         function = self._function(spec, environment)
@@ -288,8 +313,13 @@ class StratusStack(Stack):
             self.tables[table.context].grant(function, *TABLE_READ_ACTIONS, *TABLE_WRITE_ACTIONS)
         for table in spec.read_only_tables:
             self.tables[table.context].grant(function, *TABLE_READ_ACTIONS)
-        for table in spec.described_tables:
-            self.tables[table.context].grant(function, "dynamodb:DescribeTable")
+        if spec.described_tables:
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["dynamodb:DescribeTable"],
+                    resources=[self.tables[table.context].table_arn for table in spec.described_tables],
+                )
+            )
         role = function.role
         assert role is not None  # _function gives every function its own role
         for context in sorted({table.context for table in (*spec.tables, *spec.read_only_tables)}):
@@ -299,11 +329,35 @@ class StratusStack(Stack):
                 f"AwsSolutions-IAM5[Resource::<{table_id}.Arn>/index/*]",
                 "Queries the GSIs of a table its spec lists; index ARNs are the table ARN plus /index/*.",
             )
+        if spec.uses_payload_bucket:
+            self._grant_payloads(function)
         if spec.reads_signing_keys:
             self.signing_keys.grant_read(function)
             # The first request must find a key ring, not the placeholder CloudFormation created.
             function.node.add_dependency(initial_key)
         return function
+
+    def _grant_payloads(self, function: lambda_.Function) -> None:
+        """Get, put and delete objects under the payload prefix, and list that prefix: nothing else."""
+        objects = self.payload_bucket.arn_for_objects(f"{PAYLOAD_PREFIX}*")
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], resources=[objects])
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self.payload_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{PAYLOAD_PREFIX}*"]}},
+            )
+        )
+        bucket_id = self.get_logical_id(_cfn(self.payload_bucket))
+        role = function.role
+        assert role is not None
+        _acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{PAYLOAD_PREFIX}*]",
+            "Message payload objects are named by conversation and message id under one prefix.",
+        )
 
     def _signing_keys_initializer(self) -> CustomResource:
         """Puts the first key into the secret on create; later deploys leave the key ring alone."""

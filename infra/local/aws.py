@@ -1,9 +1,9 @@
-"""The embedded AWS of local mode and the tests: a moto server with the stage's tables and signing keys.
+"""The embedded AWS of local mode and the tests: a moto server provisioned as a deployed stage is.
 
 `start_local_aws()` points this process's environment (and so every boto3 client the handlers make) at a
-fresh moto server, then creates exactly what the deployed stack would (`infra.local.provision`): every table
-from `shared.tables`, the signing-key secret with its first key, and the payload bucket. `LocalAws.stop()` stops the server and puts the
-environment back, so a test session can start and stop it more than once.
+fresh moto server, then creates what the deployed stack would (`infra.local.provision`): every table from
+`shared.tables`, the signing-key secret with its first key, and the payload bucket. `LocalAws.stop()` stops the
+server and puts the environment back, so a test session can start and stop it more than once.
 """
 
 from __future__ import annotations

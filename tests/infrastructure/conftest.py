@@ -59,6 +59,11 @@ class Synthesized:
         return found
 
     @property
+    def payload_bucket_id(self) -> str:
+        (logical_id,) = self.of_type("AWS::S3::Bucket")
+        return logical_id
+
+    @property
     def signing_secret_id(self) -> str:
         (logical_id,) = self.of_type("AWS::SecretsManager::Secret")
         return logical_id

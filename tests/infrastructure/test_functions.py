@@ -35,6 +35,8 @@ def _expected_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, A
         environment[table.env_var] = {"Ref": synth.table_id(table)}
     if spec.reads_signing_keys:
         environment["SIGNING_KEYS_SECRET"] = {"Ref": synth.signing_secret_id}
+    if spec.uses_payload_bucket:
+        environment["PAYLOAD_BUCKET"] = {"Ref": synth.payload_bucket_id}
     if dev:
         environment["PASSWORD_HASH_COST"] = "14"
     return environment

@@ -82,7 +82,7 @@ def test_function_may_use_only_its_logs_traces_tables_and_the_signing_keys(
     services = {action.split(":")[0] for statement in _statements(dev, spec) for action in _listed(statement["Action"])}
     _, function = dev.function(spec)
 
-    assert services <= {"logs", "xray", "dynamodb", "secretsmanager"}
+    assert services <= {"logs", "xray", "dynamodb", "secretsmanager"} | ({"s3"} if spec.uses_payload_bucket else set())
     assert _grants(dev, spec, "logs") == {function["LoggingConfig"]["LogGroup"]["Ref"]: LOG_ACTIONS}
     assert _grants(dev, spec, "xray") == {"*": TRACE_ACTIONS}
 
@@ -131,3 +131,38 @@ def test_key_initializer_may_only_read_and_put_the_signing_secret(dev: Synthesiz
     assert _grants(dev, SIGNING_KEYS_FUNCTION, "secretsmanager") == {
         dev.signing_secret_id: {"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"}
     }
+
+
+@pytest.mark.parametrize("spec", CATALOG_FUNCTIONS, ids=_name)
+def test_payload_objects_are_reached_only_under_their_prefix_by_functions_that_store_them(
+    dev: Synthesized, spec: FunctionSpec
+) -> None:
+    s3_statements = [
+        statement
+        for statement in _statements(dev, spec)
+        if any(action.startswith("s3:") for action in _listed(statement["Action"]))
+    ]
+    if not spec.uses_payload_bucket:
+        assert s3_statements == []
+        return
+    objects, listing = sorted(s3_statements, key=lambda statement: "Condition" in statement)
+    assert sorted(_listed(objects["Action"])) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+    assert objects["Resource"]["Fn::Join"][1][-1] == "/conversations/*"
+    assert listing["Action"] == "s3:ListBucket"
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["conversations/*"]}}
+
+
+def test_payload_bucket_is_private_encrypted_and_tls_only(dev: Synthesized) -> None:
+    bucket = dev.resources[dev.payload_bucket_id]["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "AES256"
+    }
+    (policy,) = dev.of_type("AWS::S3::BucketPolicy").values()
+    denials = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denials)
