@@ -29,7 +29,11 @@ install-all: uv
 dev: install-dev
 	$(RUN) python -m infra.local --port $(PORT)
 
+# Lint first: CI runs exactly this, so style and types are held to on every change.
 test: install-all
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
 	$(RUN) pytest
 
 lint: install-all

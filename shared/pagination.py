@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from shared.errors import BadRequest
@@ -25,11 +26,15 @@ def encode_cursor(last_evaluated_key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def decode_cursor(cursor: str | None, *, partition: dict[str, str], allowed: tuple[str, ...]) -> dict[str, Any] | None:
+def decode_cursor(
+    cursor: str | None, *, partition: Mapping[str, str], sort_prefixes: Mapping[str, str]
+) -> dict[str, Any] | None:
     """The ExclusiveStartKey for `cursor`, in DynamoDB's attribute-value form, or None for the first page.
 
-    `partition` maps the queried partition key attribute to the value the caller is allowed to list;
-    `allowed` names every attribute a key of this query may carry.
+    A cursor must name exactly the key attributes of the query it continues: `partition` maps each partition
+    key to the value the caller may list (matched in full), `sort_prefixes` maps every other key attribute to
+    the prefix its value must have. So a crafted cursor can neither start inside another user's items nor make
+    DynamoDB refuse the query.
     """
     if not cursor:
         return None
@@ -37,15 +42,20 @@ def decode_cursor(cursor: str | None, *, partition: dict[str, str], allowed: tup
         padded = cursor + "=" * (-len(cursor) % 4)
         decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise BadRequest("The cursor is not one this API issued", code="invalid_cursor") from None
+        raise _not_ours() from None
     if (
         not isinstance(decoded, dict)
-        or not all(isinstance(k, str) and isinstance(v, str) for k, v in decoded.items())
-        or not set(decoded) <= set(allowed)
-        or any(decoded.get(name) != value for name, value in partition.items())
+        or set(decoded) != set(partition) | set(sort_prefixes)
+        or not all(isinstance(value, str) for value in decoded.values())
+        or any(decoded[name] != value for name, value in partition.items())
+        or any(not decoded[name].startswith(prefix) for name, prefix in sort_prefixes.items())
     ):
-        raise BadRequest("The cursor is not one this API issued", code="invalid_cursor")
+        raise _not_ours()
     return {name: {"S": value} for name, value in decoded.items()}
+
+
+def _not_ours() -> BadRequest:
+    return BadRequest("The cursor is not one this API issued", code="invalid_cursor")
 
 
 def _plain_string(value: Any) -> str:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from pynamodb.attributes import ListAttribute, UnicodeAttribute
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 
 from shared.settings import get_settings
-from shared.tables import TableSpec
+from shared.tables import Index, TableSpec
 
 
 def table_meta(spec: TableSpec) -> Any:
@@ -17,6 +18,21 @@ def table_meta(spec: TableSpec) -> Any:
     Typed `Any`: pynamodb declares `Model.Meta` as a protocol instance, though it is a class.
     """
     return type("Meta", (), {"table_name": spec.name_from_env(), "region": get_settings().region})
+
+
+def secondary_index(index: Index) -> Any:
+    """A pynamodb index for one of the spec's GSIs, to assign as a model attribute (`by_owner = ...`).
+
+    Built from the spec, so the store queries exactly the index CDK and local mode create. Typed `Any`, as
+    pynamodb's index generics do not survive a class made at run time.
+    """
+    meta = type("Meta", (), {"index_name": index.name, "projection": AllProjection()})
+    keys = {
+        index.partition_key: UnicodeAttribute(hash_key=True),
+        index.sort_key: UnicodeAttribute(range_key=True),
+    }
+    index_class = type(f"{index.name.capitalize()}Index", (GlobalSecondaryIndex,), {"Meta": meta, **keys})
+    return index_class()
 
 
 def string_list() -> ListAttribute[str]:

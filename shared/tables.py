@@ -34,6 +34,9 @@ class TableSpec:
             names += [index.partition_key, index.sort_key]
         object.__setattr__(self, "key_attributes", tuple(dict.fromkeys(names)))
 
+    def index(self, name: str) -> Index:
+        return next(index for index in self.indexes if index.name == name)
+
     @property
     def env_var(self) -> str:
         """The environment variable that carries the table's name into a function."""

@@ -24,14 +24,13 @@ from typing import Any
 from pynamodb.attributes import BooleanAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.update import Action
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from shared.errors import NotFound
 from shared.pagination import decode_cursor, encode_cursor
 from shared.settings import get_settings
-from shared.storage import condition_failed, string_list, table_meta
+from shared.storage import condition_failed, secondary_index, string_list, table_meta
 from shared.tables import CONVERSATIONS
 
 # DynamoDB items stop at 400 KB; keep well clear of it, leaving room for the other attributes.
@@ -52,33 +51,6 @@ def activity_key(moment: datetime, item_id: str) -> str:
     return f"{moment.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{item_id}"
 
 
-class _Gsi1(GlobalSecondaryIndex["Any"]):  # type: ignore[no-untyped-call]
-    class Meta:
-        index_name = "gsi1"
-        projection = AllProjection()
-
-    gsi1pk = UnicodeAttribute(hash_key=True)
-    gsi1sk = UnicodeAttribute(range_key=True)
-
-
-class _Gsi2(GlobalSecondaryIndex["Any"]):  # type: ignore[no-untyped-call]
-    class Meta:
-        index_name = "gsi2"
-        projection = AllProjection()
-
-    gsi2pk = UnicodeAttribute(hash_key=True)
-    gsi2sk = UnicodeAttribute(range_key=True)
-
-
-class _Gsi3(GlobalSecondaryIndex["Any"]):  # type: ignore[no-untyped-call]
-    class Meta:
-        index_name = "gsi3"
-        projection = AllProjection()
-
-    gsi3pk = UnicodeAttribute(hash_key=True)
-    gsi3sk = UnicodeAttribute(range_key=True)
-
-
 class ConversationRecord(Model):
     Meta = _Meta
 
@@ -88,8 +60,8 @@ class ConversationRecord(Model):
     gsi1sk = UnicodeAttribute()
     gsi2pk = UnicodeAttribute(null=True)
     gsi2sk = UnicodeAttribute(null=True)
-    by_owner = _Gsi1()
-    by_project = _Gsi2()
+    by_owner = secondary_index(CONVERSATIONS.index("gsi1"))
+    by_project = secondary_index(CONVERSATIONS.index("gsi2"))
 
     conversation_id = UnicodeAttribute(attr_name="conversationId")
     owner_id = UnicodeAttribute(attr_name="ownerId")
@@ -112,7 +84,7 @@ class MessageRecord(Model):
     sk = UnicodeAttribute(range_key=True)
     gsi3pk = UnicodeAttribute()
     gsi3sk = UnicodeAttribute()
-    by_owner_text = _Gsi3()
+    by_owner_text = secondary_index(CONVERSATIONS.index("gsi3"))
 
     message_id = UnicodeAttribute(attr_name="messageId")
     conversation_id = UnicodeAttribute(attr_name="conversationId")
@@ -149,7 +121,7 @@ class MemberRecord(Model):
     sk = UnicodeAttribute(range_key=True)
     gsi1pk = UnicodeAttribute()
     gsi1sk = UnicodeAttribute()
-    by_user = _Gsi1()
+    by_user = secondary_index(CONVERSATIONS.index("gsi1"))
 
     project_id = UnicodeAttribute(attr_name="projectId")
     user_id = UnicodeAttribute(attr_name="userId")
@@ -199,8 +171,8 @@ def message_sk(seq: int) -> str:
     return f"MSG#{seq:010d}"
 
 
-def _start(cursor: str | None, partition: dict[str, str]) -> dict[str, Any] | None:
-    return decode_cursor(cursor, partition=partition, allowed=CONVERSATIONS.key_attributes)
+def _start(cursor: str | None, partition: dict[str, str], **sort_prefixes: str) -> dict[str, Any] | None:
+    return decode_cursor(cursor, partition=partition, sort_prefixes=sort_prefixes)
 
 
 # Conversations ------------------------------------------------------------------------------------------
@@ -222,7 +194,10 @@ def list_conversations(
 ) -> tuple[list[ConversationRecord], str | None]:
     partition = owner_partition(owner_id, archived=archived)
     results = ConversationRecord.by_owner.query(
-        partition, limit=limit, last_evaluated_key=_start(cursor, {"gsi1pk": partition}), scan_index_forward=False
+        partition,
+        limit=limit,
+        last_evaluated_key=_start(cursor, {"gsi1pk": partition}, gsi1sk="", pk="CONV#", sk="META"),
+        scan_index_forward=False,
     )
     return list(results), encode_cursor(results.last_evaluated_key)
 
@@ -236,7 +211,7 @@ def list_project_conversations(
         partition,
         filter_condition=condition,
         limit=limit,
-        last_evaluated_key=_start(cursor, {"gsi2pk": partition}),
+        last_evaluated_key=_start(cursor, {"gsi2pk": partition}, gsi2sk="", pk="CONV#", sk="META"),
         scan_index_forward=False,
     )
     return list(results), encode_cursor(results.last_evaluated_key)
@@ -323,7 +298,7 @@ def message_content(message: MessageRecord) -> str:
 def list_messages(conversation_id: str, *, limit: int, cursor: str | None) -> tuple[list[MessageRecord], str | None]:
     pk = conversation_pk(conversation_id)
     results = MessageRecord.query(
-        pk, MessageRecord.sk.startswith("MSG#"), limit=limit, last_evaluated_key=_start(cursor, {"pk": pk})
+        pk, MessageRecord.sk.startswith("MSG#"), limit=limit, last_evaluated_key=_start(cursor, {"pk": pk}, sk="MSG#")
     )
     return list(results), encode_cursor(results.last_evaluated_key)
 
@@ -352,7 +327,7 @@ def search_owned_messages(
     results = MessageRecord.by_owner_text.query(
         partition,
         filter_condition=MessageRecord.search_text.contains(needle),
-        last_evaluated_key=_start(cursor, {"gsi3pk": partition}),
+        last_evaluated_key=_start(cursor, {"gsi3pk": partition}, gsi3sk="", pk="CONV#", sk="MSG#"),
         scan_index_forward=False,
         limit=limit,
         page_size=SEARCH_PAGE_ITEMS,
@@ -429,13 +404,16 @@ def memberships(user_id: str, *, limit: int, cursor: str | None) -> tuple[list[M
     """The user's memberships (their own projects included), by project id."""
     partition = projects_partition(user_id)
     results = MemberRecord.by_user.query(
-        partition, limit=limit, last_evaluated_key=_start(cursor, {"gsi1pk": partition})
+        partition,
+        limit=limit,
+        last_evaluated_key=_start(cursor, {"gsi1pk": partition}, gsi1sk="", pk="PROJECT#", sk="MEMBER#"),
     )
     return list(results), encode_cursor(results.last_evaluated_key)
 
 
 def all_memberships(user_id: str) -> Iterator[MemberRecord]:
-    return MemberRecord.by_user.query(projects_partition(user_id))
+    entries: Iterator[MemberRecord] = MemberRecord.by_user.query(projects_partition(user_id))
+    return entries
 
 
 def projects_by_id(project_ids: Iterable[str]) -> dict[str, ProjectRecord]:
@@ -491,7 +469,7 @@ def list_prompts(
         PromptRecord.sk.startswith("PROMPT#"),
         filter_condition=PromptRecord.tags.contains(tag) if tag else None,
         limit=limit,
-        last_evaluated_key=_start(cursor, {"pk": pk}),
+        last_evaluated_key=_start(cursor, {"pk": pk}, sk="PROMPT#"),
         scan_index_forward=False,
     )
     return list(results), encode_cursor(results.last_evaluated_key)

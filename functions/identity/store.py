@@ -29,14 +29,13 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError, UpdateError
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from shared.auth.api_keys import api_key_item_key, role_item_key, user_item_key
 from shared.errors import Conflict, NotFound
 from shared.pagination import decode_cursor, encode_cursor
-from shared.storage import condition_failed, string_list, table_meta, transaction_cancellations
+from shared.storage import condition_failed, secondary_index, string_list, table_meta, transaction_cancellations
 from shared.tables import IDENTITY
 
 USERS_PARTITION = "USERS"
@@ -50,15 +49,6 @@ def _now() -> datetime:
 _Meta = table_meta(IDENTITY)
 
 
-class _Gsi1(GlobalSecondaryIndex["Any"]):  # type: ignore[no-untyped-call]
-    class Meta:
-        index_name = "gsi1"
-        projection = AllProjection()
-
-    gsi1pk = UnicodeAttribute(hash_key=True)
-    gsi1sk = UnicodeAttribute(range_key=True)
-
-
 class UserRecord(Model):
     Meta = _Meta
 
@@ -66,7 +56,7 @@ class UserRecord(Model):
     sk = UnicodeAttribute(range_key=True)
     gsi1pk = UnicodeAttribute(default=USERS_PARTITION)
     gsi1sk = UnicodeAttribute()
-    by_gsi1 = _Gsi1()
+    by_gsi1 = secondary_index(IDENTITY.index("gsi1"))
 
     user_id = UnicodeAttribute(attr_name="userId")
     email = UnicodeAttribute()
@@ -108,7 +98,7 @@ class ApiKeyRecord(Model):
     sk = UnicodeAttribute(range_key=True, default="APIKEY")
     gsi1pk = UnicodeAttribute()
     gsi1sk = UnicodeAttribute()
-    by_gsi1 = _Gsi1()
+    by_gsi1 = secondary_index(IDENTITY.index("gsi1"))
 
     user_id = UnicodeAttribute(attr_name="userId")
     key_id = UnicodeAttribute(attr_name="keyId")
@@ -126,7 +116,7 @@ class RoleRecord(Model):
     sk = UnicodeAttribute(range_key=True, default="ROLE")
     gsi1pk = UnicodeAttribute(default=ROLES_PARTITION)
     gsi1sk = UnicodeAttribute()
-    by_gsi1 = _Gsi1()
+    by_gsi1 = secondary_index(IDENTITY.index("gsi1"))
 
     name = UnicodeAttribute()
     description = UnicodeAttribute(null=True)
@@ -225,7 +215,9 @@ def update_user(user: UserRecord, **changes: Any) -> UserRecord:
 
 
 def list_users(*, limit: int, cursor: str | None) -> tuple[list[UserRecord], str | None]:
-    start = decode_cursor(cursor, partition={"gsi1pk": USERS_PARTITION}, allowed=IDENTITY.key_attributes)
+    start = decode_cursor(
+        cursor, partition={"gsi1pk": USERS_PARTITION}, sort_prefixes={"gsi1sk": "", "pk": "USER#", "sk": "PROFILE"}
+    )
     results = UserRecord.by_gsi1.query(USERS_PARTITION, limit=limit, last_evaluated_key=start, scan_index_forward=False)
     users = list(results)
     return users, encode_cursor(results.last_evaluated_key)
@@ -323,7 +315,9 @@ def create_api_key(
 
 def list_api_keys(user_id: str, *, limit: int, cursor: str | None) -> tuple[list[ApiKeyRecord], str | None]:
     partition = api_keys_partition(user_id)
-    start = decode_cursor(cursor, partition={"gsi1pk": partition}, allowed=IDENTITY.key_attributes)
+    start = decode_cursor(
+        cursor, partition={"gsi1pk": partition}, sort_prefixes={"gsi1sk": "", "pk": "APIKEY#", "sk": "APIKEY"}
+    )
     results = ApiKeyRecord.by_gsi1.query(partition, limit=limit, last_evaluated_key=start, scan_index_forward=False)
     keys = list(results)
     return keys, encode_cursor(results.last_evaluated_key)

@@ -60,6 +60,7 @@ def bench_environment() -> dict[str, str]:
         POWERTOOLS_LOG_LEVEL="ERROR",
         PASSWORD_HASH_COST="12",
         SIGNING_KEYS_SECRET="stratus/bench/signing-keys",
+        PAYLOAD_BUCKET="stratus-bench-payloads",
     )
     env.update({spec.env_var: spec.physical_name("bench") for spec in TABLES})
     env.pop("AWS_ENDPOINT_URL", None)
@@ -114,16 +115,12 @@ def report_warm_latency(env: dict[str, str]) -> None:
     from functions.identity.authorizer import lambda_handler as authorizer
     from functions.identity.handler import lambda_handler as identity
     from functions.identity.models import ApiKeyCreate
-    from functions.identity.signing_keys import ensure_signing_keys
     from infra.local.events import IncomingRequest, LambdaContext, RequestTime, build_authorizer_event, build_http_event
+    from infra.local.provision import provision_stage
     from shared.auth.verify import verify_credential
-    from shared.aws import client
-    from shared.tables import create_tables
 
     with mock_aws():
-        create_tables(client("dynamodb"), "bench")
-        client("secretsmanager").create_secret(Name=env["SIGNING_KEYS_SECRET"], SecretString="-")
-        ensure_signing_keys(env["SIGNING_KEYS_SECRET"])
+        provision_stage("bench")
         signed_in = service.register("bench@example.com", "bench password 123", "Bench")
         token = signed_in.body.access_token
         api_key = service.create_api_key(verify_credential(token), ApiKeyCreate(name="bench")).key
@@ -157,6 +154,87 @@ def report_warm_latency(env: dict[str, str]) -> None:
         print(f"\nWarm latency on moto ({WARM_CALLS} calls each)")
         for name, call in cases.items():
             print(f"  {name:<34} {percentiles(timed(call, WARM_CALLS))}")
+
+        report_conversation_reads(verify_credential(token), answer, context)
+
+
+def report_conversation_reads(principal: Any, authorizer_context: dict[str, Any], context: Any) -> None:
+    """Listing 1,000 conversations and reading one with 500 messages, page by page through the handler."""
+    import json
+
+    from botocore.client import BaseClient
+
+    from functions.conversations import service
+    from functions.conversations.handler import lambda_handler as conversations
+    from functions.conversations.models import ConversationCreate
+    from infra.local.events import IncomingRequest, RequestTime, build_http_event
+
+    for number in range(1000):
+        service.create_conversation(principal, ConversationCreate(title=f"conversation {number}"))
+    long_one = service.create_conversation(principal, ConversationCreate(title="long"))
+    for number in range(500):
+        service.append_message(principal, long_one.id, "user", f"message {number} " + "lorem ipsum " * 40)
+
+    calls: list[str] = []
+    in_fake: list[float] = []
+    make_api_call = BaseClient._make_api_call
+
+    def counting(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        calls.append(operation)
+        started = time.perf_counter()
+        try:
+            return make_api_call(self, operation, params)
+        finally:
+            in_fake.append((time.perf_counter() - started) * 1000)
+
+    def walk(path: str, route_key: str, cursor_name: str, **query: str) -> int:
+        """Follow cursors through the handler to the end; returns how many items were read."""
+        items, cursor = 0, None
+        while True:
+            params = query | ({cursor_name: cursor} if cursor else {})
+            raw_query = "&".join(f"{name}={value}" for name, value in params.items())
+            request = IncomingRequest("GET", path, path, raw_query_string=raw_query, headers=(("host", "bench.local"),))
+            event = build_http_event(
+                request, route_key=route_key, request_id="bench", now=RequestTime.now(),
+                authorizer_context=authorizer_context, path_parameters={"conversationId": long_one.id},
+            )  # fmt: skip
+            body = json.loads(conversations(event, context)["body"])
+            page = body.get("messages", body)
+            items += len(page["items"])
+            cursor = page["nextCursor"]
+            if not cursor:
+                return items
+
+    readings = {
+        "list 1,000 conversations (100 a page)": lambda: walk(
+            "/api/v1/conversations", "GET /api/v1/conversations", "cursor", limit="100"
+        ),
+        "read 500 messages (100 a page)": lambda: walk(
+            f"/api/v1/conversations/{long_one.id}",
+            "GET /api/v1/conversations/{conversationId}",
+            "messagesCursor",
+            messagesLimit="100",
+        ),
+    }
+    print("\nConversation reads through the handler on moto (whole walk, 20 runs each)")
+    print("  (moto answers a GSI query by sorting the whole index in Python: its time is shown apart)")
+    BaseClient._make_api_call = counting  # type: ignore[method-assign]
+    try:
+        for name, read in readings.items():
+            calls.clear()
+            items = read()
+            operations = ", ".join(f"{calls.count(op)} {op}" for op in sorted(set(calls)))
+            walks, ours = [], []
+            for _ in range(20):
+                in_fake.clear()
+                walk_ms = timed(read, 1)[0]
+                walks.append(walk_ms)
+                ours.append(walk_ms - sum(in_fake))
+            print(f"  {name:<40} {items} items, DynamoDB calls: {operations}")
+            print(f"  {'  whole walk':<40} {percentiles(walks)}")
+            print(f"  {'  of it outside the AWS fake':<40} {percentiles(ours)}")
+    finally:
+        BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
 
 
 def main() -> None:

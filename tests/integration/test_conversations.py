@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from shared.aws import client
+from shared.pagination import encode_cursor
 from shared.settings import get_settings
 from tests.integration.conftest import User, error_code, register
 
@@ -228,7 +229,17 @@ def test_bad_input_is_refused_in_the_error_shape(
 
 
 def test_bad_cursor_and_unknown_conversation_answer_cleanly(api: TestClient, ada: User) -> None:
-    bad_cursor = api.get(BASE, headers=ada.auth, params={"cursor": "bm9wZQ"})
-    assert bad_cursor.status_code == 400
-    assert error_code(bad_cursor) == "invalid_cursor"
+    own_partition = f"USER#{ada.id}#CONVS#ACTIVE"
+    crafted = [
+        "bm9wZQ",
+        # The caller's own partition, but a start key DynamoDB would refuse (no sort key, wrong item type).
+        encode_cursor({"gsi1pk": {"S": own_partition}}),
+        encode_cursor(
+            {"gsi1pk": {"S": own_partition}, "gsi1sk": {"S": "x"}, "pk": {"S": "PROMPT#1"}, "sk": {"S": "X"}}
+        ),
+    ]
+    for cursor in crafted:
+        bad_cursor = api.get(BASE, headers=ada.auth, params={"cursor": cursor})
+        assert bad_cursor.status_code == 400
+        assert error_code(bad_cursor) == "invalid_cursor"
     assert api.get(f"{BASE}/01ARZ3NDEKTSV4RRFFQ69G5FAV", headers=ada.auth).status_code == 404

@@ -10,7 +10,7 @@ import pytest
 from shared.errors import BadRequest
 from shared.pagination import decode_cursor, encode_cursor, page_size
 
-ALLOWED = ("pk", "sk", "gsi1pk", "gsi1sk")
+SORTS = {"sk": "CONV#"}
 
 
 def test_cursor_round_trips_a_last_evaluated_key() -> None:
@@ -18,18 +18,18 @@ def test_cursor_round_trips_a_last_evaluated_key() -> None:
     cursor = encode_cursor(key)
     assert cursor is not None
     assert "USER" not in cursor
-    assert decode_cursor(cursor, partition={"pk": "USER#1"}, allowed=ALLOWED) == key
+    assert decode_cursor(cursor, partition={"pk": "USER#1"}, sort_prefixes=SORTS) == key
 
 
 def test_no_more_pages_means_no_cursor() -> None:
     assert encode_cursor(None) is None
-    assert decode_cursor(None, partition={"pk": "x"}, allowed=ALLOWED) is None
+    assert decode_cursor(None, partition={"pk": "x"}, sort_prefixes=SORTS) is None
 
 
 def test_cursor_naming_another_users_partition_is_refused() -> None:
     cursor = encode_cursor({"pk": {"S": "USER#victim"}, "sk": {"S": "CONV#1"}})
     with pytest.raises(BadRequest) as refusal:
-        decode_cursor(cursor, partition={"pk": "USER#attacker"}, allowed=ALLOWED)
+        decode_cursor(cursor, partition={"pk": "USER#attacker"}, sort_prefixes=SORTS)
     assert refusal.value.error_code == "invalid_cursor"
 
 
@@ -41,11 +41,16 @@ def test_cursor_naming_another_users_partition_is_refused() -> None:
         base64.urlsafe_b64encode(b"[1,2]").decode(),
         base64.urlsafe_b64encode(json.dumps({"pk": "USER#1", "other": "x"}).encode()).decode(),
         base64.urlsafe_b64encode(json.dumps({"pk": 5}).encode()).decode(),
+        # The right partition, but a key DynamoDB would refuse: sort key missing, or outside the listed range.
+        base64.urlsafe_b64encode(json.dumps({"pk": "USER#1"}).encode()).decode(),
+        base64.urlsafe_b64encode(json.dumps({"pk": "USER#1", "sk": "PROMPT#1"}).encode()).decode(),
+        # A partition that merely starts like the caller's.
+        base64.urlsafe_b64encode(json.dumps({"pk": "USER#10", "sk": "CONV#1"}).encode()).decode(),
     ],
 )
 def test_malformed_cursors_are_refused(cursor: str) -> None:
     with pytest.raises(BadRequest):
-        decode_cursor(cursor, partition={"pk": "USER#1"}, allowed=ALLOWED)
+        decode_cursor(cursor, partition={"pk": "USER#1"}, sort_prefixes=SORTS)
 
 
 def test_page_size_is_clamped() -> None:
