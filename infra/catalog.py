@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.tables import CONVERSATIONS, IDENTITY, MEMORIES, TABLES, TableSpec
+from shared.tables import CHAT, CONVERSATIONS, IDENTITY, MEMORIES, TABLES, TableSpec
 
 API_PREFIX = "/api/v1"
 
@@ -42,6 +42,10 @@ class FunctionSpec:
     reads_signing_keys: bool = False
     # Reads and writes the stage's payload bucket (content too large for a DynamoDB item).
     uses_payload_bucket: bool = False
+    # Served by its ASGI app under uvicorn (Lambda Web Adapter, response streaming) behind a Function URL, not
+    # through the HTTP API; the app verifies credentials itself.
+    streaming: bool = False
+    layers: tuple[str, ...] = ("base",)
     memory_mb: int = 512
     timeout_seconds: int = 29
 
@@ -165,6 +169,39 @@ MEMORIES_FUNCTION = FunctionSpec(
     tables=(MEMORIES,),
 )
 
+USAGE_FUNCTION = FunctionSpec(
+    name="usage",
+    handler="functions.chat.usage_handler.lambda_handler",
+    app="functions.chat.usage_api:app",
+    description="Usage statistics and the dashboard",
+    routes=_routes(("GET", "/users/usage-stats"), ("GET", "/users/dashboard")),
+    # The dashboard counts conversations and memories through their contexts' services.
+    read_only_tables=(CHAT, CONVERSATIONS, MEMORIES),
+)
+
+CHAT_FUNCTION = FunctionSpec(
+    name="chat",
+    # The Lambda Web Adapter runs this script, which starts uvicorn on the app.
+    handler="functions/chat/run.sh",
+    app="functions.chat.api:app",
+    description="Chat replies streamed from LLM providers with failover",
+    routes=_routes(
+        ("POST", "/ai/chat/stream"),
+        ("POST", "/ai/chat"),
+        ("GET", "/ai/models"),
+        ("GET", "/ai/health"),
+    ),
+    tables=(CHAT, CONVERSATIONS),
+    read_only_tables=(IDENTITY, MEMORIES),
+    reads_signing_keys=True,
+    uses_payload_bucket=True,
+    streaming=True,
+    layers=("base", "ai"),
+    memory_mb=1024,
+    # A long reply may stream for minutes; the Function URL has no 30-second integration limit.
+    timeout_seconds=300,
+)
+
 # The HTTP API's Lambda authorizer: verifies access tokens and API keys with the shared verification.
 AUTHORIZER_FUNCTION = FunctionSpec(
     name="authorizer",
@@ -181,8 +218,12 @@ HTTP_FUNCTIONS: tuple[FunctionSpec, ...] = (
     IDENTITY_FUNCTION,
     CONVERSATIONS_FUNCTION,
     MEMORIES_FUNCTION,
+    USAGE_FUNCTION,
     HEALTH_FUNCTION,
 )
+
+# Functions served by their own ASGI app (response streaming), outside the HTTP API.
+STREAMING_FUNCTIONS: tuple[FunctionSpec, ...] = (CHAT_FUNCTION,)
 
 # Seconds API Gateway caches an authorizer answer per Authorization header.
 AUTHORIZER_CACHE_SECONDS = 300

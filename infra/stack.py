@@ -13,6 +13,7 @@ from typing import Any, cast
 import jsii
 from aws_cdk import (
     Acknowledgment,
+    Aws,
     CfnElement,
     CfnOutput,
     CustomResource,
@@ -36,7 +37,14 @@ from aws_cdk.aws_apigatewayv2_integrations import HttpLambdaIntegration
 from constructs import Construct, IConstruct
 from pydantic import ValidationError
 
-from infra.catalog import API_PREFIX, AUTHORIZER_CACHE_SECONDS, AUTHORIZER_FUNCTION, HTTP_FUNCTIONS, FunctionSpec
+from infra.catalog import (
+    API_PREFIX,
+    AUTHORIZER_CACHE_SECONDS,
+    AUTHORIZER_FUNCTION,
+    HTTP_FUNCTIONS,
+    STREAMING_FUNCTIONS,
+    FunctionSpec,
+)
 from shared.settings import Settings
 from shared.tables import TABLES, TableSpec
 
@@ -73,6 +81,9 @@ TABLE_READ_ACTIONS = (
     "dynamodb:Query",
 )
 TABLE_WRITE_ACTIONS = ("dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+# The Lambda Web Adapter (AWS-published layer): runs a web app in Lambda and streams its responses.
+WEB_ADAPTER_LAYER = "arn:aws:lambda:{region}:753240598075:layer:LambdaAdapterLayerArm64:25"
+WEB_ADAPTER_PORT = "8080"
 # Large message bodies live under this prefix of the payload bucket; it is all a function may touch there.
 PAYLOAD_PREFIX = "conversations/"
 
@@ -160,9 +171,24 @@ class StratusStack(Stack):
         self.layers = {name: self._layer(name, path) for name, path in layer_dirs.items()}
 
         initial_key = self._signing_keys_initializer()
+        self.provider_keys = secretsmanager.Secret(
+            self,
+            "ProviderKeys",
+            secret_name=f"stratus/{stage}/provider-keys",
+            description=f"Stratus {stage}: LLM provider API keys, JSON by provider name; set by the operator",
+            removal_policy=self._removal_policy,
+        )
+        _acknowledge(
+            self.provider_keys,
+            "AwsSolutions-SMG4",
+            "Provider API keys are issued by the providers and rotated in their consoles; the operator updates the "
+            "secret, which chat reads on its next cold start.",
+        )
         self.functions = {
-            spec.name: self._catalog_function(spec, initial_key) for spec in (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION)
+            spec.name: self._catalog_function(spec, initial_key)
+            for spec in (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION, *STREAMING_FUNCTIONS)
         }
+        self.chat_url = self._streaming_endpoints()
         self.http_api, self.http_stage = self._http_api()
 
         CfnOutput(
@@ -246,7 +272,9 @@ class StratusStack(Stack):
     def _log_group(self, construct_id: str) -> logs.LogGroup:
         return logs.LogGroup(self, construct_id, retention=self._log_retention, removal_policy=self._removal_policy)
 
-    def _function(self, spec: FunctionSpec, environment: Mapping[str, str]) -> lambda_.Function:
+    def _function(
+        self, spec: FunctionSpec, environment: Mapping[str, str], extra_layers: tuple[lambda_.ILayerVersion, ...] = ()
+    ) -> lambda_.Function:
         """A function with its own role that may write its own log group and traces, and nothing else yet."""
         construct_id = _pascal(spec.name)
         log_group = self._log_group(f"{construct_id}Logs")
@@ -266,7 +294,7 @@ class StratusStack(Stack):
             architecture=ARCHITECTURE,
             code=self.code,
             handler=spec.handler,
-            layers=[self.layers["base"]],
+            layers=[self.layers[name] for name in spec.layers if name in self.layers] + list(extra_layers),
             memory_size=spec.memory_mb,
             timeout=Duration.seconds(spec.timeout_seconds),
             role=role,
@@ -307,7 +335,22 @@ class StratusStack(Stack):
             environment["PAYLOAD_BUCKET"] = self.payload_bucket.bucket_name
         if self.settings.is_dev_stage:
             environment["PASSWORD_HASH_COST"] = str(DEV_PASSWORD_HASH_COST)
-        function = self._function(spec, environment)
+        extra_layers: tuple[lambda_.ILayerVersion, ...] = ()
+        if spec.streaming:
+            environment |= {
+                "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
+                "AWS_LWA_INVOKE_MODE": "response_stream",
+                "AWS_LWA_PORT": WEB_ADAPTER_PORT,
+                "PROVIDER_KEYS_SECRET": self.provider_keys.secret_arn,
+            }
+            extra_layers = (
+                lambda_.LayerVersion.from_layer_version_arn(
+                    self, f"{_pascal(spec.name)}WebAdapter", WEB_ADAPTER_LAYER.format(region=Aws.REGION)
+                ),
+            )
+        function = self._function(spec, environment, extra_layers)
+        if spec.streaming:
+            self.provider_keys.grant_read(function)
 
         for table in spec.tables:
             self.tables[table.context].grant(function, *TABLE_READ_ACTIONS, *TABLE_WRITE_ACTIONS)
@@ -397,6 +440,32 @@ class StratusStack(Stack):
             resource_type="Custom::SigningKeys",
             properties={"SecretId": self.signing_keys.secret_arn},
         )
+
+    def _streaming_endpoints(self) -> dict[str, str]:
+        """A Function URL in response-stream mode for each streaming function; the app checks credentials."""
+        urls = {}
+        origins = list(self.settings.cors_allow_origins)
+        for spec in STREAMING_FUNCTIONS:
+            url = self.functions[spec.name].add_function_url(
+                # API Gateway HTTP APIs cannot stream: the app verifies every request's bearer credential itself.
+                auth_type=lambda_.FunctionUrlAuthType.NONE,
+                invoke_mode=lambda_.InvokeMode.RESPONSE_STREAM,
+                cors=lambda_.FunctionUrlCorsOptions(
+                    allowed_origins=origins,
+                    allowed_methods=[lambda_.HttpMethod.GET, lambda_.HttpMethod.POST],
+                    allowed_headers=list(CORS_HEADERS),
+                    allow_credentials="*" not in origins,
+                    max_age=Duration.hours(1),
+                ),
+            )
+            CfnOutput(
+                self,
+                f"{_pascal(spec.name)}Url",
+                value=url.url,
+                description=f"Base URL of the {spec.name} function (response streaming): its routes live under it",
+            )
+            urls[spec.name] = url.url
+        return urls
 
     def _http_api(self) -> tuple[apigwv2.HttpApi, apigwv2.HttpStage]:
         origins = list(self.settings.cors_allow_origins)

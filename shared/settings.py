@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated
 
@@ -47,6 +48,13 @@ class Settings(BaseModel):
     # S3 bucket for payloads too large for a DynamoDB item (long messages); set by CDK and local mode.
     payload_bucket: str = ""
     memory_limit_per_user: Annotated[int, Field(ge=1, le=100_000)] = 1000
+
+    # Chat limits, per user and per window, and the stage's daily cost ceiling (USD).
+    chat_window_seconds: Annotated[int, Field(ge=60, le=31 * 86400)] = 3600
+    chat_requests_per_window: Annotated[int, Field(ge=1)] = 120
+    chat_tokens_per_window: Annotated[int, Field(ge=1)] = 500_000
+    chat_cost_per_window_usd: Annotated[Decimal, Field(gt=0)] = Decimal("10")
+    stage_daily_cost_ceiling_usd: Annotated[Decimal, Field(gt=0)] = Decimal("500")
 
     cors_allow_origins: tuple[str, ...] = ()
     max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024

@@ -102,7 +102,9 @@ MEMORIES = TableSpec(
     indexes=(Index("gsi1", "gsi1pk", "gsi1sk"),),
 )
 
-TABLES: tuple[TableSpec, ...] = (IDENTITY, CONVERSATIONS, MEMORIES)
+CHAT = TableSpec(context="chat")
+
+TABLES: tuple[TableSpec, ...] = (IDENTITY, CONVERSATIONS, MEMORIES, CHAT)
 
 
 def create_tables(dynamodb_client: Any, stage: str) -> dict[str, str]:

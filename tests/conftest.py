@@ -11,6 +11,8 @@ import pytest
 
 from shared.tables import TABLES
 
+pytest_plugins = ["tests.fakes.fixtures"]
+
 TEST_STAGE = "test"
 
 os.environ.update(

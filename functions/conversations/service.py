@@ -243,9 +243,18 @@ def _snippet(text: str, needle: str) -> str:
 
 
 def append_message(
-    principal: Principal, conversation_id: str, role: str, content: str, *, metadata: dict[str, Any] | None = None
+    principal: Principal,
+    conversation_id: str,
+    role: str,
+    content: str,
+    *,
+    metadata: dict[str, Any] | None = None,
+    message_id: str | None = None,
 ) -> MessagePublic:
-    """Add a message at the end of a conversation. Concurrent appends all land, each with its own place."""
+    """Add a message at the end of a conversation. Concurrent appends all land, each with its own place.
+
+    `message_id` lets a caller name the message before writing it (chat announces its reply's id up front).
+    """
     conversation, _ = _writable(principal.user_id, conversation_id)
     moment = store.now()
     seq = store.claim_message_slot(conversation, moment)
@@ -253,7 +262,7 @@ def append_message(
         store.conversation_pk(conversation_id),
         store.message_sk(seq),
         gsi3pk=store.messages_partition(conversation.owner_id),
-        gsi3sk=new_id(),
+        gsi3sk=message_id or new_id(),
         conversation_id=conversation_id,
         seq=seq,
         role=role,

@@ -47,7 +47,7 @@ from infra.local.events import (
 from infra.local.routing import RouteTable
 
 if TYPE_CHECKING:
-    from starlette.types import Receive, Scope, Send
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
     from infra.local.openapi import ApiDocs
 
@@ -103,8 +103,12 @@ class Gateway:
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         cors_allow_origins: Iterable[str] | None = None,
         max_workers: int = 32,
+        streaming: Iterable[FunctionSpec] = (),
     ) -> None:
         self.routes = RouteTable(routes)
+        # Streaming functions run their ASGI app behind a Function URL in AWS: here it gets the request as is.
+        self.streaming_routes = RouteTable((route, spec) for spec in streaming for route in spec.routes)
+        self._streaming_apps: dict[str, ASGIApp] = {}
         self.authorizer = authorizer
         self.stage = stage
         self.region = region
@@ -138,8 +142,27 @@ class Gateway:
             # Local extras, not API Gateway routes: the merged API documentation.
             await self.docs.serve(scope["path"], scope, receive, send)
             return
+        streaming = self._streaming_app(scope)
+        if streaming is not None:
+            await streaming(scope, receive, send)
+            return
         response = await self.handle(scope, receive, new_request_id())
         await _send(send, response)
+
+    def _streaming_app(self, scope: Scope) -> ASGIApp | None:
+        """The ASGI app of the streaming function serving this request (preflights included), or None."""
+        raw_path = _raw_path(scope)
+        match = self.streaming_routes.match(scope["method"], raw_path)
+        function = match.function if match else None
+        if function is None and scope["method"] == "OPTIONS":
+            function = self.streaming_routes.function_for_path(raw_path)
+        if function is None:
+            return None
+        with self._handlers_lock:
+            if function.name not in self._streaming_apps:
+                module_name, _, attribute = (function.app or "").partition(":")
+                self._streaming_apps[function.name] = getattr(importlib.import_module(module_name), attribute)
+            return self._streaming_apps[function.name]
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

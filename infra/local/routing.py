@@ -121,6 +121,11 @@ class RouteTable:
             return None
         return RouteMatch(best[1].route, best[1].function, best[2])
 
+    def function_for_path(self, path: str) -> FunctionSpec | None:
+        """The function serving `path` by any method, or None."""
+        parts = path[1:].split("/") if path.startswith("/") else []
+        return next((compiled.function for compiled in self._routes if compiled.match(parts) is not None), None)
+
     def path_exists(self, path: str) -> bool:
         """Whether any route, of any method, serves `path` (CORS preflights are answered for those)."""
         parts = path[1:].split("/") if path.startswith("/") else []

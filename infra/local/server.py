@@ -81,7 +81,7 @@ def _serve(args: argparse.Namespace, moto_endpoint: str) -> tuple[int, int]:
     """Serve until told to stop; the exit code and how many invocations were still running."""
     import uvicorn
 
-    from infra.catalog import AUTHORIZER_FUNCTION, HTTP_FUNCTIONS, all_routes
+    from infra.catalog import AUTHORIZER_FUNCTION, HTTP_FUNCTIONS, STREAMING_FUNCTIONS, all_routes
     from infra.local.gateway import Gateway
     from infra.local.openapi import ApiDocs
     from infra.local.uvicorn_server import LocalServer
@@ -91,7 +91,8 @@ def _serve(args: argparse.Namespace, moto_endpoint: str) -> tuple[int, int]:
         authorizer=AUTHORIZER_FUNCTION,
         stage=os.environ["STAGE"],
         region=os.environ["AWS_REGION"],
-        docs=ApiDocs(HTTP_FUNCTIONS),
+        docs=ApiDocs((*HTTP_FUNCTIONS, *STREAMING_FUNCTIONS)),
+        streaming=STREAMING_FUNCTIONS,
     )
     config = uvicorn.Config(
         gateway,

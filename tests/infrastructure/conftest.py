@@ -65,7 +65,18 @@ class Synthesized:
 
     @property
     def signing_secret_id(self) -> str:
-        (logical_id,) = self.of_type("AWS::SecretsManager::Secret")
+        return self._secret_named("signing-keys")
+
+    @property
+    def provider_keys_secret_id(self) -> str:
+        return self._secret_named("provider-keys")
+
+    def _secret_named(self, suffix: str) -> str:
+        (logical_id,) = (
+            logical_id
+            for logical_id, secret in self.of_type("AWS::SecretsManager::Secret").items()
+            if secret["Properties"]["Name"].endswith(f"/{suffix}")
+        )
         return logical_id
 
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from infra.catalog import AUTHORIZER_FUNCTION, HTTP_FUNCTIONS, FunctionSpec
+from infra.catalog import AUTHORIZER_FUNCTION, HTTP_FUNCTIONS, STREAMING_FUNCTIONS, FunctionSpec
 from infra.stack import SIGNING_KEYS_FUNCTION
 from shared.settings import settings_from_environ
 from tests.infrastructure.conftest import ACME_ORIGINS, Synthesized
 
 pytestmark = pytest.mark.infra
 
-CATALOG_FUNCTIONS = (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION)
+CATALOG_FUNCTIONS = (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION, *STREAMING_FUNCTIONS)
 OUR_FUNCTIONS = (*CATALOG_FUNCTIONS, SIGNING_KEYS_FUNCTION)
 STAGES = ("dev", "acme")
 
@@ -37,6 +38,13 @@ def _expected_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, A
         environment["SIGNING_KEYS_SECRET"] = {"Ref": synth.signing_secret_id}
     if spec.uses_payload_bucket:
         environment["PAYLOAD_BUCKET"] = {"Ref": synth.payload_bucket_id}
+    if spec.streaming:
+        environment |= {
+            "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
+            "AWS_LWA_INVOKE_MODE": "response_stream",
+            "AWS_LWA_PORT": "8080",
+            "PROVIDER_KEYS_SECRET": {"Ref": synth.provider_keys_secret_id},
+        }
     if dev:
         environment["PASSWORD_HASH_COST"] = "14"
     return environment
@@ -132,8 +140,14 @@ def test_every_function_runs_from_the_one_code_asset_that_holds_its_handler(dev:
 
     for spec in OUR_FUNCTIONS:
         _, function = dev.function(spec)
-        module, _ = spec.handler.rsplit(".", 1)
         assert function["Code"]["S3Key"] == f"{asset.name.removeprefix('asset.')}.zip"
+        if spec.streaming:  # the Web Adapter runs a script that starts the app's server
+            script = asset / spec.handler
+            assert script.is_file(), spec.handler
+            assert os.access(script, os.X_OK), f"{spec.handler} must be executable"
+            module = spec.app.split(":")[0] if spec.app else ""
+        else:
+            module, _ = spec.handler.rsplit(".", 1)
         assert (asset / (module.replace(".", "/") + ".py")).is_file(), spec.handler
 
 

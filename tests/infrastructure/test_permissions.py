@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from infra.catalog import AUTHORIZER_FUNCTION, HEALTH_FUNCTION, HTTP_FUNCTIONS, FunctionSpec
+from infra.catalog import AUTHORIZER_FUNCTION, HEALTH_FUNCTION, HTTP_FUNCTIONS, STREAMING_FUNCTIONS, FunctionSpec
 from infra.stack import SIGNING_KEYS_FUNCTION
 from tests.infrastructure.conftest import Synthesized
 
 pytestmark = pytest.mark.infra
 
-CATALOG_FUNCTIONS = (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION)
+CATALOG_FUNCTIONS = (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION, *STREAMING_FUNCTIONS)
 WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
 READ_ACTIONS = {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"}
 SECRET_READ_ACTIONS = {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
@@ -116,6 +116,8 @@ def test_authorizer_and_health_cannot_write_anything(dev: Synthesized, spec: Fun
 @pytest.mark.parametrize("spec", CATALOG_FUNCTIONS, ids=_name)
 def test_function_reads_the_signing_keys_only_if_its_spec_says_so(dev: Synthesized, spec: FunctionSpec) -> None:
     expected = {dev.signing_secret_id: SECRET_READ_ACTIONS} if spec.reads_signing_keys else {}
+    if spec.streaming:  # only the chat function calls providers, so only it reads their keys
+        expected[dev.provider_keys_secret_id] = SECRET_READ_ACTIONS
 
     assert _grants(dev, spec, "secretsmanager") == expected
 
@@ -166,3 +168,21 @@ def test_payload_bucket_is_private_encrypted_and_tls_only(dev: Synthesized) -> N
     (policy,) = dev.of_type("AWS::S3::BucketPolicy").values()
     denials = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
     assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denials)
+
+
+@pytest.mark.parametrize("spec", STREAMING_FUNCTIONS, ids=_name)
+def test_streaming_function_answers_through_a_response_streaming_function_url(
+    dev: Synthesized, spec: FunctionSpec
+) -> None:
+    function_id, function = dev.function(spec)
+    (url,) = (
+        resource["Properties"]
+        for resource in dev.of_type("AWS::Lambda::Url").values()
+        if resource["Properties"]["TargetFunctionArn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    )
+    assert url["InvokeMode"] == "RESPONSE_STREAM"
+    # No IAM auth on the URL: the app verifies every request's bearer credential with the shared verification.
+    assert url["AuthType"] == "NONE"
+    adapter = [layer for layer in function["Layers"] if "LambdaAdapterLayerArm64" in str(layer)]
+    assert len(adapter) == 1
+    assert len(function["Layers"]) == 3  # base, ai and the adapter

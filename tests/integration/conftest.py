@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from functions.identity.notifier import use_notifier
-from infra.catalog import AUTHORIZER_FUNCTION, all_routes
+from infra.catalog import AUTHORIZER_FUNCTION, STREAMING_FUNCTIONS, all_routes
 from infra.local.gateway import Gateway
 
 PASSWORD = "correct horse battery"
@@ -38,7 +38,7 @@ def notifier() -> Iterator[RecordingNotifier]:
 @pytest.fixture
 def api(aws: None) -> Iterator[TestClient]:
     """An HTTP client for the whole API as API Gateway would serve it (authorizer included)."""
-    gateway = Gateway(all_routes(), authorizer=AUTHORIZER_FUNCTION, stage="test")
+    gateway = Gateway(all_routes(), authorizer=AUTHORIZER_FUNCTION, stage="test", streaming=STREAMING_FUNCTIONS)
     with TestClient(gateway, base_url="http://127.0.0.1") as client:
         yield client
     gateway.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.catalog import HTTP_FUNCTIONS, FunctionSpec
+from infra.catalog import HTTP_FUNCTIONS, STREAMING_FUNCTIONS, FunctionSpec
 from shared.tables import IDENTITY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ def test_identity_records_use_the_identity_table_keys_and_index() -> None:
             assert [k["AttributeName"] for k in schema["key_schema"]] == [spec.partition_key, spec.sort_key]
 
 
-@pytest.mark.parametrize("spec", HTTP_FUNCTIONS, ids=lambda spec: spec.name)
+@pytest.mark.parametrize("spec", [*HTTP_FUNCTIONS, *STREAMING_FUNCTIONS], ids=lambda spec: spec.name)
 def test_catalog_routes_are_exactly_the_routes_the_app_serves(spec: FunctionSpec) -> None:
     assert spec.app is not None
     module_name, attribute = spec.app.split(":")
@@ -42,7 +42,7 @@ def test_catalog_routes_are_exactly_the_routes_the_app_serves(spec: FunctionSpec
 
 
 def test_every_route_key_is_served_by_one_function_only() -> None:
-    keys = [route.route_key for spec in HTTP_FUNCTIONS for route in spec.routes]
+    keys = [route.route_key for spec in (*HTTP_FUNCTIONS, *STREAMING_FUNCTIONS) for route in spec.routes]
     assert len(keys) == len(set(keys))
 
 

@@ -1,0 +1,146 @@
+"""Chat routes: the SSE stream, the buffered reply, the model catalog and provider health.
+
+This app runs under uvicorn: behind the Lambda Web Adapter in response-stream mode in AWS, mounted by the local
+gateway at `/api/v1/ai` in local mode. No API Gateway authorizer sits in front of it, so every route verifies
+the caller itself with the shared verification (the app factory's `protected` routers).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from functions.chat import reply
+from functions.chat.models import (
+    ChatReplyMessage,
+    ChatRequest,
+    ChatResponse,
+    ChatUsage,
+    ModelPublic,
+    ProviderHealth,
+)
+from shared.errors import ProviderFailed
+from shared.http.app import create_app
+from shared.http.deps import CurrentPrincipal
+from shared.http.models import Page
+from shared.observability import logger
+
+router = APIRouter(prefix="/api/v1/ai", tags=["chat"])
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+@router.post("/chat/stream", response_class=StreamingResponse)
+async def chat_stream(principal: CurrentPrincipal, body: ChatRequest) -> StreamingResponse:
+    """The reply as server-sent events; refusals (limits, access) answer before the stream starts."""
+    prepared = await reply.prepare(principal, body)
+    return StreamingResponse(_sse(reply.stream(prepared)), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.post("/chat", response_model=ChatResponse)
+async def chat(principal: CurrentPrincipal, body: ChatRequest) -> ChatResponse:
+    """The same reply, buffered. A provider failure before any content is a 502."""
+    prepared = await reply.prepare(principal, body)
+    content: list[str] = []
+    start: dict[str, Any] = {}
+    usage: dict[str, Any] = {}
+    end: dict[str, Any] = {}
+    error: dict[str, Any] | None = None
+    async for event in reply.stream(prepared):
+        kind = event["type"]
+        if kind == "start":
+            start = event
+        elif kind == "content":
+            content.append(event["delta"])
+        elif kind == "usage":
+            usage = event
+        elif kind == "error":
+            error = event
+        elif kind == "end":
+            end = event
+    if error is not None and not content:
+        raise ProviderFailed(error["message"], code="provider_error")
+    return ChatResponse(
+        conversation_id=prepared.conversation_id,
+        message=ChatReplyMessage(
+            id=prepared.message_id,
+            role="assistant",
+            content="".join(content),
+            model=start.get("model"),
+            provider=start.get("provider"),
+            stop_reason=end.get("stopReason"),
+            incomplete=error is not None,
+        ),
+        usage=ChatUsage(input_tokens=usage["inputTokens"], output_tokens=usage["outputTokens"], cost=usage["cost"]),
+    )
+
+
+@router.get("/models", response_model=Page[ModelPublic])
+def models(_: CurrentPrincipal) -> Page[ModelPublic]:
+    """The models of the providers this stage has configured, with their prices (USD per million tokens)."""
+    from shared.llm import catalog, registry
+
+    configured = set(registry.providers())
+    items = [
+        ModelPublic(
+            id=info.id,
+            provider=info.provider,
+            display_name=info.display_name or info.id,
+            context_window=info.context_window,
+            input_price=info.input_price,
+            output_price=info.output_price,
+            cache_read_price=info.cache_read_price,
+            cache_write_price=info.cache_write_price,
+        )
+        for info in catalog.catalog().values()
+        if info.provider in configured
+    ]
+    return Page(items=items)
+
+
+@router.get("/health", response_model=Page[ProviderHealth])
+async def provider_health(_: CurrentPrincipal) -> Page[ProviderHealth]:
+    """Whether each configured provider answers, and how fast."""
+    import anyio
+
+    from shared.llm import registry
+    from shared.llm.types import ProviderError
+
+    results: list[ProviderHealth] = []
+
+    async def probe(name: str, provider: Any) -> None:
+        started = time.perf_counter()
+        try:
+            await provider.check()
+        except ProviderError as error:
+            results.append(ProviderHealth(provider=name, reachable=False, latency_ms=_ms(started), error=str(error)))
+        else:
+            results.append(ProviderHealth(provider=name, reachable=True, latency_ms=_ms(started)))
+
+    async with anyio.create_task_group() as group:
+        for name, provider in registry.providers().items():
+            group.start_soon(probe, name, provider)
+    return Page(items=sorted(results, key=lambda health: health.provider))
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    """Server-sent events, one JSON object per `data:` line; a failure mid-stream becomes an `error` event."""
+    try:
+        async for event in events:
+            yield f"data: {json.dumps(event, default=str)}\n\n".encode()
+    except Exception:
+        logger.exception("reply stream failed")
+        failure = {"type": "error", "code": "internal_error", "message": "Something went wrong on our side"}
+        yield f"data: {json.dumps(failure)}\n\n".encode()
+
+
+app = create_app(title="Stratus chat", protected=[router])

@@ -1,0 +1,95 @@
+"""Chat's rate limits: per user, requests, tokens and cost in a window; per stage, a daily cost ceiling.
+
+A request is admitted by one conditional counter update, so under any concurrency no more requests than the
+limit get through. Tokens and cost are known only once a reply ends: they are added then, and a window whose
+tokens or cost are spent admits nothing more until it ends.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from shared.errors import RateLimited
+from shared.lazy import LazyModule
+from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from functions.chat import store
+else:
+    store = LazyModule("functions.chat.store")
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A request counted in its user's window: what it used is added to the same window when it ends."""
+
+    user_id: str
+    window_start: int
+    window_end: int
+    day: date
+
+
+def admit(user_id: str, *, now: float | None = None) -> Admission:
+    """Count a chat request, or raise `RateLimited` naming the limit that is full and when to retry."""
+    settings = get_settings()
+    moment = time.time() if now is None else now
+    window_start = int(moment) - int(moment) % settings.chat_window_seconds
+    window_end = window_start + settings.chat_window_seconds
+    day = datetime.fromtimestamp(moment, UTC).date()
+
+    if store.stage_cost(day) >= settings.stage_daily_cost_ceiling_usd:
+        tomorrow = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
+        raise RateLimited(
+            "This service has reached its spending limit for today",
+            retry_after_seconds=int(tomorrow.timestamp() - moment),
+            limit="stage_daily_cost",
+        )
+    try:
+        store.count_request(
+            user_id,
+            window_start,
+            window_end,
+            max_requests=settings.chat_requests_per_window,
+            max_tokens=settings.chat_tokens_per_window,
+            max_cost=settings.chat_cost_per_window_usd,
+        )
+    except store.LimitRefusedError as refusal:
+        raise RateLimited(
+            f"You have reached your {_limit_name(refusal.counts)} limit for now",
+            retry_after_seconds=int(window_end - moment),
+            limit=_limit_name(refusal.counts),
+        ) from None
+    return Admission(user_id, window_start, window_end, day)
+
+
+def settle(admission: Admission, *, tokens: int, cost_usd: Decimal) -> None:
+    """Add what an admitted request used to its window and to the stage's day."""
+    store.spend(admission.user_id, admission.window_start, admission.day, tokens, cost_usd)
+
+
+def remaining(user_id: str, *, now: float | None = None) -> dict[str, object]:
+    """What the user may still use in the current window (for the dashboard)."""
+    settings = get_settings()
+    moment = time.time() if now is None else now
+    window_start = int(moment) - int(moment) % settings.chat_window_seconds
+    counts = store.window_counts(user_id, window_start)
+    return {
+        "windowSeconds": settings.chat_window_seconds,
+        "resetsAt": datetime.fromtimestamp(window_start + settings.chat_window_seconds, UTC).isoformat(),
+        "requests": max(0, settings.chat_requests_per_window - counts.requests),
+        "tokens": max(0, settings.chat_tokens_per_window - counts.tokens),
+        "costUsd": str(max(Decimal(0), settings.chat_cost_per_window_usd - counts.cost_usd)),
+    }
+
+
+def _limit_name(counts: store.WindowCounts) -> str:
+    settings = get_settings()
+    if counts.requests >= settings.chat_requests_per_window:
+        return "requests_per_window"
+    if counts.tokens >= settings.chat_tokens_per_window:
+        return "tokens_per_window"
+    return "cost_per_window"

@@ -1,0 +1,322 @@
+"""The one reply generator: SSE, the buffered chat route and the WebSocket worker all consume `stream`.
+
+`prepare` does everything that may refuse the request (limits, access to the conversation) and stores the
+user's message; `stream` then yields the reply as typed events (start, content, tool_use, tool_result, usage,
+end, error), with the serving provider chosen by failover. Whatever happens after the user's message is stored
+(a provider failing mid-stream, the client going away), the reply produced so far is kept, marked incomplete.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+import anyio
+
+from functions.chat import limits
+from functions.chat.models import ChatRequest
+from shared.auth.principal import Principal
+from shared.errors import ValidationFailed
+from shared.ids import new_id
+from shared.llm.types import (
+    Finished,
+    Message,
+    ModelRequest,
+    ProviderError,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+    ToolUseRequested,
+    UsageReport,
+)
+from shared.observability import logger
+
+Event = dict[str, Any]
+# Runs the tools a model asked for; chat's tool loop is pluggable (MCP servers supply one).
+ToolRunner = Callable[[Sequence[ToolCall]], Awaitable[Sequence[ToolResult]]]
+
+HISTORY_MESSAGES = 200
+MAX_TOOL_ROUNDS = 8
+DEFAULT_MAX_TOKENS = 2048
+MEMORY_BUDGET_SHARE = 0.1  # of the model's context window, for the user's memories
+TITLE_CHARS = 60
+
+
+@dataclass
+class PreparedReply:
+    principal: Principal
+    admission: limits.Admission
+    conversation_id: str
+    model_request: ModelRequest
+    attempts: list[tuple[Any, str]]
+    message_id: str = field(default_factory=new_id)
+    tool_runner: ToolRunner | None = None
+
+
+async def prepare(principal: Principal, request: ChatRequest, tool_runner: ToolRunner | None = None) -> PreparedReply:
+    """Admit the request, find or create its conversation, store the user's message and build the model call.
+
+    Raises the API's domain errors (429 over a limit, 404 for a conversation the user cannot see, 403 for one
+    they may only read) before anything is streamed.
+    """
+    from functions.conversations import service as conversations
+    from functions.conversations.models import ConversationCreate
+    from functions.identity import service as identity
+    from shared.llm import catalog
+
+    principal.require("ai.chat")
+    admission = await anyio.to_thread.run_sync(limits.admit, principal.user_id)
+    preferences = await anyio.to_thread.run_sync(identity.user_settings, principal.user_id)
+
+    attempts = _attempts(request, preferences.default_model, preferences.default_provider)
+    info = catalog.model_info(attempts[0][1])
+
+    if request.conversation_id:
+        conversation_id = request.conversation_id
+        existing = await anyio.to_thread.run_sync(
+            lambda: conversations.get_conversation(principal, conversation_id, messages_limit=1, messages_cursor=None)
+        )
+        system_prompt = existing.system_prompt or preferences.system_prompt
+    else:
+        title = " ".join(request.message.split())[:TITLE_CHARS] or "New conversation"
+        created = await anyio.to_thread.run_sync(
+            conversations.create_conversation,
+            principal,
+            ConversationCreate(title=title, model=attempts[0][1], system_prompt=preferences.system_prompt),
+        )
+        conversation_id, system_prompt = created.id, created.system_prompt
+    await anyio.to_thread.run_sync(
+        lambda: conversations.append_message(principal, conversation_id, "user", request.message)
+    )
+    history = await anyio.to_thread.run_sync(conversations.recent_history, principal, conversation_id, HISTORY_MESSAGES)
+
+    max_tokens = request.max_tokens or preferences.max_tokens or DEFAULT_MAX_TOKENS
+    use_memories = preferences.memory_enabled if request.use_memories is None else request.use_memories
+    memories = ""
+    if use_memories:
+        from functions.memories import service as memory_service
+
+        chosen = await anyio.to_thread.run_sync(
+            memory_service.memories_for_prompt, principal.user_id, int(info.context_window * MEMORY_BUDGET_SHARE)
+        )
+        memories = memory_service.format_memories_for_prompt(chosen)
+    system = "\n\n".join(part for part in (system_prompt, memories) if part) or None
+    budget = info.context_window - max_tokens - estimate_tokens(system or "")
+    turns = [Message("user" if m.role == "user" else "assistant", m.content) for m in history if m.role != "system"]
+    messages = fit_history(turns, budget)
+
+    model_request = ModelRequest(
+        model=attempts[0][1],
+        messages=tuple(messages),
+        system=system,
+        temperature=request.temperature if request.temperature is not None else preferences.temperature,
+        max_tokens=max_tokens,
+        tools=tuple(ToolSpec(t.name, t.description, t.input_schema) for t in request.tools),
+    )
+    return PreparedReply(principal, admission, conversation_id, model_request, attempts, tool_runner=tool_runner)
+
+
+async def stream(prepared: PreparedReply) -> AsyncIterator[Event]:
+    """The reply as events. A provider failure is an `error` event, never an exception."""
+    from shared.llm.failover import stream_with_failover
+
+    progress = _Progress(prepared)
+    request = prepared.model_request
+    failure: ProviderError | None = None
+    try:
+        for _ in range(MAX_TOOL_ROUNDS):
+            calls: list[ToolCall] = []
+            round_start = len(progress.text)
+            # Closing this generator (a client that went away) closes the provider's stream with it.
+            async with aclosing(stream_with_failover(request, prepared.attempts)) as provider_events:
+                async for provider_event in provider_events:
+                    for event in progress.take(provider_event, calls):
+                        yield event
+            if progress.stop_reason != "tool_use" or not calls or prepared.tool_runner is None:
+                break
+            results = await prepared.tool_runner(calls)
+            for result in results:
+                yield {"type": "tool_result", "toolCallId": result.tool_call_id, "content": result.content,
+                       "isError": result.is_error}  # fmt: skip
+            round_text = "".join(progress.text[round_start:])
+            request = replace(
+                request,
+                messages=(
+                    *request.messages,
+                    Message("assistant", round_text, tool_calls=tuple(calls)),
+                    Message("user", "", tool_results=tuple(results)),
+                ),
+            )
+    except ProviderError as error:  # before any content, or mid-stream (StreamInterrupted)
+        failure = error
+        progress.stop_reason = "error"
+    except BaseException:
+        # The client went away (cancellation) or something broke: keep what was produced, then let it propagate.
+        progress.stop_reason = progress.stop_reason or "client_disconnected"
+        with anyio.CancelScope(shield=True):
+            await progress.persist(incomplete=True)
+        raise
+
+    if failure is not None:
+        logger.warning("reply failed", extra={"provider": failure.provider, "status": failure.status})
+        if not progress.announced:
+            yield progress.start_event()
+    cost = await progress.persist(incomplete=failure is not None)
+    usage = progress.usage
+    yield {
+        "type": "usage",
+        "inputTokens": usage.input_tokens,
+        "outputTokens": usage.output_tokens,
+        "cost": format(cost, "f"),
+    }
+    if failure is not None:
+        kept = " mid-reply; the partial reply was kept" if progress.text else ""
+        yield {"type": "error", "code": "provider_error", "message": f"The model provider failed{kept}"}
+    yield {"type": "end", "stopReason": progress.stop_reason or "end_turn"}
+
+
+@dataclass
+class _Progress:
+    """What a reply has produced so far, and who is producing it."""
+
+    prepared: PreparedReply
+    started: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+    served: tuple[str, str] | None = None
+    announced: bool = False
+    text: list[str] = field(default_factory=list)
+    usage: UsageReport = field(default_factory=lambda: UsageReport(0, 0))
+    stop_reason: str | None = None
+
+    def take(self, event: object, calls: list[ToolCall]) -> list[Event]:
+        """Record one provider event; returns the events to stream for it."""
+        from shared.llm.failover import AttemptStarted
+
+        if isinstance(event, AttemptStarted):
+            self.served = (event.provider, event.model)
+            return []
+        out = [] if self.announced else [self.start_event()]
+        self.announced = True
+        if isinstance(event, TextDelta):
+            self.first_token_at = self.first_token_at or time.monotonic()
+            self.text.append(event.text)
+            out.append({"type": "content", "delta": event.text})
+        elif isinstance(event, ToolUseRequested):
+            self.first_token_at = self.first_token_at or time.monotonic()
+            calls.append(event.call)
+            out.append({"type": "tool_use", "toolCallId": event.call.id, "toolName": event.call.name,
+                        "toolInput": event.call.input})  # fmt: skip
+        elif isinstance(event, UsageReport):
+            self.usage = _add_usage(self.usage, event)
+        elif isinstance(event, Finished):
+            self.stop_reason = event.stop_reason
+        return out
+
+    def start_event(self) -> Event:
+        provider, model = self.served or (self.prepared.attempts[0][0].name, self.prepared.model_request.model)
+        return {
+            "type": "start",
+            "conversationId": self.prepared.conversation_id,
+            "messageId": self.prepared.message_id,
+            "model": model,
+            "provider": provider,
+        }
+
+    async def persist(self, *, incomplete: bool) -> Decimal:
+        """Store the reply (if anything was produced), its usage, and its cost against the limits."""
+        from functions.chat import store
+        from functions.conversations import service as conversations
+        from shared.llm import catalog
+
+        prepared = self.prepared
+        provider, model = self.served or (prepared.attempts[0][0].name, prepared.model_request.model)
+        # The offline model answers under any model's name, and costs nothing.
+        free = provider == catalog.OFFLINE_PROVIDER
+        cost = Decimal(0) if free else catalog.cost_usd(catalog.model_info(model), self.usage)
+        content = "".join(self.text)
+        metadata = {
+            "provider": provider, "model": model, "inputTokens": self.usage.input_tokens,
+            "outputTokens": self.usage.output_tokens, "cost": format(cost, "f"), "stopReason": self.stop_reason,
+            "incomplete": incomplete,
+        }  # fmt: skip
+        now = time.monotonic()
+        entry = store.UsageEntry(
+            user_id=prepared.principal.user_id,
+            provider=provider,
+            model=model,
+            input_tokens=self.usage.input_tokens,
+            output_tokens=self.usage.output_tokens,
+            cache_read_tokens=self.usage.cache_read_tokens,
+            cache_write_tokens=self.usage.cache_write_tokens,
+            cost_usd=cost,
+            latency_ms=int((now - self.started) * 1000),
+            time_to_first_token_ms=int((self.first_token_at - self.started) * 1000) if self.first_token_at else None,
+            conversation_id=prepared.conversation_id,
+            message_id=prepared.message_id,
+            status="incomplete" if incomplete else "complete",
+        )
+
+        def write() -> None:
+            if content or not incomplete:
+                conversations.append_message(
+                    prepared.principal, prepared.conversation_id, "assistant", content or " ",
+                    metadata=metadata, message_id=prepared.message_id,
+                )  # fmt: skip
+            store.record_usage(entry, store.now_utc(), new_id())
+            limits.settle(prepared.admission, tokens=self.usage.input_tokens + self.usage.output_tokens, cost_usd=cost)
+
+        await anyio.to_thread.run_sync(write)
+        return cost
+
+
+def _attempts(request: ChatRequest, preferred_model: str | None, preferred_provider: str | None) -> list[Any]:
+    """Who may serve the request, in failover order. A model or provider the request names must exist here
+    (422 otherwise); a saved preference this stage cannot serve gives way to the stage's own chain."""
+    from shared.llm import registry
+    from shared.llm.catalog import UnknownModel
+
+    if request.model or request.provider:
+        try:
+            return registry.chain_for(request.model, request.provider)
+        except (UnknownModel, registry.ProviderUnavailable) as error:
+            raise ValidationFailed(str(error), code="model_unavailable") from None
+    try:
+        return registry.chain_for(preferred_model, preferred_provider)
+    except (UnknownModel, registry.ProviderUnavailable):
+        return registry.chain_for(None, None)
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text) / 4)
+
+
+def fit_history(messages: list[Message], budget_tokens: int) -> list[Message]:
+    """The newest messages that fit in `budget_tokens`, oldest first; the last (the user's turn) always stays."""
+    kept: list[Message] = []
+    spent = 0
+    for message in reversed(messages):
+        cost = estimate_tokens(message.content) + 4
+        if kept and spent + cost > budget_tokens:
+            break
+        kept.append(message)
+        spent += cost
+    kept.reverse()
+    # A conversation sent to a model starts with the user.
+    while len(kept) > 1 and kept[0].role != "user":
+        kept.pop(0)
+    return kept
+
+
+def _add_usage(total: UsageReport, more: UsageReport) -> UsageReport:
+    return UsageReport(
+        total.input_tokens + more.input_tokens,
+        total.output_tokens + more.output_tokens,
+        total.cache_read_tokens + more.cache_read_tokens,
+        total.cache_write_tokens + more.cache_write_tokens,
+    )

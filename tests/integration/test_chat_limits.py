@@ -1,0 +1,84 @@
+"""Chat limits hold under concurrency: they rest on conditional counter updates, not on timing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import pytest
+
+from functions.chat import limits
+from shared.errors import RateLimited
+from shared.settings import get_settings
+
+NOW = 1_800_000_000.0  # inside one window of any length that divides it
+
+
+@pytest.fixture
+def chat_limits(monkeypatch: pytest.MonkeyPatch, aws: None) -> Iterator[None]:
+    monkeypatch.setenv("CHAT_REQUESTS_PER_WINDOW", "50")
+    monkeypatch.setenv("CHAT_TOKENS_PER_WINDOW", "10000")
+    monkeypatch.setenv("CHAT_COST_PER_WINDOW_USD", "1.00")
+    monkeypatch.setenv("STAGE_DAILY_COST_CEILING_USD", "5")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("chat_limits")
+def test_a_hundred_concurrent_requests_against_a_limit_of_fifty_admit_exactly_fifty() -> None:
+    def attempt(_: int) -> str:
+        try:
+            limits.admit("user-1", now=NOW)
+        except RateLimited as refusal:
+            return refusal.limit
+        return "admitted"
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        outcomes = list(pool.map(attempt, range(100)))
+    assert outcomes.count("admitted") == 50
+    assert outcomes.count("requests_per_window") == 50
+    # Another user's window is their own.
+    limits.admit("user-2", now=NOW)
+
+
+@pytest.mark.usefixtures("chat_limits")
+def test_spent_tokens_or_cost_close_the_window_until_it_ends() -> None:
+    admission = limits.admit("user-1", now=NOW)
+    limits.settle(admission, tokens=10_000, cost_usd=Decimal("0.01"))
+    with pytest.raises(RateLimited) as refusal:
+        limits.admit("user-1", now=NOW + 1)
+    assert refusal.value.limit == "tokens_per_window"
+    assert refusal.value.retry_after_seconds == admission.window_end - int(NOW) - 1
+    limits.admit("user-1", now=admission.window_end)  # a new window
+
+    costly = limits.admit("user-3", now=NOW)
+    limits.settle(costly, tokens=10, cost_usd=Decimal("1.00"))
+    with pytest.raises(RateLimited) as refusal:
+        limits.admit("user-3", now=NOW)
+    assert refusal.value.limit == "cost_per_window"
+
+
+@pytest.mark.usefixtures("chat_limits")
+def test_the_stage_cost_ceiling_stops_everyone_until_tomorrow() -> None:
+    for number in range(5):
+        limits.settle(limits.admit(f"spender-{number}", now=NOW), tokens=1, cost_usd=Decimal("1"))
+    with pytest.raises(RateLimited) as refusal:
+        limits.admit("newcomer", now=NOW)
+    assert refusal.value.limit == "stage_daily_cost"
+    assert 0 < refusal.value.retry_after_seconds <= 86400
+    limits.admit("newcomer", now=NOW + 86400)
+
+
+@pytest.mark.usefixtures("chat_limits")
+def test_remaining_reports_what_is_left_in_the_window() -> None:
+    admission = limits.admit("user-1", now=NOW)
+    limits.settle(admission, tokens=1234, cost_usd=Decimal("0.25"))
+    assert limits.remaining("user-1", now=NOW) | {"resetsAt": None} == {
+        "windowSeconds": 3600,
+        "resetsAt": None,
+        "requests": 49,
+        "tokens": 8766,
+        "costUsd": "0.75",
+    }

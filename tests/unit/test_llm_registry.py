@@ -1,0 +1,89 @@
+"""Which providers serve a request, in what order, and that choosing them loads no SDK."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from shared.llm.catalog import UnknownModel
+from shared.llm.registry import ProviderUnavailable, chain_for, providers
+
+ROOT = Path(__file__).resolve().parents[2]
+Configure = Callable[..., None]
+
+
+def plan(model: str | None = None, provider: str | None = None) -> list[tuple[str, str]]:
+    return [(attempt.name, model_id) for attempt, model_id in chain_for(model, provider)]
+
+
+def test_with_nothing_configured_offline_serves_any_model(llm_environment: Configure) -> None:
+    assert plan() == [("offline", "stratus-offline")]
+    assert plan("claude-sonnet-4-5") == [("offline", "claude-sonnet-4-5")]
+    assert plan("made-up-model") == [("offline", "made-up-model")]
+    assert list(providers()) == ["offline"]
+
+
+def test_requested_model_goes_first_then_the_chain_with_defaults(llm_environment: Configure) -> None:
+    llm_environment(ANTHROPIC_API_KEY="a", OPENAI_API_KEY="o", BEDROCK_ENABLED="true")
+
+    assert plan() == [("anthropic", "claude-opus-4-5"), ("openai", "gpt-5"), ("bedrock", "amazon.nova-pro-v1:0")]
+    assert plan("gpt-4.1-mini") == [
+        ("openai", "gpt-4.1-mini"),
+        ("anthropic", "claude-opus-4-5"),
+        ("bedrock", "amazon.nova-pro-v1:0"),
+    ]
+    assert plan(provider="bedrock")[0] == ("bedrock", "amazon.nova-pro-v1:0")
+    assert plan("claude-sonnet-4-5-20250929")[0] == ("anthropic", "claude-sonnet-4-5-20250929")
+
+
+def test_compatible_providers_own_their_models_and_chain_order_is_configurable(llm_environment: Configure) -> None:
+    compatible = [{"name": "ollama", "baseUrl": "http://127.0.0.1:11434/v1", "models": ["llama3.1:8b", "qwen3"]}]
+    llm_environment(
+        OPENAI_API_KEY="o",
+        OPENAI_COMPATIBLE_PROVIDERS=json.dumps(compatible),
+        PROVIDER_CHAIN="ollama,openai",
+        DEFAULT_MODELS='{"openai": "gpt-5-mini"}',
+    )
+
+    assert plan() == [("ollama", "llama3.1:8b"), ("openai", "gpt-5-mini")]
+    assert plan("qwen3") == [("ollama", "qwen3"), ("openai", "gpt-5-mini")]
+
+
+def test_a_model_of_an_unconfigured_provider_is_refused(llm_environment: Configure) -> None:
+    llm_environment(OPENAI_API_KEY="o")
+
+    with pytest.raises(ProviderUnavailable, match="served by 'anthropic', which is not configured"):
+        chain_for("claude-haiku-4-5", None)
+    with pytest.raises(ProviderUnavailable, match="'bedrock' is not configured"):
+        chain_for(None, "bedrock")
+    with pytest.raises(UnknownModel):
+        chain_for("gpt-99", None)
+
+
+def test_importing_the_registry_loads_no_provider_sdk() -> None:
+    probe = (
+        "import sys, shared.llm.registry, shared.llm.failover, shared.llm.providers.anthropic, "
+        "shared.llm.providers.openai, shared.llm.providers.bedrock, shared.llm.providers.offline; "
+        "print(sorted(m for m in ('anthropic', 'openai', 'httpx2', 'botocore', 'boto3') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+
+    assert result.stdout.strip() == "[]"
+
+
+def test_choosing_a_chain_builds_providers_without_loading_sdks() -> None:
+    probe = (
+        "import sys; from shared.llm.registry import chain_for; chain_for(None, None); "
+        "print(sorted(m for m in ('anthropic', 'openai', 'httpx2', 'botocore') if m in sys.modules))"
+    )
+    environment = {"PATH": "/usr/bin:/bin", "ANTHROPIC_API_KEY": "a", "OPENAI_API_KEY": "o", "STAGE": "test"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True, env=environment
+    )
+
+    assert result.stdout.strip() == "[]"
