@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from shared.auth.keys import key_ring
 from shared.auth.tokens import issue_token
 from shared.settings import get_settings
+from shared.tables import TABLES
 from tests.integration.conftest import PASSWORD, RecordingNotifier, User, error_code, login, register
 
 
@@ -248,8 +249,9 @@ def test_health_routes(api: TestClient) -> None:
     ready = api.get("/api/v1/health/ready")
     assert ready.status_code == 200
     assert {dep["name"] for dep in ready.json()["dependencies"]} == {
-        "table:identity", "table:conversations", "table:memories", "secret:signing-keys",
-    }  # fmt: skip
+        *(f"table:{spec.context}" for spec in TABLES),
+        "secret:signing-keys",
+    }
     detailed = api.get("/api/v1/health/detailed").json()
     assert all(dep["healthy"] and dep["latencyMs"] >= 0 for dep in detailed["dependencies"])
     assert api.get("/api/v1/health/info").json()["stage"] == "test"
