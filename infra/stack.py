@@ -125,7 +125,8 @@ class _AccessLogSettings:
 
 class StratusStack(Stack):
     """Stratus for one stage (one tenant). Context: `corsOrigins` (required outside dev stages),
-    `throttleRateLimit` and `throttleBurstLimit` (requests per second across the API)."""
+    `throttleRateLimit` and `throttleBurstLimit` (requests per second across the API), `bedrock` (true lets chat
+    call Bedrock)."""
 
     def __init__(
         self,
@@ -143,6 +144,8 @@ class StratusStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.settings = settings
         self.stage = stage
+        # `-c bedrock=true`: the chat function may call Bedrock with its own role (no key needed).
+        self.bedrock_enabled = str(scope.node.try_get_context("bedrock") or "").lower() == "true"
         dev = self.settings.is_dev_stage
         self._removal_policy = RemovalPolicy.DESTROY if dev else RemovalPolicy.RETAIN
         self._log_retention = logs.RetentionDays.ONE_MONTH if dev else logs.RetentionDays.ONE_YEAR
@@ -322,12 +325,36 @@ class StratusStack(Stack):
         return function
 
     def _catalog_function(self, spec: FunctionSpec, initial_key: CustomResource) -> lambda_.Function:
-        """A catalog function, granted exactly the tables and secret its spec lists."""
+        """A catalog function, granted exactly the tables, secrets and bucket its spec lists."""
+        extra_layers: tuple[lambda_.ILayerVersion, ...] = ()
+        if spec.streaming:
+            extra_layers = (
+                lambda_.LayerVersion.from_layer_version_arn(
+                    self, f"{_pascal(spec.name)}WebAdapter", WEB_ADAPTER_LAYER.format(region=Aws.REGION)
+                ),
+            )
+        function = self._function(spec, self._environment(spec), extra_layers)
+        self._grant_tables(spec, function)
+        if spec.uses_payload_bucket:
+            self._grant_payloads(function)
+        if spec.reads_signing_keys:
+            self.signing_keys.grant_read(function)
+            # The first request must find a key ring, not the placeholder CloudFormation created.
+            function.node.add_dependency(initial_key)
+        if spec.streaming:
+            self.provider_keys.grant_read(function)
+            if self.bedrock_enabled:
+                self._grant_bedrock(function)
+        return function
+
+    def _environment(self, spec: FunctionSpec) -> dict[str, str]:
+        """What a function needs to find its resources, named as `shared.settings` and `shared.tables` read them."""
         environment = {
             "CORS_ALLOW_ORIGINS": ",".join(self.settings.cors_allow_origins),
-            **{table.env_var: self.tables[table.context].table_name for table in spec.tables},
-            **{table.env_var: self.tables[table.context].table_name for table in spec.read_only_tables},
-            **{table.env_var: self.tables[table.context].table_name for table in spec.described_tables},
+            **{
+                table.env_var: self.tables[table.context].table_name
+                for table in (*spec.tables, *spec.read_only_tables, *spec.described_tables)
+            },
         }
         if spec.reads_signing_keys:
             environment["SIGNING_KEYS_SECRET"] = self.signing_keys.secret_arn
@@ -335,7 +362,6 @@ class StratusStack(Stack):
             environment["PAYLOAD_BUCKET"] = self.payload_bucket.bucket_name
         if self.settings.is_dev_stage:
             environment["PASSWORD_HASH_COST"] = str(DEV_PASSWORD_HASH_COST)
-        extra_layers: tuple[lambda_.ILayerVersion, ...] = ()
         if spec.streaming:
             environment |= {
                 "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
@@ -343,15 +369,11 @@ class StratusStack(Stack):
                 "AWS_LWA_PORT": WEB_ADAPTER_PORT,
                 "PROVIDER_KEYS_SECRET": self.provider_keys.secret_arn,
             }
-            extra_layers = (
-                lambda_.LayerVersion.from_layer_version_arn(
-                    self, f"{_pascal(spec.name)}WebAdapter", WEB_ADAPTER_LAYER.format(region=Aws.REGION)
-                ),
-            )
-        function = self._function(spec, environment, extra_layers)
-        if spec.streaming:
-            self.provider_keys.grant_read(function)
+            if self.bedrock_enabled:
+                environment["BEDROCK_ENABLED"] = "true"
+        return environment
 
+    def _grant_tables(self, spec: FunctionSpec, function: lambda_.Function) -> None:
         for table in spec.tables:
             self.tables[table.context].grant(function, *TABLE_READ_ACTIONS, *TABLE_WRITE_ACTIONS)
         for table in spec.read_only_tables:
@@ -372,13 +394,30 @@ class StratusStack(Stack):
                 f"AwsSolutions-IAM5[Resource::<{table_id}.Arn>/index/*]",
                 "Queries the GSIs of a table its spec lists; index ARNs are the table ARN plus /index/*.",
             )
-        if spec.uses_payload_bucket:
-            self._grant_payloads(function)
-        if spec.reads_signing_keys:
-            self.signing_keys.grant_read(function)
-            # The first request must find a key ring, not the placeholder CloudFormation created.
-            function.node.add_dependency(initial_key)
-        return function
+
+    def _grant_bedrock(self, function: lambda_.Function) -> None:
+        """Stream replies from Bedrock's models, on demand or through cross-region inference profiles."""
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["bedrock:InvokeModelWithResponseStream"],
+                resources=[
+                    f"arn:{Aws.PARTITION}:bedrock:*::foundation-model/*",
+                    f"arn:{Aws.PARTITION}:bedrock:*:{Aws.ACCOUNT_ID}:inference-profile/*",
+                ],
+            )
+        )
+        role = function.role
+        assert role is not None
+        _acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/*]",
+            "The stage may use any model the operator enables in Bedrock; invocation is the only action granted.",
+        )
+        _acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*:<AWS::AccountId>:inference-profile/*]",
+            "Cross-region inference profiles route a model to any region of the profile; invocation only.",
+        )
 
     def _grant_payloads(self, function: lambda_.Function) -> None:
         """Get, put and delete objects under the payload prefix, and list that prefix: nothing else."""

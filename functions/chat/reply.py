@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -21,7 +21,7 @@ import anyio
 from functions.chat import limits
 from functions.chat.models import ChatRequest
 from shared.auth.principal import Principal
-from shared.errors import ValidationFailed
+from shared.errors import DomainError, ValidationFailed
 from shared.ids import new_id
 from shared.llm.types import (
     Finished,
@@ -44,7 +44,8 @@ ToolRunner = Callable[[Sequence[ToolCall]], Awaitable[Sequence[ToolResult]]]
 HISTORY_MESSAGES = 200
 MAX_TOOL_ROUNDS = 8
 DEFAULT_MAX_TOKENS = 2048
-MEMORY_BUDGET_SHARE = 0.1  # of the model's context window, for the user's memories
+# Tokens of the user's memories a prompt may carry (highest priority first).
+MEMORY_TOKENS = 2_000
 TITLE_CHARS = 60
 
 
@@ -66,46 +67,58 @@ async def prepare(principal: Principal, request: ChatRequest, tool_runner: ToolR
     they may only read) before anything is streamed.
     """
     from functions.conversations import service as conversations
-    from functions.conversations.models import ConversationCreate
+    from functions.conversations.models import ConversationCreate, MessagePublic
     from functions.identity import service as identity
+    from functions.memories import service as memory_service
     from shared.llm import catalog
 
     principal.require("ai.chat")
-    admission = await anyio.to_thread.run_sync(limits.admit, principal.user_id)
-    preferences = await anyio.to_thread.run_sync(identity.user_settings, principal.user_id)
+    found: dict[str, Any] = {}
 
+    async def read(name: str, call: Callable[[], Any]) -> None:
+        found[name] = await anyio.to_thread.run_sync(call)
+
+    # Independent reads run together: the time before the first token is the slowest of them, not their sum.
+    try:
+        async with anyio.create_task_group() as reads:
+            reads.start_soon(read, "admission", lambda: limits.admit(principal.user_id))
+            reads.start_soon(read, "preferences", lambda: identity.user_settings(principal.user_id))
+            if request.use_memories is not False:
+                reads.start_soon(
+                    read, "memories", lambda: memory_service.memories_for_prompt(principal.user_id, MEMORY_TOKENS)
+                )
+            if request.conversation_id:
+                conversation_id = request.conversation_id
+                reads.start_soon(
+                    read,
+                    "thread",
+                    lambda: conversations.conversation_for_reply(principal, conversation_id, HISTORY_MESSAGES),
+                )
+    except BaseExceptionGroup as failures:
+        raise _first_domain_error(failures) from None
+
+    admission: limits.Admission = found["admission"]
+    preferences = found["preferences"]
     attempts = _attempts(request, preferences.default_model, preferences.default_provider)
     info = catalog.model_info(attempts[0][1])
 
+    history: list[MessagePublic]
     if request.conversation_id:
-        conversation_id = request.conversation_id
-        existing = await anyio.to_thread.run_sync(
-            lambda: conversations.get_conversation(principal, conversation_id, messages_limit=1, messages_cursor=None)
-        )
-        system_prompt = existing.system_prompt or preferences.system_prompt
+        existing, history = found["thread"]
+        conversation_id, system_prompt = existing.id, existing.system_prompt or preferences.system_prompt
     else:
         title = " ".join(request.message.split())[:TITLE_CHARS] or "New conversation"
-        created = await anyio.to_thread.run_sync(
-            conversations.create_conversation,
-            principal,
-            ConversationCreate(title=title, model=attempts[0][1], system_prompt=preferences.system_prompt),
-        )
-        conversation_id, system_prompt = created.id, created.system_prompt
-    await anyio.to_thread.run_sync(
+        create = ConversationCreate(title=title, model=attempts[0][1], system_prompt=preferences.system_prompt)
+        created = await anyio.to_thread.run_sync(lambda: conversations.create_conversation(principal, create))
+        conversation_id, system_prompt, history = created.id, created.system_prompt, []
+    stored = await anyio.to_thread.run_sync(
         lambda: conversations.append_message(principal, conversation_id, "user", request.message)
     )
-    history = await anyio.to_thread.run_sync(conversations.recent_history, principal, conversation_id, HISTORY_MESSAGES)
+    history.append(stored)
 
     max_tokens = request.max_tokens or preferences.max_tokens or DEFAULT_MAX_TOKENS
     use_memories = preferences.memory_enabled if request.use_memories is None else request.use_memories
-    memories = ""
-    if use_memories:
-        from functions.memories import service as memory_service
-
-        chosen = await anyio.to_thread.run_sync(
-            memory_service.memories_for_prompt, principal.user_id, int(info.context_window * MEMORY_BUDGET_SHARE)
-        )
-        memories = memory_service.format_memories_for_prompt(chosen)
+    memories = memory_service.format_memories_for_prompt(found["memories"]) if use_memories else ""
     system = "\n\n".join(part for part in (system_prompt, memories) if part) or None
     budget = info.context_window - max_tokens - estimate_tokens(system or "")
     turns = [Message("user" if m.role == "user" else "assistant", m.content) for m in history if m.role != "system"]
@@ -273,6 +286,20 @@ class _Progress:
 
         await anyio.to_thread.run_sync(write)
         return cost
+
+
+def _first_domain_error(failures: BaseExceptionGroup) -> BaseException:
+    """The refusal to answer with when concurrent reads failed: a domain error (429, 404, ...) if there is one."""
+    errors = list(_leaves(failures))
+    return next((error for error in errors if isinstance(error, DomainError)), errors[0])
+
+
+def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            yield from _leaves(error)
+        else:
+            yield error
 
 
 def _attempts(request: ChatRequest, preferred_model: str | None, preferred_provider: str | None) -> list[Any]:

@@ -539,3 +539,13 @@ def _public_prompt(record: PromptRecord) -> PromptPublic:
         created_at=record.created_at,
         updated_at=record.updated_at,
     )
+
+
+def conversation_for_reply(
+    principal: Principal, conversation_id: str, count: int
+) -> tuple[ConversationPublic, list[MessagePublic]]:
+    """A conversation the user may add to, with its last `count` messages oldest first: what chat reads before it
+    stores the user's next message and asks a model to reply."""
+    conversation, access = _writable(principal.user_id, conversation_id)
+    messages = [_public_message(record) for record in store.recent_messages(conversation_id, count)]
+    return _public_conversation(conversation, access), messages

@@ -79,15 +79,15 @@ def import_median_ms(module: str, env: dict[str, str], extra_path: str | None = 
 
 
 def report_imports(env: dict[str, str]) -> None:
-    from infra.catalog import AUTHORIZER_FUNCTION, HTTP_FUNCTIONS
+    from infra.catalog import AUTHORIZER_FUNCTION, HTTP_FUNCTIONS, STREAMING_FUNCTIONS
 
     with tempfile.TemporaryDirectory() as folder:
         Path(folder, "hello_handler.py").write_text(HELLO_WORLD)
         hello = import_median_ms("hello_handler", env, folder)
     print(f"\nCold-start import time (median of {IMPORT_RUNS} fresh processes)")
     print(f"  {'FastAPI+Mangum hello world':<34} {hello:8.1f} ms   1.00x")
-    for spec in (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION):
-        module = spec.handler.rsplit(".", 1)[0]
+    for spec in (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION, *STREAMING_FUNCTIONS):
+        module = spec.app.split(":")[0] if spec.streaming and spec.app else spec.handler.rsplit(".", 1)[0]
         took = import_median_ms(module, env)
         print(f"  {spec.name + ' (' + module + ')':<34} {took:8.1f} ms   {took / hello:.2f}x")
 
@@ -237,11 +237,132 @@ def report_conversation_reads(principal: Any, authorizer_context: dict[str, Any]
         BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
 
 
+CHAT_RUNS = 30
+CHAT_WORDS = 200
+
+
+def report_chat_overhead() -> None:
+    """Time to first token and time per chunk, through the whole chat path on the local stack over real HTTP,
+    beside the same reply streamed from the same fake provider straight through its SDK."""
+    import asyncio
+    import json
+    import socket
+    import threading
+
+    import uvicorn
+
+    from tests.fakes.anthropic_server import FakeAnthropic
+    from tests.fakes.scripted import Reply
+
+    reply = Reply(" ".join(f"word{n}" for n in range(CHAT_WORDS)), input_tokens=100)
+    with FakeAnthropic() as fake:
+        fake.default = reply
+        os.environ.update(ANTHROPIC_API_KEY="bench", ANTHROPIC_BASE_URL=fake.base_url, POWERTOOLS_LOG_LEVEL="ERROR")
+        from infra.local.aws import start_local_aws
+
+        with start_local_aws("bench"):
+            from infra.catalog import AUTHORIZER_FUNCTION, STREAMING_FUNCTIONS, all_routes
+            from infra.local.gateway import Gateway
+
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            gateway = Gateway(all_routes(), authorizer=AUTHORIZER_FUNCTION, streaming=STREAMING_FUNCTIONS)
+            server = uvicorn.Server(uvicorn.Config(gateway, host="127.0.0.1", port=port, log_level="error"))
+            thread = threading.Thread(target=server.run, daemon=True)
+            thread.start()
+            while not server.started:
+                time.sleep(0.05)
+            try:
+                path = _chat_over_http(f"http://127.0.0.1:{port}")
+                direct = asyncio.run(_chat_direct())
+            finally:
+                server.should_exit = True
+                thread.join(timeout=10)
+                gateway.close()
+    (path_first, path_chunk), (direct_first, direct_chunk) = path, direct
+    added_first = [p - d for p, d in zip(sorted(path_first), sorted(direct_first), strict=True)]
+    print(f"\nChat overhead on the local stack ({CHAT_RUNS} replies of {CHAT_WORDS} chunks, fake Anthropic)")
+    print(f"  {'first token, provider SDK direct':<40} {percentiles(direct_first)}")
+    print(f"  {'first token, whole chat path':<40} {percentiles(path_first)}")
+    print(f"  {'added before the first token':<40} {percentiles(added_first)}   (goal p50 <= 15 ms)")
+    print(f"  {'per chunk, provider SDK direct':<40} {percentiles(direct_chunk)}")
+    print(f"  {'per chunk, whole chat path':<40} {percentiles(path_chunk)}")
+    added_chunk = statistics.median(path_chunk) - statistics.median(direct_chunk)
+    print(f"  {'added per chunk (p50 difference)':<40} {added_chunk:.3f} ms   (goal <= 0.5 ms)")
+    del json
+
+
+def _chat_over_http(base_url: str) -> tuple[list[float], list[float]]:
+    """Register, then stream replies over HTTP; time to the first content event and per later chunk."""
+    import json
+
+    import httpx
+
+    first, per_chunk = [], []
+    with httpx.Client(base_url=base_url, timeout=60) as http:
+        token = http.post(
+            "/api/v1/auth/register", json={"email": "bench@example.com", "password": "bench password 123"}
+        ).json()["accessToken"]
+        auth = {"authorization": f"Bearer {token}"}
+        conversation = None
+        for run in range(CHAT_RUNS + 3):
+            body = {"message": f"run {run}"} | ({"conversationId": conversation} if conversation else {})
+            started = time.perf_counter()
+            first_at = None
+            chunks = 0
+            with http.stream("POST", "/api/v1/ai/chat/stream", headers=auth, json=body) as response:
+                for line in response.iter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    event = json.loads(line[6:])
+                    if event["type"] == "start":
+                        conversation = event["conversationId"]
+                    elif event["type"] == "content":
+                        chunks += 1
+                        if first_at is None:
+                            first_at = time.perf_counter()
+            ended = time.perf_counter()
+            if run >= 3 and first_at is not None:  # the first runs warm the handlers up
+                first.append((first_at - started) * 1000)
+                per_chunk.append((ended - first_at) * 1000 / max(1, chunks - 1))
+    return first, per_chunk
+
+
+async def _chat_direct() -> tuple[list[float], list[float]]:
+    from shared.llm.registry import providers
+    from shared.llm.types import Message, ModelRequest, TextDelta
+
+    provider = providers()["anthropic"]
+    first, per_chunk = [], []
+    for run in range(CHAT_RUNS + 3):
+        request = ModelRequest(model="claude-opus-4-5", messages=(Message("user", f"run {run}"),))
+        started = time.perf_counter()
+        first_at = None
+        chunks = 0
+        async for event in provider.stream(request):
+            if isinstance(event, TextDelta):
+                chunks += 1
+                first_at = first_at or time.perf_counter()
+        ended = time.perf_counter()
+        if run >= 3 and first_at is not None:
+            first.append((first_at - started) * 1000)
+            per_chunk.append((ended - first_at) * 1000 / max(1, chunks - 1))
+    return first, per_chunk
+
+
 def main() -> None:
+    if sys.argv[1:] == ["chat"]:
+        report_chat_overhead()
+        return
     env = bench_environment()
     print(f"Stratus bench: Python {sys.version.split()[0]}, {os.cpu_count()} cores")
     report_imports(env)
     report_warm_latency(env)
+    sys.stdout.flush()
+    # A fresh interpreter: the local stack points every client at its own moto server.
+    chat_env = {name: value for name, value in os.environ.items() if not name.endswith("_TABLE")}
+    subprocess.run([sys.executable, "-m", "tests.bench", "chat"], cwd=ROOT, env=chat_env, check=True)
 
 
 if __name__ == "__main__":

@@ -99,4 +99,4 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 
 @pytest.fixture(scope="session")
 def acme(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return _synthesize(tmp_path_factory.mktemp("acme"), "acme", corsOrigins=ACME_ORIGINS)
+    return _synthesize(tmp_path_factory.mktemp("acme"), "acme", corsOrigins=ACME_ORIGINS, bedrock="true")

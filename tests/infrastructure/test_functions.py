@@ -45,6 +45,8 @@ def _expected_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, A
             "AWS_LWA_PORT": "8080",
             "PROVIDER_KEYS_SECRET": {"Ref": synth.provider_keys_secret_id},
         }
+        if synth.stage == "acme":  # the tenant fixture enables Bedrock
+            environment["BEDROCK_ENABLED"] = "true"
     if dev:
         environment["PASSWORD_HASH_COST"] = "14"
     return environment

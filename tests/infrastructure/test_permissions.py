@@ -186,3 +186,12 @@ def test_streaming_function_answers_through_a_response_streaming_function_url(
     adapter = [layer for layer in function["Layers"] if "LambdaAdapterLayerArm64" in str(layer)]
     assert len(adapter) == 1
     assert len(function["Layers"]) == 3  # base, ai and the adapter
+
+
+def test_only_a_stage_that_enables_bedrock_lets_chat_invoke_it(dev: Synthesized, acme: Synthesized) -> None:
+    (chat,) = STREAMING_FUNCTIONS
+    assert "bedrock" not in {action.split(":")[0] for s in _statements(dev, chat) for action in _listed(s["Action"])}
+    bedrock = [s for s in _statements(acme, chat) if any(a.startswith("bedrock:") for a in _listed(s["Action"]))]
+    assert [_listed(statement["Action"]) for statement in bedrock] == [["bedrock:InvokeModelWithResponseStream"]]
+    _, function = acme.function(chat)
+    assert function["Environment"]["Variables"]["BEDROCK_ENABLED"] == "true"
