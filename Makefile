@@ -7,7 +7,9 @@ PORT ?= 8000
 STAGE ?= dev
 # Frontend origins for the stage's CORS (required for `synth`/`deploy` outside dev stages), comma-separated.
 CORS_ORIGINS ?=
-CDK_CONTEXT = -c stage=$(STAGE) $(if $(CORS_ORIGINS),-c corsOrigins=$(CORS_ORIGINS))
+# BEDROCK=true lets the chat function call Bedrock with its own role.
+BEDROCK ?=
+CDK_CONTEXT = -c stage=$(STAGE) $(if $(CORS_ORIGINS),-c corsOrigins=$(CORS_ORIGINS)) $(if $(BEDROCK),-c bedrock=$(BEDROCK))
 # The CDK CLI, pinned: npm's `latest` is 3.x, which cannot read aws-cdk-lib 2.x assemblies.
 CDK := npx --yes aws-cdk@2.1148.1
 RUN := $(UV) run --frozen --no-sync
