@@ -104,7 +104,13 @@ MEMORIES = TableSpec(
 
 CHAT = TableSpec(context="chat")
 
-TABLES: tuple[TableSpec, ...] = (IDENTITY, CONVERSATIONS, MEMORIES, CHAT)
+REALTIME = TableSpec(
+    context="realtime",
+    # gsi1: a user's open WebSocket connections. A room's members are one partition of the base table.
+    indexes=(Index("gsi1", "gsi1pk", "gsi1sk"),),
+)
+
+TABLES: tuple[TableSpec, ...] = (IDENTITY, CONVERSATIONS, MEMORIES, CHAT, REALTIME)
 
 
 def create_tables(dynamodb_client: Any, stage: str) -> dict[str, str]:

@@ -72,7 +72,10 @@ class Cooldowns:
             until = self._cooling_until.get(provider)
             return until is not None and self._clock() < until
 
-    def record_failure(self, provider: str) -> None:
+    def record_failure(self, provider: str, *, retry_after: float | None = None) -> None:
+        """Count a retryable failure; a `Retry-After` keeps later requests off the provider as long as it asked."""
+        if retry_after:
+            self.hold(provider, retry_after)
         with self._lock:
             count = self._consecutive.get(provider, 0) + 1
             self._consecutive[provider] = count
@@ -80,6 +83,12 @@ class Cooldowns:
                 self._cooling_until[provider] = self._clock() + self.seconds
                 # Once the period is over the provider gets a fresh count: one more failure does not re-cool it.
                 self._consecutive[provider] = 0
+
+    def hold(self, provider: str, seconds: float) -> None:
+        """Skip `provider` for `seconds`: what its own `Retry-After` asked for."""
+        with self._lock:
+            until = self._clock() + seconds
+            self._cooling_until[provider] = max(until, self._cooling_until.get(provider, until))
 
     def record_success(self, provider: str) -> None:
         with self._lock:
@@ -149,7 +158,7 @@ async def stream_with_failover(
                 yield event
         except ProviderError as error:
             if error.retryable:
-                cooldowns.record_failure(provider.name)
+                cooldowns.record_failure(provider.name, retry_after=error.retry_after)
             if content_sent:
                 raise StreamInterrupted(error, model=model, partial_text="".join(partial)) from error
             if not error.retryable:

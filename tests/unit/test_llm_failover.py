@@ -233,3 +233,17 @@ def test_when_every_provider_is_cooling_they_are_tried_anyway() -> None:
 
     assert served_by(events) == "primary"
     assert not cooldowns.is_cooling("primary")
+
+
+def test_a_provider_asking_to_retry_later_is_left_alone_that_long() -> None:
+    clock = FakeClock()
+    cooldowns = Cooldowns(failures=3, seconds=30, clock=clock)
+    primary, secondary = ScriptedProvider("primary"), ScriptedProvider("secondary")
+    primary.fail(status=429, retry_after=20)
+    assert served_by(run([(primary, "a"), (secondary, "b")], cooldowns)) == "secondary"
+
+    clock.now += 19
+    events = run([(primary, "a"), (secondary, "b")], cooldowns)
+    assert AttemptStarted("primary", "a") not in events
+    clock.now += 2
+    assert served_by(run([(primary, "a"), (secondary, "b")], cooldowns)) == "primary"

@@ -1,0 +1,1 @@
+"""Realtime context: WebSocket connections, rooms (one per conversation), presence, typing and chat over WebSocket."""
