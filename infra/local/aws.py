@@ -2,18 +2,21 @@
 
 `start_local_aws()` points this process's environment (and so every boto3 client the handlers make) at a
 fresh moto server, then creates what the deployed stack would (`infra.local.provision`): every table from
-`shared.tables`, the signing-key secret with its first key, and the payload bucket. `LocalAws.stop()` stops the
-server and puts the environment back, so a test session can start and stop it more than once.
+`shared.tables`, the signing-key secret with its first key, and the payload bucket. moto runs in a process of its
+own (`infra.local.moto_process`). `LocalAws.stop()` ends it, state and all, and puts the environment back, so a
+test session can start and stop it more than once.
 """
 
 from __future__ import annotations
 
-import logging
 import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 REGION = "us-east-1"
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Always set: local mode must never reach a real AWS account, whatever the shell exports.
 _FORCED = {
@@ -43,47 +46,22 @@ class LocalAws:
     endpoint_url: str
     port: int
     environment: dict[str, str]
-    _server: Any = field(repr=False)
+    _server: subprocess.Popen[str] = field(repr=False)
     _previous: dict[str, str | None] = field(repr=False)
     _stopped: bool = field(default=False, repr=False)
 
     def stop(self) -> None:
-        """Stop the server and restore the environment as it was before `start_local_aws()`."""
+        """Stop the server (its state goes with it) and restore the environment as before `start_local_aws()`."""
         if self._stopped:
             return
         self._stopped = True
-        self._delete_resources()
-        self._server.stop()
+        _terminate(self._server)
         for name, value in self._previous.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
         _forget_cached_clients()
-
-    def _delete_resources(self) -> None:
-        # moto's backends are process-wide (shared with any mock_aws in a test process): delete what this
-        # stack created, and only that, so the same stage can start again later in the same process.
-        from shared.aws import client
-        from shared.tables import TABLES
-
-        try:
-            for spec in TABLES:
-                table = self.environment.get(spec.env_var)
-                if table:
-                    client("dynamodb").delete_table(TableName=table)
-            secret = self.environment.get("SIGNING_KEYS_SECRET")
-            if secret:
-                client("secretsmanager").delete_secret(SecretId=secret, ForceDeleteWithoutRecovery=True)
-            bucket = self.environment.get("PAYLOAD_BUCKET")
-            if bucket:
-                s3 = client("s3")
-                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-                    for item in page.get("Contents", []):
-                        s3.delete_object(Bucket=bucket, Key=item["Key"])
-                s3.delete_bucket(Bucket=bucket)
-        except Exception as error:  # a failed cleanup must not keep the server from stopping
-            logging.getLogger("stratus.local").warning("could not delete the local resources: %s", error)
 
     def __enter__(self) -> LocalAws:
         return self
@@ -95,18 +73,19 @@ class LocalAws:
 def start_local_aws(stage: str = "local", *, host: str = "127.0.0.1", port: int = 0) -> LocalAws:
     """Start moto on `host:port` (0: any free port), point the environment at it, create the stage's tables
     and signing keys. Call it before importing any handler: they read their settings once, at import."""
-    from moto.server import ThreadedMotoServer
-
-    from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
-
-    make_moto_dynamodb_atomic()
-
-    # werkzeug logs every request moto serves at INFO; the handlers' own logs are what matter here.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    # Port 0 lets the OS pick a free port at bind time: no window for another process to take it.
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
-    bound_port = server.get_host_and_port()[1]
+    server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "infra.local.moto_process", "--host", host, "--port", str(port)],
+        cwd=_REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    assert server.stdout is not None
+    ready = server.stdout.readline().split()  # blocks until moto is listening, or the process ends
+    if len(ready) != 2 or ready[0] != "ready":
+        _terminate(server)
+        raise RuntimeError(f"the local moto server did not start (exit code {server.returncode})")
+    bound_port = int(ready[1])
     endpoint_url = f"http://{host}:{bound_port}"
 
     environment = {
@@ -138,6 +117,18 @@ def start_local_aws(stage: str = "local", *, host: str = "127.0.0.1", port: int 
         local.stop()
         raise
     return local
+
+
+def _terminate(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 def _forget_cached_clients() -> None:

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
     from infra.local.openapi import ApiDocs
+    from infra.local.websocket import WebSocketBridge
 
 LambdaHandler = Callable[[Any, Any], Any]
 HandlerLoader = Callable[[str], LambdaHandler]
@@ -82,6 +84,17 @@ def _new_thread_loop() -> None:
     asyncio.set_event_loop(asyncio.new_event_loop())
 
 
+@dataclass(frozen=True)
+class WebSocketOptions:
+    """What the local WebSocket API serves: its authorizer and handler, its actions, the invocable functions."""
+
+    authorizer: FunctionSpec
+    handler: FunctionSpec
+    actions: tuple[str, ...]
+    invocable: tuple[FunctionSpec, ...] = ()
+    path: str = "/ws"
+
+
 class _FunctionTimeout(Exception):
     pass
 
@@ -104,6 +117,7 @@ class Gateway:
         cors_allow_origins: Iterable[str] | None = None,
         max_workers: int = 32,
         streaming: Iterable[FunctionSpec] = (),
+        websocket: WebSocketOptions | None = None,
     ) -> None:
         self.routes = RouteTable(routes)
         # Streaming functions run their ASGI app behind a Function URL in AWS: here it gets the request as is.
@@ -129,6 +143,18 @@ class Gateway:
         )
         self._running = 0
         self._running_lock = threading.Lock()
+        self.websocket: WebSocketBridge | None = None
+        if websocket is not None:
+            from infra.local.websocket import WebSocketBridge
+
+            self.websocket = WebSocketBridge(
+                self,
+                authorizer=websocket.authorizer,
+                handler=websocket.handler,
+                actions=websocket.actions,
+                invocable=websocket.invocable,
+            )
+        self.websocket_path = websocket.path if websocket is not None else None
 
     # -- ASGI -------------------------------------------------------------------------------------------
 
@@ -136,7 +162,17 @@ class Gateway:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        if scope["type"] != "http":  # WebSockets are not routed here
+        if scope["type"] == "websocket":
+            if self.websocket is not None and scope["path"] == self.websocket_path:
+                await self.websocket.handle_websocket(scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] != "http":
+            return
+        if self.websocket is not None and self.websocket.serves(scope["path"]):
+            # The WebSocket API's `@connections` management API and Lambda's Invoke API, for the handlers.
+            await self.websocket.handle_http(scope, receive, send)
             return
         if scope["method"] == "GET" and scope["path"] in ("/docs", "/openapi.json") and self.docs is not None:
             # Local extras, not API Gateway routes: the merged API documentation.

@@ -81,8 +81,19 @@ def _serve(args: argparse.Namespace, moto_endpoint: str) -> tuple[int, int]:
     """Serve until told to stop; the exit code and how many invocations were still running."""
     import uvicorn
 
-    from infra.catalog import AUTHORIZER_FUNCTION, HTTP_FUNCTIONS, STREAMING_FUNCTIONS, all_routes
-    from infra.local.gateway import Gateway
+    from infra.catalog import (
+        AUTHORIZER_FUNCTION,
+        HTTP_FUNCTIONS,
+        STREAMING_FUNCTIONS,
+        WEBSOCKET_ACTIONS,
+        WEBSOCKET_AUTHORIZER_FUNCTION,
+        WEBSOCKET_FUNCTIONS,
+        WEBSOCKET_HANDLER_FUNCTION,
+        WEBSOCKET_LOCAL_PATH,
+        WEBSOCKET_WORKER_FUNCTION,
+        all_routes,
+    )
+    from infra.local.gateway import Gateway, WebSocketOptions
     from infra.local.openapi import ApiDocs
     from infra.local.uvicorn_server import LocalServer
 
@@ -93,7 +104,16 @@ def _serve(args: argparse.Namespace, moto_endpoint: str) -> tuple[int, int]:
         region=os.environ["AWS_REGION"],
         docs=ApiDocs((*HTTP_FUNCTIONS, *STREAMING_FUNCTIONS)),
         streaming=STREAMING_FUNCTIONS,
+        websocket=WebSocketOptions(
+            authorizer=WEBSOCKET_AUTHORIZER_FUNCTION,
+            handler=WEBSOCKET_HANDLER_FUNCTION,
+            actions=WEBSOCKET_ACTIONS,
+            invocable=WEBSOCKET_FUNCTIONS,
+            path=WEBSOCKET_LOCAL_PATH,
+        ),
     )
+    # The handlers post to connections and invoke the worker through this gateway (see `LocalServer.startup`).
+    os.environ["WORKER_FUNCTION"] = f"stratus-{os.environ['STAGE']}-{WEBSOCKET_WORKER_FUNCTION.name}"
     config = uvicorn.Config(
         gateway,
         host=args.host,

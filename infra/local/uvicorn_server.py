@@ -4,6 +4,7 @@ the socket is bound (so `--port 0` prints the port it got)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -37,6 +38,10 @@ class LocalServer(uvicorn.Server):
     async def startup(self, sockets: list[Any] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
+            # The WebSocket handlers' boto3 calls (`@connections`, the worker's `Invoke`) come back here; the
+            # bound port is only known now (`--port 0`), and handlers read these when they make their clients.
+            os.environ["WEBSOCKET_MANAGEMENT_URL"] = self.bound_url()
+            os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.bound_url()
             print_banner(self.bound_url(), self.moto_endpoint)
 
     def bound_url(self) -> str:

@@ -1,0 +1,54 @@
+"""The embedded AWS of local mode in a process of its own, so moto's work never competes with the API's for the
+interpreter lock: `python -m infra.local.moto_process --port 0` prints `ready <port>` and serves until stopped.
+
+It ends with its parent (Linux), so a local stack killed outright leaves no moto server behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:  # not Linux: the parent's stop() still ends this process
+        return
+    if os.getppid() == 1:  # the parent died before the call above
+        sys.exit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="moto server for the Stratus local stack")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    _end_with_parent()
+
+    from moto.server import ThreadedMotoServer
+
+    from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
+
+    make_moto_dynamodb_atomic()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
+    server.start()
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    print(f"ready {server.get_host_and_port()[1]}", flush=True)
+    stopped.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
