@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from shared.concurrency import together
 from shared.errors import RateLimited
 from shared.lazy import LazyModule
 from shared.settings import get_settings
@@ -41,14 +42,7 @@ def admit(user_id: str, *, now: float | None = None) -> Admission:
     window_end = window_start + settings.chat_window_seconds
     day = datetime.fromtimestamp(moment, UTC).date()
 
-    if store.stage_cost(day) >= settings.stage_daily_cost_ceiling_usd:
-        tomorrow = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
-        raise RateLimited(
-            "This service has reached its spending limit for today",
-            retry_after_seconds=int(tomorrow.timestamp() - moment),
-            limit="stage_daily_cost",
-        )
-    try:
+    def count() -> None:
         store.count_request(
             user_id,
             window_start,
@@ -57,12 +51,23 @@ def admit(user_id: str, *, now: float | None = None) -> Admission:
             max_tokens=settings.chat_tokens_per_window,
             max_cost=settings.chat_cost_per_window_usd,
         )
+
+    # The stage's total and the user's counter are independent round trips: make them at the same time.
+    try:
+        stage_spent, _ = together(lambda: store.stage_cost(day), count)
     except store.LimitRefusedError as refusal:
         raise RateLimited(
             f"You have reached your {_limit_name(refusal.counts)} limit for now",
             retry_after_seconds=int(window_end - moment),
             limit=_limit_name(refusal.counts),
         ) from None
+    if stage_spent >= settings.stage_daily_cost_ceiling_usd:
+        tomorrow = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
+        raise RateLimited(
+            "This service has reached its spending limit for today",
+            retry_after_seconds=int(tomorrow.timestamp() - moment),
+            limit="stage_daily_cost",
+        )
     return Admission(user_id, window_start, window_end, day)
 
 

@@ -8,6 +8,7 @@ end, error), with the serving provider chosen by failover. Whatever happens afte
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -21,6 +22,7 @@ import anyio
 from functions.chat import limits
 from functions.chat.models import ChatRequest
 from shared.auth.principal import Principal
+from shared.concurrency import together
 from shared.errors import DomainError, ValidationFailed
 from shared.ids import new_id
 from shared.llm.types import (
@@ -56,6 +58,8 @@ class PreparedReply:
     conversation_id: str
     model_request: ModelRequest
     attempts: list[tuple[Any, str]]
+    # The user's message (and a new conversation) being written while the model starts.
+    user_message_stored: asyncio.Future[None]
     message_id: str = field(default_factory=new_id)
     tool_runner: ToolRunner | None = None
 
@@ -67,7 +71,7 @@ async def prepare(principal: Principal, request: ChatRequest, tool_runner: ToolR
     they may only read) before anything is streamed.
     """
     from functions.conversations import service as conversations
-    from functions.conversations.models import ConversationCreate, MessagePublic
+    from functions.conversations.models import ConversationCreate
     from functions.identity import service as identity
     from functions.memories import service as memory_service
     from shared.llm import catalog
@@ -102,26 +106,30 @@ async def prepare(principal: Principal, request: ChatRequest, tool_runner: ToolR
     attempts = _attempts(request, preferences.default_model, preferences.default_provider)
     info = catalog.model_info(attempts[0][1])
 
-    history: list[MessagePublic]
     if request.conversation_id:
-        existing, history = found["thread"]
+        existing, earlier = found["thread"]
         conversation_id, system_prompt = existing.id, existing.system_prompt or preferences.system_prompt
+        turns = [Message("user" if m.role == "user" else "assistant", m.content) for m in earlier if m.role != "system"]
     else:
-        title = " ".join(request.message.split())[:TITLE_CHARS] or "New conversation"
-        create = ConversationCreate(title=title, model=attempts[0][1], system_prompt=preferences.system_prompt)
-        created = await anyio.to_thread.run_sync(lambda: conversations.create_conversation(principal, create))
-        conversation_id, system_prompt, history = created.id, created.system_prompt, []
-    stored = await anyio.to_thread.run_sync(
-        lambda: conversations.append_message(principal, conversation_id, "user", request.message)
-    )
-    history.append(stored)
+        conversation_id, system_prompt, turns = new_id(), preferences.system_prompt, []
+    turns.append(Message("user", request.message))
+
+    def store_user_message() -> None:
+        if not request.conversation_id:
+            title = " ".join(request.message.split())[:TITLE_CHARS] or "New conversation"
+            create = ConversationCreate(title=title, model=attempts[0][1], system_prompt=system_prompt)
+            conversations.create_conversation(principal, create, conversation_id=conversation_id)
+        conversations.append_message(principal, conversation_id, "user", request.message)
+
+    # The model does not need the user's message stored to start answering: writing it runs alongside the model's
+    # first token, and the reply is stored only once it is written, so the order in the conversation holds.
+    stored = asyncio.ensure_future(anyio.to_thread.run_sync(store_user_message))
 
     max_tokens = request.max_tokens or preferences.max_tokens or DEFAULT_MAX_TOKENS
     use_memories = preferences.memory_enabled if request.use_memories is None else request.use_memories
     memories = memory_service.format_memories_for_prompt(found["memories"]) if use_memories else ""
     system = "\n\n".join(part for part in (system_prompt, memories) if part) or None
     budget = info.context_window - max_tokens - estimate_tokens(system or "")
-    turns = [Message("user" if m.role == "user" else "assistant", m.content) for m in history if m.role != "system"]
     messages = fit_history(turns, budget)
 
     model_request = ModelRequest(
@@ -132,7 +140,9 @@ async def prepare(principal: Principal, request: ChatRequest, tool_runner: ToolR
         max_tokens=max_tokens,
         tools=tuple(ToolSpec(t.name, t.description, t.input_schema) for t in request.tools),
     )
-    return PreparedReply(principal, admission, conversation_id, model_request, attempts, tool_runner=tool_runner)
+    return PreparedReply(
+        principal, admission, conversation_id, model_request, attempts, stored, tool_runner=tool_runner
+    )
 
 
 async def stream(prepared: PreparedReply) -> AsyncIterator[Event]:
@@ -275,15 +285,21 @@ class _Progress:
             status="incomplete" if incomplete else "complete",
         )
 
-        def write() -> None:
-            if content or not incomplete:
-                conversations.append_message(
-                    prepared.principal, prepared.conversation_id, "assistant", content or " ",
-                    metadata=metadata, message_id=prepared.message_id,
-                )  # fmt: skip
-            store.record_usage(entry, store.now_utc(), new_id())
-            limits.settle(prepared.admission, tokens=self.usage.input_tokens + self.usage.output_tokens, cost_usd=cost)
+        def store_reply() -> None:
+            conversations.append_message(
+                prepared.principal, prepared.conversation_id, "assistant", content or " ",
+                metadata=metadata, message_id=prepared.message_id,
+            )  # fmt: skip
 
+        def write() -> None:
+            spent = self.usage.input_tokens + self.usage.output_tokens
+            together(
+                *([store_reply] if content or not incomplete else []),
+                lambda: store.record_usage(entry, store.now_utc(), new_id()),
+                lambda: limits.settle(prepared.admission, tokens=spent, cost_usd=cost),
+            )
+
+        await prepared.user_message_stored
         await anyio.to_thread.run_sync(write)
         return cost
 

@@ -30,6 +30,7 @@ from functions.conversations.models import (
     SearchHit,
 )
 from shared.auth.principal import Principal
+from shared.concurrency import together
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.http.models import Page
 from shared.ids import new_id
@@ -100,10 +101,14 @@ def _require_project_write(user_id: str, project_id: str) -> None:
 # Conversations ------------------------------------------------------------------------------------------
 
 
-def create_conversation(principal: Principal, request: ConversationCreate) -> ConversationPublic:
+def create_conversation(
+    principal: Principal, request: ConversationCreate, *, conversation_id: str | None = None
+) -> ConversationPublic:
+    """A new conversation owned by the caller; `conversation_id` lets a caller name it before it exists (chat
+    starts the model's reply while the conversation is being written)."""
     if request.project_id:
         _require_project_write(principal.user_id, request.project_id)
-    conversation_id = new_id()
+    conversation_id = conversation_id or new_id()
     moment = store.now()
     title = request.title or DEFAULT_TITLE
     conversation = store.ConversationRecord(
@@ -546,6 +551,8 @@ def conversation_for_reply(
 ) -> tuple[ConversationPublic, list[MessagePublic]]:
     """A conversation the user may add to, with its last `count` messages oldest first: what chat reads before it
     stores the user's next message and asks a model to reply."""
-    conversation, access = _writable(principal.user_id, conversation_id)
-    messages = [_public_message(record) for record in store.recent_messages(conversation_id, count)]
-    return _public_conversation(conversation, access), messages
+    # The history is read alongside the access check (one round trip instead of two) and used only if it passes.
+    (conversation, access), records = together(
+        lambda: _writable(principal.user_id, conversation_id), lambda: store.recent_messages(conversation_id, count)
+    )
+    return _public_conversation(conversation, access), [_public_message(record) for record in records]
