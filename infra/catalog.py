@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.tables import CHAT, CONVERSATIONS, IDENTITY, MEMORIES, TABLES, TableSpec
+from shared.tables import CHAT, CONVERSATIONS, IDENTITY, MEMORIES, REALTIME, TABLES, TableSpec
 
 API_PREFIX = "/api/v1"
 
@@ -45,6 +45,8 @@ class FunctionSpec:
     # Served by its ASGI app under uvicorn (Lambda Web Adapter, response streaming) behind a Function URL, not
     # through the HTTP API; the app verifies credentials itself.
     streaming: bool = False
+    # Calls LLM providers: reads the provider-key secret (and may call Bedrock where the stage enables it).
+    calls_models: bool = False
     layers: tuple[str, ...] = ("base",)
     memory_mb: int = 512
     timeout_seconds: int = 29
@@ -196,6 +198,7 @@ CHAT_FUNCTION = FunctionSpec(
     reads_signing_keys=True,
     uses_payload_bucket=True,
     streaming=True,
+    calls_models=True,
     layers=("base", "ai"),
     memory_mb=1024,
     # A long reply may stream for minutes; the Function URL has no 30-second integration limit.
@@ -227,6 +230,58 @@ STREAMING_FUNCTIONS: tuple[FunctionSpec, ...] = (CHAT_FUNCTION,)
 
 # Seconds API Gateway caches an authorizer answer per Authorization header.
 AUTHORIZER_CACHE_SECONDS = 300
+
+
+# -- WebSocket API ---------------------------------------------------------------------------------------------
+# Served by API Gateway's WebSocket API, not the HTTP API: these functions have no HTTP routes.
+
+# Client actions, routed by the route selection expression `$request.body.action` (API.md, WebSocket).
+WEBSOCKET_ACTIONS: tuple[str, ...] = ("chat:send", "chat:typing", "conversation:join", "conversation:leave", "ping")
+WEBSOCKET_ROUTE_SELECTION = "$request.body.action"
+# Where the local gateway accepts WebSocket connections (`ws://127.0.0.1:8000/ws?token=...`).
+WEBSOCKET_LOCAL_PATH = "/ws"
+
+WEBSOCKET_AUTHORIZER_FUNCTION = FunctionSpec(
+    name="realtime-authorizer",
+    handler="functions.realtime.connect.lambda_handler",
+    description="WebSocket $connect authorizer: the ?token= access token or API key",
+    read_only_tables=(IDENTITY,),
+    reads_signing_keys=True,
+    memory_mb=256,
+    timeout_seconds=5,
+)
+
+WEBSOCKET_HANDLER_FUNCTION = FunctionSpec(
+    name="realtime",
+    handler="functions.realtime.handler.lambda_handler",
+    description="WebSocket connections, rooms, presence, typing; hands chat replies to the worker",
+    tables=(REALTIME,),
+    # Joining a room checks that the user may read the conversation (conversations' service, which reads
+    # project members' identities).
+    read_only_tables=(CONVERSATIONS, IDENTITY),
+    timeout_seconds=29,
+)
+
+WEBSOCKET_WORKER_FUNCTION = FunctionSpec(
+    name="realtime-worker",
+    handler="functions.realtime.worker.lambda_handler",
+    description="Streams chat replies to WebSocket connections",
+    # What chat needs to produce a reply, plus the realtime table (a gone connection is removed).
+    tables=(*CHAT_FUNCTION.tables, REALTIME),
+    read_only_tables=CHAT_FUNCTION.read_only_tables,
+    reads_signing_keys=CHAT_FUNCTION.reads_signing_keys,
+    uses_payload_bucket=CHAT_FUNCTION.uses_payload_bucket,
+    calls_models=True,
+    layers=CHAT_FUNCTION.layers,
+    memory_mb=CHAT_FUNCTION.memory_mb,
+    timeout_seconds=CHAT_FUNCTION.timeout_seconds,
+)
+
+WEBSOCKET_FUNCTIONS: tuple[FunctionSpec, ...] = (
+    WEBSOCKET_AUTHORIZER_FUNCTION,
+    WEBSOCKET_HANDLER_FUNCTION,
+    WEBSOCKET_WORKER_FUNCTION,
+)
 
 
 def all_routes() -> list[tuple[Route, FunctionSpec]]:

@@ -32,8 +32,12 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import custom_resources as cr
-from aws_cdk.aws_apigatewayv2_authorizers import HttpLambdaAuthorizer, HttpLambdaResponseType
-from aws_cdk.aws_apigatewayv2_integrations import HttpLambdaIntegration
+from aws_cdk.aws_apigatewayv2_authorizers import (
+    HttpLambdaAuthorizer,
+    HttpLambdaResponseType,
+    WebSocketLambdaAuthorizer,
+)
+from aws_cdk.aws_apigatewayv2_integrations import HttpLambdaIntegration, WebSocketLambdaIntegration
 from constructs import Construct, IConstruct
 from pydantic import ValidationError
 
@@ -43,6 +47,12 @@ from infra.catalog import (
     AUTHORIZER_FUNCTION,
     HTTP_FUNCTIONS,
     STREAMING_FUNCTIONS,
+    WEBSOCKET_ACTIONS,
+    WEBSOCKET_AUTHORIZER_FUNCTION,
+    WEBSOCKET_FUNCTIONS,
+    WEBSOCKET_HANDLER_FUNCTION,
+    WEBSOCKET_ROUTE_SELECTION,
+    WEBSOCKET_WORKER_FUNCTION,
     FunctionSpec,
 )
 from shared.settings import Settings
@@ -189,16 +199,23 @@ class StratusStack(Stack):
         )
         self.functions = {
             spec.name: self._catalog_function(spec, initial_key)
-            for spec in (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION, *STREAMING_FUNCTIONS)
+            for spec in (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION, *STREAMING_FUNCTIONS, *WEBSOCKET_FUNCTIONS)
         }
         self.chat_url = self._streaming_endpoints()
         self.http_api, self.http_stage = self._http_api()
+        self.websocket_api, self.websocket_stage = self._websocket_api()
 
         CfnOutput(
             self,
             "HttpApiUrl",
             value=self.http_stage.url + API_PREFIX.lstrip("/"),
             description="Base URL of the HTTP API; every route in the catalog lives under it",
+        )
+        CfnOutput(
+            self,
+            "WebSocketUrl",
+            value=self.websocket_stage.url,
+            description="WebSocket URL: connect with ?token=<access token or API key>",
         )
         CfnOutput(
             self,
@@ -341,7 +358,7 @@ class StratusStack(Stack):
             self.signing_keys.grant_read(function)
             # The first request must find a key ring, not the placeholder CloudFormation created.
             function.node.add_dependency(initial_key)
-        if spec.streaming:
+        if spec.calls_models:
             self.provider_keys.grant_read(function)
             if self.bedrock_enabled:
                 self._grant_bedrock(function)
@@ -367,8 +384,9 @@ class StratusStack(Stack):
                 "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
                 "AWS_LWA_INVOKE_MODE": "response_stream",
                 "AWS_LWA_PORT": WEB_ADAPTER_PORT,
-                "PROVIDER_KEYS_SECRET": self.provider_keys.secret_arn,
             }
+        if spec.calls_models:
+            environment["PROVIDER_KEYS_SECRET"] = self.provider_keys.secret_arn
             if self.bedrock_enabled:
                 environment["BEDROCK_ENABLED"] = "true"
         return environment
@@ -561,6 +579,72 @@ class StratusStack(Stack):
                         f"{route.route_key} is public by contract (catalog Route.public): it is how a caller "
                         "gets a credential, or health and key discovery that need none.",
                     )
+        return api, stage
+
+    def _websocket_api(self) -> tuple[apigwv2.WebSocketApi, apigwv2.WebSocketStage]:
+        """The WebSocket API: `$connect` behind the token authorizer, every other route on the realtime handler,
+        which hands chat replies to the worker; both post back through the stage's management API."""
+        handler = self.functions[WEBSOCKET_HANDLER_FUNCTION.name]
+        worker = self.functions[WEBSOCKET_WORKER_FUNCTION.name]
+        authorizer = WebSocketLambdaAuthorizer(
+            "WebSocketAuthorizer",
+            self.functions[WEBSOCKET_AUTHORIZER_FUNCTION.name],
+            identity_source=["route.request.querystring.token"],
+        )
+        integration = WebSocketLambdaIntegration("RealtimeIntegration", handler)
+        api = apigwv2.WebSocketApi(
+            self,
+            "WebSocketApi",
+            api_name=f"stratus-{self.stage}-realtime",
+            description=f"Stratus {self.stage} WebSocket API",
+            route_selection_expression=WEBSOCKET_ROUTE_SELECTION,
+            connect_route_options=apigwv2.WebSocketRouteOptions(integration=integration, authorizer=authorizer),
+            disconnect_route_options=apigwv2.WebSocketRouteOptions(integration=integration),
+            default_route_options=apigwv2.WebSocketRouteOptions(integration=integration),
+        )
+        for action in WEBSOCKET_ACTIONS:
+            api.add_route(action, integration=integration)
+        for route in api.node.children:
+            if isinstance(route, apigwv2.WebSocketRoute) and route.node.id != "$connect-Route":
+                _acknowledge(
+                    route,
+                    "AwsSolutions-APIG4",
+                    "WebSocket APIs authorize once, on $connect (the token authorizer); every later route runs on "
+                    "that authorized connection, and the handler acts as the user stored with it.",
+                )
+        stage = apigwv2.WebSocketStage(
+            self,
+            "WebSocketStage",
+            web_socket_api=api,
+            stage_name=self.stage,
+            auto_deploy=True,
+            access_log_settings=_AccessLogSettings(self._log_group("WebSocketApiAccessLogs")),
+            throttle=apigwv2.ThrottleSettings(
+                rate_limit=float(self.node.try_get_context("throttleRateLimit") or DEFAULT_THROTTLE_RATE),
+                burst_limit=int(self.node.try_get_context("throttleBurstLimit") or DEFAULT_THROTTLE_BURST),
+            ),
+        )
+        api_id = self.get_logical_id(_cfn(api))
+        for function in (handler, worker):
+            stage.grant_management_api_access(function)
+            role = function.role
+            assert role is not None
+            _acknowledge(
+                role,
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
+                f"<{api_id}>/{self.stage}/*/@connections/*]",
+                "execute-api:ManageConnections on this stage's @connections only: connection ids are made at "
+                "connect time, so no narrower resource can be named.",
+            )
+        worker.grant_invoke(handler)
+        handler_role = handler.role
+        assert handler_role is not None
+        _acknowledge(
+            handler_role,
+            f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(_cfn(worker))}.Arn>:*]",
+            "lambda:InvokeFunction on the chat worker only; the wildcard is that function's versions and aliases.",
+        )
+        handler.add_environment("WORKER_FUNCTION", worker.function_name)
         return api, stage
 
 

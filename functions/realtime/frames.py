@@ -44,9 +44,9 @@ def parse_client_frame(body: str | bytes | None) -> ClientFrame:
     try:
         document = json.loads(raw)
     except ValueError:
-        raise FrameError("invalid_frame", "Frames are JSON objects: {\"action\": ..., ...}") from None
+        raise FrameError("invalid_frame", 'Frames are JSON objects: {"action": ..., ...}') from None
     if not isinstance(document, dict):
-        raise FrameError("invalid_frame", "Frames are JSON objects: {\"action\": ..., ...}")
+        raise FrameError("invalid_frame", 'Frames are JSON objects: {"action": ..., ...}')
     action = document.pop("action", None)
     if not isinstance(action, str) or action not in ACTIONS:
         raise FrameError("unknown_action", f"Unknown action; use one of {', '.join(ACTIONS)}")
@@ -82,10 +82,14 @@ def server_frame(event: str, data: dict[str, Any]) -> bytes:
     return json.dumps({"event": event, "data": data}, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def error_frame(code: str, message: str, action: str | None = None) -> bytes:
+def error_frame(
+    code: str, message: str, action: str | None = None, details: list[dict[str, Any]] | None = None
+) -> bytes:
     data: dict[str, Any] = {"code": code, "message": message}
     if action:
         data["action"] = action
+    if details:  # e.g. which limit was hit and when to retry (`rate_limited`)
+        data["details"] = details
     return server_frame("chat:error", data)
 
 

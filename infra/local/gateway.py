@@ -10,6 +10,9 @@ What it mimics, because handlers and tests would behave differently without it:
 - the 10 MB payload limit (413), the function's own timeout (500) and the 30 s integration timeout (503);
 - CORS preflights, which API Gateway answers itself when the API has a CORS configuration.
 
+With `websocket=WebSocketOptions(...)` it also serves the WebSocket API, its `@connections` management API and
+Lambda's Invoke API (see `infra.local.websocket`).
+
 Handlers are synchronous and Mangum drives its ASGI app with `asyncio.get_event_loop()` on the calling
 thread, so invocations run on a thread pool whose threads each own an event loop. Requests run
 concurrently, as separate Lambda containers would.

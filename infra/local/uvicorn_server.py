@@ -62,6 +62,7 @@ def print_banner(base_url: str, moto_endpoint: str) -> None:
         f"  docs       {base_url}/docs",
         f"  OpenAPI    {base_url}/openapi.json",
         f"  health     {base_url}/api/v1/health",
+        f"  WebSocket  {base_url.replace('http://', 'ws://', 1)}/ws?token=<access token>",
         f"  AWS (moto) {moto_endpoint}",
         "",
     ]

@@ -16,20 +16,29 @@ pytestmark = pytest.mark.infra
 ROUTES = [pytest.param(route, spec, id=route.route_key) for route, spec in all_routes()]
 
 
+def _http(synth: Synthesized, resource_type: str) -> dict[str, dict[str, Any]]:
+    """The HTTP API's resources of a type (the stack also has a WebSocket API: tests/infrastructure/test_websocket)."""
+    apis = synth.of_type("AWS::ApiGatewayV2::Api")
+    (http_id,) = (lid for lid, api in apis.items() if api["Properties"]["ProtocolType"] == "HTTP")
+    if resource_type == "AWS::ApiGatewayV2::Api":
+        return {http_id: apis[http_id]}
+    return {lid: r for lid, r in synth.of_type(resource_type).items() if r["Properties"]["ApiId"] == {"Ref": http_id}}
+
+
 def _routes(synth: Synthesized) -> dict[str, dict[str, Any]]:
     return {
         route["Properties"]["RouteKey"]: route["Properties"]
-        for route in synth.of_type("AWS::ApiGatewayV2::Route").values()
+        for route in _http(synth, "AWS::ApiGatewayV2::Route").values()
     }
 
 
 def _authorizer(synth: Synthesized) -> tuple[str, dict[str, Any]]:
-    ((logical_id, authorizer),) = synth.of_type("AWS::ApiGatewayV2::Authorizer").items()
+    ((logical_id, authorizer),) = _http(synth, "AWS::ApiGatewayV2::Authorizer").items()
     return logical_id, authorizer["Properties"]
 
 
 def _api(synth: Synthesized) -> dict[str, Any]:
-    (api,) = synth.of_type("AWS::ApiGatewayV2::Api").values()
+    (api,) = _http(synth, "AWS::ApiGatewayV2::Api").values()
     return api["Properties"]  # type: ignore[no-any-return]
 
 
@@ -89,7 +98,7 @@ def test_tenant_cors_allows_only_its_frontends_with_credentials(acme: Synthesize
 
 
 def test_default_stage_writes_json_access_logs_and_throttles(dev: Synthesized) -> None:
-    (stage,) = (s["Properties"] for s in dev.of_type("AWS::ApiGatewayV2::Stage").values())
+    (stage,) = (s["Properties"] for s in _http(dev, "AWS::ApiGatewayV2::Stage").values())
     log_group_id = stage["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0]
     access_log = json.loads(stage["AccessLogSettings"]["Format"])
 
@@ -103,7 +112,7 @@ def test_default_stage_writes_json_access_logs_and_throttles(dev: Synthesized) -
 
 def test_outputs_give_the_frontend_the_api_url(dev: Synthesized) -> None:
     outputs = dev.template.to_json()["Outputs"]
-    (api_id,) = dev.of_type("AWS::ApiGatewayV2::Api")
+    (api_id,) = _http(dev, "AWS::ApiGatewayV2::Api")
     url = outputs["HttpApiUrl"]["Value"]["Fn::Join"][1]
 
     assert url[0] == "https://"

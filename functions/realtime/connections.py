@@ -1,0 +1,82 @@
+"""Posting to WebSocket connections through API Gateway's `@connections` management API.
+
+A connection that is gone (`GoneException`: closed, or never existed) is removed with its room memberships
+and never retried: the client reconnects and joins again.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from functions.realtime import frames, store
+from shared.observability import logger
+
+_clients: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def management_endpoint(request_context: Mapping[str, Any]) -> str:
+    """The management API of the connection's stage: `WEBSOCKET_MANAGEMENT_URL` (local mode, a custom
+    domain) or `https://{domainName}/{stage}` from the event."""
+    configured = os.environ.get("WEBSOCKET_MANAGEMENT_URL")
+    if configured:
+        return configured.rstrip("/")
+    return f"https://{request_context['domainName']}/{request_context['stage']}"
+
+
+def management_client(endpoint: str) -> Any:
+    """A boto3 `apigatewaymanagementapi` client per endpoint, kept for the container's life."""
+    with _lock:
+        found = _clients.get(endpoint)
+        if found is None:
+            import boto3
+
+            found = _clients[endpoint] = boto3.client("apigatewaymanagementapi", endpoint_url=endpoint)
+        return found
+
+
+def forget_clients() -> None:
+    with _lock:
+        _clients.clear()
+
+
+class Poster:
+    """Sends server frames to connections of one stage."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+    def post(self, connection_id: str, data: bytes) -> bool:
+        """Deliver one frame; False (and the connection removed) when the connection is gone."""
+        from botocore.exceptions import ClientError
+
+        try:
+            management_client(self.endpoint).post_to_connection(ConnectionId=connection_id, Data=data)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "GoneException":
+                raise
+            logger.info("connection gone", extra={"connectionId": connection_id})
+            store.remove_connection(connection_id)
+            return False
+        return True
+
+    def send(self, connection_id: str, event: str, data: dict[str, Any]) -> bool:
+        """One event, split into several frames when it is over the frame limit."""
+        return all(self.post(connection_id, frame) for frame in frames.split_event(event, data))
+
+    def error(
+        self,
+        connection_id: str,
+        code: str,
+        message: str,
+        action: str | None = None,
+        details: list[dict[str, Any]] | None = None,
+    ) -> bool:
+        return self.post(connection_id, frames.error_frame(code, message, action, details))
+
+    def broadcast(self, connection_ids: Iterable[str], event: str, data: dict[str, Any]) -> None:
+        for connection_id in connection_ids:
+            self.send(connection_id, event, data)
