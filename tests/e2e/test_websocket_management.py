@@ -1,8 +1,7 @@
 """The local stack serves the AWS APIs the realtime handlers call, to real boto3 clients: the WebSocket API's
 `@connections` management API and Lambda's Invoke API.
 
-WebSocket clients themselves are tested in-process (tests/integration/test_realtime_local.py): the venv has no
-WebSocket library (`websockets` or `wsproto`), which uvicorn needs to accept a WebSocket on a real socket.
+WebSocket clients themselves: tests/e2e/test_websocket.py.
 """
 
 from __future__ import annotations

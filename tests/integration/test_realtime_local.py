@@ -1,7 +1,6 @@
-"""The local WebSocket API end to end in one process: the gateway under uvicorn serves HTTP, `@connections`
-and Lambda's Invoke API on a real port (the handlers' boto3 calls go there unchanged), on moto; WebSocket
-clients connect in-process through Starlette's test client, because the venv has no
-WebSocket library for uvicorn (`websockets` or `wsproto`) to serve a real socket with."""
+"""The local WebSocket API in one process: the gateway under uvicorn serves HTTP, `@connections` and Lambda's
+Invoke API on a real port (the handlers' boto3 calls go there unchanged), on moto; WebSocket clients connect
+in-process through Starlette's test client. tests/e2e/test_websocket.py drives the same over real sockets."""
 
 from __future__ import annotations
 
