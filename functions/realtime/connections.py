@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from functions.realtime import frames, store
+from shared.concurrency import together
 from shared.observability import logger
 
 _clients: dict[str, Any] = {}
@@ -78,5 +80,9 @@ class Poster:
         return self.post(connection_id, frames.error_frame(code, message, action, details))
 
     def broadcast(self, connection_ids: Iterable[str], event: str, data: dict[str, Any]) -> None:
-        for connection_id in connection_ids:
-            self.send(connection_id, event, data)
+        """One event to many connections at once: a room's fan-out costs one round trip, not one per member."""
+        pieces = frames.split_event(event, data)
+        together(*(partial(self._post_all, connection_id, pieces) for connection_id in connection_ids))
+
+    def _post_all(self, connection_id: str, pieces: list[bytes]) -> bool:
+        return all(self.post(connection_id, piece) for piece in pieces)

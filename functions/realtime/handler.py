@@ -89,7 +89,11 @@ def dispatch(connection: store.Connection, frame: frames.ClientFrame, poster: Po
         room = str(fields["conversationId"])
         _require_member(connection.connection_id, room, frame.action)
         store.leave_room(connection.connection_id, room)
-        poster.send(connection.connection_id, "presence", _presence_data(room, principal.user_id, "left"))
+        poster.send(
+            connection.connection_id,
+            "presence",
+            _presence_data(room, principal.user_id, "left", store.room_members(room)),
+        )
         _presence(poster, room, principal.user_id, "left")
     elif frame.action == "chat:typing":
         room = str(fields["conversationId"])
@@ -131,11 +135,13 @@ def _require_member(connection_id: str, room: str, action: str) -> None:
         raise frames.FrameError("not_in_room", "Join the conversation first", action)
 
 
-def _presence_data(room: str, user_id: str, status: str) -> dict[str, Any]:
-    members = sorted({member.user_id for member in store.room_members(room)})
-    return {"conversationId": room, "userId": user_id, "status": status, "members": members}
+def _presence_data(room: str, user_id: str, status: str, members: list[store.Member]) -> dict[str, Any]:
+    users = sorted({member.user_id for member in members})
+    return {"conversationId": room, "userId": user_id, "status": status, "members": users}
 
 
 def _presence(poster: Poster, room: str, user_id: str, status: str) -> None:
-    data = _presence_data(room, user_id, status)
-    poster.broadcast([member.connection_id for member in store.room_members(room)], "presence", data)
+    """Who is in the room now, to everyone in it: one Query, then one concurrent fan-out."""
+    members = store.room_members(room)
+    data = _presence_data(room, user_id, status, members)
+    poster.broadcast([member.connection_id for member in members], "presence", data)

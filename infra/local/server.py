@@ -17,6 +17,10 @@ import sys
 import warnings
 from collections.abc import Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from infra.local.gateway import Gateway
 
 log = logging.getLogger("stratus.local")
 
@@ -77,10 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _serve(args: argparse.Namespace, moto_endpoint: str) -> tuple[int, int]:
-    """Serve until told to stop; the exit code and how many invocations were still running."""
-    import uvicorn
+def build_gateway() -> Gateway:
+    """The local API Gateway for the whole catalog: HTTP routes, the streaming chat app, the WebSocket API.
 
+    The handlers post to connections and invoke the worker through this gateway once it listens (`LocalServer`
+    points `WEBSOCKET_MANAGEMENT_URL` and `AWS_ENDPOINT_URL_LAMBDA` at it).
+    """
     from infra.catalog import (
         AUTHORIZER_FUNCTION,
         HTTP_FUNCTIONS,
@@ -95,9 +101,9 @@ def _serve(args: argparse.Namespace, moto_endpoint: str) -> tuple[int, int]:
     )
     from infra.local.gateway import Gateway, WebSocketOptions
     from infra.local.openapi import ApiDocs
-    from infra.local.uvicorn_server import LocalServer
 
-    gateway = Gateway(
+    os.environ["WORKER_FUNCTION"] = f"stratus-{os.environ['STAGE']}-{WEBSOCKET_WORKER_FUNCTION.name}"
+    return Gateway(
         all_routes(),
         authorizer=AUTHORIZER_FUNCTION,
         stage=os.environ["STAGE"],
@@ -112,8 +118,15 @@ def _serve(args: argparse.Namespace, moto_endpoint: str) -> tuple[int, int]:
             path=WEBSOCKET_LOCAL_PATH,
         ),
     )
-    # The handlers post to connections and invoke the worker through this gateway (see `LocalServer.startup`).
-    os.environ["WORKER_FUNCTION"] = f"stratus-{os.environ['STAGE']}-{WEBSOCKET_WORKER_FUNCTION.name}"
+
+
+def _serve(args: argparse.Namespace, moto_endpoint: str) -> tuple[int, int]:
+    """Serve until told to stop; the exit code and how many invocations were still running."""
+    import uvicorn
+
+    from infra.local.uvicorn_server import LocalServer
+
+    gateway = build_gateway()
     config = uvicorn.Config(
         gateway,
         host=args.host,

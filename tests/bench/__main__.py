@@ -261,21 +261,24 @@ def report_chat_overhead() -> None:
         from infra.local.aws import start_local_aws
 
         with start_local_aws("bench"):
-            from infra.catalog import AUTHORIZER_FUNCTION, STREAMING_FUNCTIONS, all_routes
-            from infra.local.gateway import Gateway
+            from infra.local.server import build_gateway
 
             with socket.socket() as probe:
                 probe.bind(("127.0.0.1", 0))
                 port = probe.getsockname()[1]
-            gateway = Gateway(all_routes(), authorizer=AUTHORIZER_FUNCTION, streaming=STREAMING_FUNCTIONS)
+            gateway = build_gateway()
             server = uvicorn.Server(uvicorn.Config(gateway, host="127.0.0.1", port=port, log_level="error"))
             thread = threading.Thread(target=server.run, daemon=True)
             thread.start()
             while not server.started:
                 time.sleep(0.05)
+            base_url = f"http://127.0.0.1:{port}"
+            # As `make dev` does once it listens: the handlers reach @connections and Invoke through the gateway.
+            os.environ.update(WEBSOCKET_MANAGEMENT_URL=base_url, AWS_ENDPOINT_URL_LAMBDA=base_url)
             try:
-                path = _chat_over_http(f"http://127.0.0.1:{port}")
+                path = _chat_over_http(base_url)
                 direct = asyncio.run(_chat_direct())
+                report_realtime(base_url)
             finally:
                 server.should_exit = True
                 thread.join(timeout=10)
@@ -291,6 +294,87 @@ def report_chat_overhead() -> None:
     added_chunk = statistics.median(path_chunk) - statistics.median(direct_chunk)
     print(f"  {'added per chunk (p50 difference)':<40} {added_chunk:.3f} ms   (goal <= 0.5 ms)")
     del json
+
+
+ROOM_MEMBERS = 100
+
+
+def report_realtime(base_url: str) -> None:
+    """Fan-out of one presence event to a room of 100 connections (the handler's own code, DynamoDB on the local
+    stack, posts counted by a stand-in management client), and `chat:send` to the first reply content over a real
+    WebSocket on the local stack."""
+    import json
+
+    import httpx
+    from botocore.client import BaseClient
+    from websockets.sync.client import connect
+
+    from functions.realtime import connections, handler
+    from functions.realtime import store as rooms
+
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        token = http.post(
+            "/api/v1/auth/register", json={"email": "rooms@example.com", "password": "bench password 123"}
+        ).json()["accessToken"]
+        room = http.post(
+            "/api/v1/conversations", headers={"authorization": f"Bearer {token}"}, json={"title": "bench room"}
+        ).json()["id"]
+
+    for number in range(ROOM_MEMBERS):
+        rooms.put_connection(f"bench-{number}", f"user-{number}", {"userId": f"user-{number}"})
+        connection = rooms.get_connection(f"bench-{number}")
+        assert connection is not None
+        rooms.join_room(connection, room)
+
+    posted: list[str] = []
+
+    class CountingManagement:
+        def post_to_connection(self, ConnectionId: str, Data: bytes) -> None:  # noqa: N803 - boto3's names
+            posted.append(ConnectionId)
+
+    calls: list[str] = []
+    make_api_call = BaseClient._make_api_call
+
+    def counting(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        calls.append(operation)
+        return make_api_call(self, operation, params)
+
+    real_client = connections.management_client
+    connections.management_client = lambda endpoint: CountingManagement()  # type: ignore[assignment]
+    BaseClient._make_api_call = counting  # type: ignore[method-assign]
+    try:
+        fan_outs = []
+        for _ in range(10):
+            posted.clear()
+            calls.clear()
+            started = time.perf_counter()
+            handler._presence(connections.Poster("bench"), room, "user-0", "joined")
+            fan_outs.append((time.perf_counter() - started) * 1000)
+    finally:
+        BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
+        connections.management_client = real_client
+    operations = ", ".join(f"{calls.count(op)} {op}" for op in sorted(set(calls)))
+    print("\nRealtime on the local stack")
+    print(f"  {'presence to a room of 100 connections':<40} {percentiles(fan_outs)}")
+    print(f"  {'':<40} calls: {operations}, {len(posted)} PostToConnection")
+
+    first_content = []
+    with connect(base_url.replace("http://", "ws://") + f"/ws?token={token}", open_timeout=30) as ws:
+        for run in range(13):
+            sent = time.perf_counter()
+            ws.send(json.dumps({"action": "chat:send", "conversationId": room, "message": f"run {run}"}))
+            seen_first = False
+            while True:
+                frame = json.loads(ws.recv(timeout=30))
+                if frame["event"] != "chat:response":
+                    continue
+                if frame["data"]["type"] == "content" and not seen_first:
+                    seen_first = True
+                    if run >= 3:
+                        first_content.append((time.perf_counter() - sent) * 1000)
+                if frame["data"]["type"] == "end":
+                    break
+    print(f"  {'chat:send → first chat:response content':<40} {percentiles(first_content)}")
 
 
 def _chat_over_http(base_url: str) -> tuple[list[float], list[float]]:
