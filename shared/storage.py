@@ -3,10 +3,13 @@ failed condition from a real storage error. Imported only by `store` modules, wh
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from pynamodb.attributes import ListAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
 
 from shared.settings import get_settings
 from shared.tables import Index, TableSpec
@@ -33,6 +36,18 @@ def secondary_index(index: Index) -> Any:
     }
     index_class = type(f"{index.name.capitalize()}Index", (GlobalSecondaryIndex,), {"Meta": meta, **keys})
     return index_class()
+
+
+def update_existing(record: Model, changes: Mapping[str, Any], *, updated_at: datetime) -> None:
+    """Set each attribute in `changes` (None removes it) and `updated_at`, on a record that must still exist:
+    pynamodb's `UpdateError` with a failed condition means it was deleted meanwhile."""
+    model = type(record)
+    actions = [
+        getattr(model, name).remove() if value is None else getattr(model, name).set(value)
+        for name, value in {**changes, "updated_at": updated_at}.items()
+    ]
+    # Every Stratus table is keyed on `pk` (shared.tables).
+    record.update(actions=actions, condition=getattr(model, "pk").exists())  # noqa: B009 - not on `Model`
 
 
 def string_list() -> ListAttribute[str]:

@@ -30,7 +30,7 @@ from pynamodb.transactions import TransactWrite
 from shared.errors import NotFound
 from shared.pagination import decode_cursor, encode_cursor
 from shared.settings import get_settings
-from shared.storage import condition_failed, secondary_index, string_list, table_meta
+from shared.storage import condition_failed, secondary_index, string_list, table_meta, update_existing
 from shared.tables import CONVERSATIONS
 
 # DynamoDB items stop at 400 KB; keep well clear of it, leaving room for the other attributes.
@@ -225,12 +225,8 @@ def all_owned_conversations(owner_id: str) -> Iterator[ConversationRecord]:
 
 def save_conversation(conversation: ConversationRecord, **changes: Any) -> ConversationRecord:
     """Apply `changes` (attribute name to value; None removes) to a conversation that must still exist."""
-    actions = []
-    for name, value in {**changes, "updated_at": now()}.items():
-        attribute = getattr(ConversationRecord, name)
-        actions.append(attribute.remove() if value is None else attribute.set(value))
     try:
-        conversation.update(actions=actions, condition=ConversationRecord.pk.exists())
+        update_existing(conversation, changes, updated_at=now())
     except UpdateError as error:
         if condition_failed(error):
             raise NotFound("Conversation not found", code="conversation_not_found") from None
@@ -367,11 +363,7 @@ def get_project(project_id: str) -> ProjectRecord | None:
 
 
 def save_project(project: ProjectRecord, **changes: Any) -> ProjectRecord:
-    actions = []
-    for name, value in {**changes, "updated_at": now()}.items():
-        attribute = getattr(ProjectRecord, name)
-        actions.append(attribute.remove() if value is None else attribute.set(value))
-    project.update(actions=actions, condition=ProjectRecord.pk.exists())
+    update_existing(project, changes, updated_at=now())
     return project
 
 
@@ -476,8 +468,7 @@ def list_prompts(
 
 
 def save_prompt(prompt: PromptRecord, **changes: Any) -> PromptRecord:
-    actions = [getattr(PromptRecord, name).set(value) for name, value in {**changes, "updated_at": now()}.items()]
-    prompt.update(actions=actions, condition=PromptRecord.pk.exists())
+    update_existing(prompt, changes, updated_at=now())
     return prompt
 
 

@@ -35,7 +35,14 @@ from pynamodb.transactions import TransactWrite
 from shared.auth.api_keys import api_key_item_key, role_item_key, user_item_key
 from shared.errors import Conflict, NotFound
 from shared.pagination import decode_cursor, encode_cursor
-from shared.storage import condition_failed, secondary_index, string_list, table_meta, transaction_cancellations
+from shared.storage import (
+    condition_failed,
+    secondary_index,
+    string_list,
+    table_meta,
+    transaction_cancellations,
+    update_existing,
+)
 from shared.tables import IDENTITY
 
 USERS_PARTITION = "USERS"
@@ -206,11 +213,7 @@ def find_user_by_email(email: str) -> UserRecord | None:
 
 def update_user(user: UserRecord, **changes: Any) -> UserRecord:
     """Apply `changes` (attribute name to value; None removes) to a user that must still exist."""
-    actions = []
-    for name, value in {**changes, "updated_at": _now()}.items():
-        attribute = getattr(UserRecord, name)
-        actions.append(attribute.remove() if value is None else attribute.set(value))
-    user.update(actions=actions, condition=UserRecord.pk.exists())
+    update_existing(user, changes, updated_at=_now())
     return user
 
 
