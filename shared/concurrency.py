@@ -14,7 +14,10 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def together(*calls: Callable[[], Any]) -> list[Any]:
-    """The results of `calls`, run concurrently; the first failure (in argument order) is raised after all end."""
+    """The results of `calls`, run concurrently; the first failure (in argument order) is raised after all end.
+
+    The pool is fixed in size: a call run here must not call `together` itself, or a full pool waits on itself.
+    """
     if len(calls) == 1:
         return [calls[0]()]
     futures = [_pool().submit(call) for call in calls]
