@@ -77,6 +77,8 @@ async def prepare(principal: Principal, request: ChatRequest, tool_runner: ToolR
     from shared.llm import catalog
 
     principal.require("ai.chat")
+    # A model or provider the request names is checked first: refusing it must not count against the limits.
+    requested = _attempts(request, None, None) if request.model or request.provider else None
     found: dict[str, Any] = {}
 
     async def read(name: str, call: Callable[[], Any]) -> None:
@@ -103,7 +105,7 @@ async def prepare(principal: Principal, request: ChatRequest, tool_runner: ToolR
 
     admission: limits.Admission = found["admission"]
     preferences = found["preferences"]
-    attempts = _attempts(request, preferences.default_model, preferences.default_provider)
+    attempts = requested or _attempts(request, preferences.default_model, preferences.default_provider)
     info = catalog.model_info(attempts[0][1])
 
     if request.conversation_id:

@@ -255,3 +255,15 @@ def test_health_routes(api: TestClient) -> None:
     detailed = api.get("/api/v1/health/detailed").json()
     assert all(dep["healthy"] and dep["latencyMs"] >= 0 for dep in detailed["dependencies"])
     assert api.get("/api/v1/health/info").json()["stage"] == "test"
+
+
+def test_readiness_is_503_and_names_the_dependency_when_one_is_missing(api: TestClient) -> None:
+    from shared.aws import client
+
+    client("dynamodb").delete_table(TableName=TABLES[-1].name_from_env())
+    ready = api.get("/api/v1/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["status"] == "unavailable"
+    failing = [dep for dep in ready.json()["dependencies"] if not dep["healthy"]]
+    assert [dep["name"] for dep in failing] == [f"table:{TABLES[-1].context}"]
+    assert api.get("/api/v1/health").status_code == 200  # liveness needs no dependency

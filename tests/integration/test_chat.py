@@ -194,6 +194,8 @@ def test_another_users_conversation_and_unknown_models_are_refused_before_stream
     unknown = api.post(STREAM, headers=user.auth, json={"message": "hi", "model": "gpt-7-imaginary"})
     assert unknown.status_code == 422
     assert error_code(unknown) == "model_unavailable"
+    limits_left = api.get("/api/v1/users/dashboard", headers=user.auth).json()["limitsLeft"]["requests"]
+    assert limits_left == get_settings().chat_requests_per_window - 1  # only the 404 above was counted
     assert api.post(STREAM, headers=user.auth, json={"message": ""}).status_code == 422
     assert anthropic.requests == []
 
