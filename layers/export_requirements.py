@@ -7,7 +7,6 @@ the base layer, since Lambda unpacks every layer of a function into the same fol
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +16,20 @@ _PINNED = re.compile(r"^([A-Za-z0-9_.-]+)==")
 
 
 def exported(*groups: str) -> str:
-    uv = shutil.which("uv") or sys.exit("uv is needed: `make test` installs it")
     selection = [argument for group in groups for argument in ("--only-group", group)] or ["--no-default-groups"]
-    command = [uv, "export", "--frozen", *selection, "--no-hashes", "--no-emit-project", "--no-header", "-q"]
+    # uv is a dev dependency: the venv's interpreter runs it, whatever is (or is not) on PATH.
+    command = [
+        sys.executable,
+        "-m",
+        "uv",
+        "export",
+        "--frozen",
+        *selection,
+        "--no-hashes",
+        "--no-emit-project",
+        "--no-header",
+        "-q",
+    ]
     return subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout  # noqa: S603 - our own argv
 
 
