@@ -50,10 +50,6 @@ class Conflict(DomainError):
     status, code = 409, "conflict"
 
 
-class PayloadTooLarge(DomainError):
-    status, code = 413, "payload_too_large"
-
-
 class RateLimited(DomainError):
     """429 with `Retry-After`; `limit` names the limit that was hit."""
 

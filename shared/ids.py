@@ -33,10 +33,3 @@ def new_id(now_ms: int | None = None) -> str:
 
 def is_id(value: str) -> bool:
     return bool(ULID_PATTERN.match(value))
-
-
-def id_timestamp_ms(value: str) -> int:
-    number = 0
-    for char in value[:10]:
-        number = number * 32 + _ALPHABET.index(char)
-    return number

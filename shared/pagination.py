@@ -64,9 +64,3 @@ def _plain_string(value: Any) -> str:
     if isinstance(value, str):
         return value
     raise TypeError(f"only string key attributes can go into a cursor, got {value!r}")
-
-
-def page_size(limit: int | None) -> int:
-    if limit is None:
-        return DEFAULT_PAGE_SIZE
-    return max(1, min(MAX_PAGE_SIZE, limit))

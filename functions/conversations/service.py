@@ -286,12 +286,6 @@ def list_messages(principal: Principal, conversation_id: str, *, limit: int, cur
     return Page(items=[_public_message(record) for record in records], next_cursor=next_cursor)
 
 
-def recent_history(principal: Principal, conversation_id: str, count: int) -> list[MessagePublic]:
-    """The last `count` messages, oldest first, for a prompt (chat fits them into the model's context)."""
-    _reach(principal.user_id, conversation_id)
-    return [_public_message(record) for record in store.recent_messages(conversation_id, count)]
-
-
 # Projects -----------------------------------------------------------------------------------------------
 
 

@@ -36,7 +36,7 @@ async def test_closing_the_stream_mid_reply_keeps_the_partial_reply(
             break
     await events.aclose()  # what Starlette does when the client disconnects
 
-    history = conversations.recent_history(principal, prepared.conversation_id, 10)
+    history = conversations.list_messages(principal, prepared.conversation_id, limit=10, cursor=None).items
     assert [m.role for m in history] == ["user", "assistant"]
     kept = history[-1]
     assert kept.content == "one two "

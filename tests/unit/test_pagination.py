@@ -8,7 +8,7 @@ import json
 import pytest
 
 from shared.errors import BadRequest
-from shared.pagination import decode_cursor, encode_cursor, page_size
+from shared.pagination import decode_cursor, encode_cursor
 
 SORTS = {"sk": "CONV#"}
 
@@ -51,9 +51,3 @@ def test_cursor_naming_another_users_partition_is_refused() -> None:
 def test_malformed_cursors_are_refused(cursor: str) -> None:
     with pytest.raises(BadRequest):
         decode_cursor(cursor, partition={"pk": "USER#1"}, sort_prefixes=SORTS)
-
-
-def test_page_size_is_clamped() -> None:
-    assert page_size(None) == 20
-    assert page_size(0) == 1
-    assert page_size(10_000) == 100
