@@ -303,10 +303,25 @@ def all_messages(conversation_id: str) -> Iterator[MessageRecord]:
     return MessageRecord.query(conversation_pk(conversation_id), MessageRecord.sk.startswith("MSG#"))
 
 
+# What a prompt's history needs of a message: not the search copy of its text, which would double what is read.
+_HISTORY_ATTRIBUTES = tuple(
+    attribute.attr_name
+    for attribute in (
+        MessageRecord.message_id, MessageRecord.conversation_id, MessageRecord.seq, MessageRecord.role,
+        MessageRecord.author_id, MessageRecord.content, MessageRecord.content_ref, MessageRecord.metadata,
+        MessageRecord.created_at,
+    )
+)  # fmt: skip
+
+
 def recent_messages(conversation_id: str, count: int) -> list[MessageRecord]:
     """The last `count` messages, oldest first (a prompt's history)."""
     newest = MessageRecord.query(
-        conversation_pk(conversation_id), MessageRecord.sk.startswith("MSG#"), scan_index_forward=False, limit=count
+        conversation_pk(conversation_id),
+        MessageRecord.sk.startswith("MSG#"),
+        scan_index_forward=False,
+        limit=count,
+        attributes_to_get=list(_HISTORY_ATTRIBUTES),
     )
     return list(reversed(list(newest)))
 
