@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from functions.chat import reply
 from functions.chat.models import (
@@ -39,7 +40,12 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 async def chat_stream(principal: CurrentPrincipal, body: ChatRequest) -> StreamingResponse:
     """The reply as server-sent events; refusals (limits, access) answer before the stream starts."""
     prepared = await reply.prepare(principal, body)
-    return StreamingResponse(_sse(reply.stream(prepared)), media_type="text/event-stream", headers=SSE_HEADERS)
+    return StreamingResponse(
+        _sse(reply.stream(prepared)),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+        background=BackgroundTask(reply.keep_user_message, prepared),
+    )
 
 
 @router.post("/chat", response_model=ChatResponse)

@@ -1,9 +1,9 @@
 """The one reply generator: SSE, the buffered chat route and the WebSocket worker all consume `stream`.
 
-`prepare` does everything that may refuse the request (limits, access to the conversation) and stores the
-user's message; `stream` then yields the reply as typed events (start, content, tool_use, tool_result, usage,
-end, error), with the serving provider chosen by failover. Whatever happens after the user's message is stored
-(a provider failing mid-stream, the client going away), the reply produced so far is kept, marked incomplete.
+`prepare` does everything that may refuse the request (limits, access to the conversation); `stream` then yields
+the reply as typed events (start, content, tool_use, tool_result, usage, end, error), with the serving provider
+chosen by failover, and stores the user's message once the model has answered. Whatever happens then (a provider
+failing mid-stream, the client going away), the reply produced so far is kept, marked incomplete.
 """
 
 from __future__ import annotations
@@ -58,10 +58,21 @@ class PreparedReply:
     conversation_id: str
     model_request: ModelRequest
     attempts: list[tuple[Any, str]]
-    # The user's message (and a new conversation) being written while the model starts.
-    user_message_stored: asyncio.Future[None]
+    # Stores the user's message (creating the conversation first when it is new); see `user_message_stored`.
+    store_user_message: Callable[[], None]
     message_id: str = field(default_factory=new_id)
     tool_runner: ToolRunner | None = None
+    _user_message: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
+
+    def user_message_stored(self) -> asyncio.Future[None]:
+        """Start storing the user's message, once; the future completes when it is stored.
+
+        `stream` starts it as soon as it has passed on the model's first event: the model does not need the message
+        stored to answer, and the first token should not share the CPU with a write that can wait. The reply is
+        stored only after it, so the order in the conversation holds."""
+        if self._user_message is None:
+            self._user_message = asyncio.ensure_future(anyio.to_thread.run_sync(self.store_user_message))
+        return self._user_message
 
 
 async def prepare(principal: Principal, request: ChatRequest, tool_runner: ToolRunner | None = None) -> PreparedReply:
@@ -123,10 +134,6 @@ async def prepare(principal: Principal, request: ChatRequest, tool_runner: ToolR
             conversations.create_conversation(principal, create, conversation_id=conversation_id)
         conversations.append_message(principal, conversation_id, "user", request.message)
 
-    # The model does not need the user's message stored to start answering: writing it runs alongside the model's
-    # first token, and the reply is stored only once it is written, so the order in the conversation holds.
-    stored = asyncio.ensure_future(anyio.to_thread.run_sync(store_user_message))
-
     max_tokens = request.max_tokens or preferences.max_tokens or DEFAULT_MAX_TOKENS
     use_memories = preferences.memory_enabled if request.use_memories is None else request.use_memories
     memories = memory_service.format_memories_for_prompt(found["memories"]) if use_memories else ""
@@ -143,7 +150,7 @@ async def prepare(principal: Principal, request: ChatRequest, tool_runner: ToolR
         tools=tuple(ToolSpec(t.name, t.description, t.input_schema) for t in request.tools),
     )
     return PreparedReply(
-        principal, admission, conversation_id, model_request, attempts, stored, tool_runner=tool_runner
+        principal, admission, conversation_id, model_request, attempts, store_user_message, tool_runner=tool_runner
     )
 
 
@@ -163,6 +170,8 @@ async def stream(prepared: PreparedReply) -> AsyncIterator[Event]:
                 async for provider_event in provider_events:
                     for event in progress.take(provider_event, calls):
                         yield event
+                    if progress.announced:
+                        prepared.user_message_stored()
             if progress.stop_reason != "tool_use" or not calls or prepared.tool_runner is None:
                 break
             results = await prepared.tool_runner(calls)
@@ -301,9 +310,14 @@ class _Progress:
                 lambda: limits.settle(prepared.admission, tokens=spent, cost_usd=cost),
             )
 
-        await prepared.user_message_stored
+        await prepared.user_message_stored()
         await anyio.to_thread.run_sync(write)
         return cost
+
+
+async def keep_user_message(prepared: PreparedReply) -> None:
+    """Store the user's message even if its reply never streamed (a client gone before the first byte)."""
+    await prepared.user_message_stored()
 
 
 def _first_domain_error(failures: BaseExceptionGroup) -> BaseException:

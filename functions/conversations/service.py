@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from functions.conversations.history import HistoryCache
 from functions.conversations.models import (
     Access,
     ConversationCreate,
@@ -45,6 +46,8 @@ else:
 DEFAULT_TITLE = "New conversation"
 SNIPPET_CHARS = 160
 _CAN_WRITE: frozenset[Access] = frozenset({"owner", "editor"})
+# Histories this container has read or written, for the next reply to the same conversation.
+_histories = HistoryCache()
 
 
 # Access -------------------------------------------------------------------------------------------------
@@ -196,6 +199,7 @@ def set_archived(principal: Principal, conversation_id: str, *, archived: bool) 
 def delete_conversation(principal: Principal, conversation_id: str) -> None:
     conversation = _owned(principal.user_id, conversation_id)
     store.delete_conversation(conversation.conversation_id)
+    _histories.forget(conversation_id)
 
 
 def conversation_stats(principal: Principal) -> ConversationStats:
@@ -277,7 +281,9 @@ def append_message(
     )
     message.message_id = message.gsi3sk
     store.put_message(message, content)
-    return _public_message(message, content)
+    public = _public_message(message, content)
+    _histories.extend(conversation_id, public)
+    return public
 
 
 def list_messages(principal: Principal, conversation_id: str, *, limit: int, cursor: str | None) -> Page[MessagePublic]:
@@ -545,8 +551,24 @@ def conversation_for_reply(
 ) -> tuple[ConversationPublic, list[MessagePublic]]:
     """A conversation the user may add to, with its last `count` messages oldest first: what chat reads before it
     stores the user's next message and asks a model to reply."""
-    # The history is read alongside the access check (one round trip instead of two) and used only if it passes.
-    (conversation, access), records = together(
-        lambda: _writable(principal.user_id, conversation_id), lambda: store.recent_messages(conversation_id, count)
-    )
-    return _public_conversation(conversation, access), [_public_message(record) for record in records]
+    known = _histories.get(conversation_id)
+    if known is None:
+        # The history is read alongside the access check (one round trip instead of two), used only if it passes.
+        (conversation, access), records = together(
+            lambda: _writable(principal.user_id, conversation_id), lambda: store.recent_messages(conversation_id, count)
+        )
+        history = [_public_message(record) for record in records]
+        _histories.remember(conversation_id, history, keep=count)
+        return _public_conversation(conversation, access), history
+    conversation, access = _writable(principal.user_id, conversation_id)
+    unknown_places = int(conversation.message_count) - known.last_seq
+    if unknown_places <= 0:  # nothing added since: no history read at all
+        history = list(known.messages)
+    elif unknown_places >= count or known.keep < count:
+        history = [_public_message(record) for record in store.recent_messages(conversation_id, count)]
+        _histories.remember(conversation_id, history, keep=count)
+    else:
+        newer = [_public_message(record) for record in store.messages_after(conversation_id, known.last_seq)]
+        history = [*known.messages, *newer]
+        _histories.remember(conversation_id, newer, keep=count, after=known)
+    return _public_conversation(conversation, access), history[-count:]

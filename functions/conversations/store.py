@@ -167,6 +167,9 @@ def messages_partition(owner_id: str) -> str:
     return f"USER#{owner_id}#MSGS"
 
 
+LAST_SEQ = 10**10 - 1  # the highest place `message_sk` can write
+
+
 def message_sk(seq: int) -> str:
     return f"MSG#{seq:010d}"
 
@@ -324,6 +327,13 @@ def recent_messages(conversation_id: str, count: int) -> list[MessageRecord]:
         attributes_to_get=list(_HISTORY_ATTRIBUTES),
     )
     return list(reversed(list(newest)))
+
+
+def messages_after(conversation_id: str, seq: int) -> list[MessageRecord]:
+    """The messages after place `seq`, oldest first: what a history already read lacks."""
+    newer = MessageRecord.sk.between(message_sk(seq + 1), message_sk(LAST_SEQ))
+    records = MessageRecord.query(conversation_pk(conversation_id), newer, attributes_to_get=list(_HISTORY_ATTRIBUTES))
+    return list(records)
 
 
 def search_owned_messages(

@@ -86,3 +86,21 @@ async def test_a_tool_runner_answers_tool_calls_and_the_model_continues(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("aws")
+async def test_the_users_message_is_kept_when_its_reply_never_streams(
+    anthropic_fake: FakeAnthropic, llm_environment: Callable[..., None]
+) -> None:
+    llm_environment(ANTHROPIC_API_KEY="test-key", ANTHROPIC_BASE_URL=anthropic_fake.base_url)
+    principal = verify_credential(
+        identity.register("gone@example.com", "correct horse battery", None).body.access_token
+    )
+
+    prepared = await reply.prepare(principal, ChatRequest(message="anyone there?"))
+    await reply.keep_user_message(prepared)  # what the SSE route runs after its response, streamed or not
+
+    history = conversations.list_messages(principal, prepared.conversation_id, limit=10, cursor=None).items
+    assert [(m.role, m.content) for m in history] == [("user", "anyone there?")]
+    assert anthropic_fake.requests == []

@@ -1,0 +1,142 @@
+"""A reply's history is read once per container: later replies to the same conversation read only what was added
+since, and nothing when nothing was (the conversation's message counter, read for the access check, tells)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from botocore.client import BaseClient
+
+from functions.conversations import service as conversations
+from functions.conversations import store
+from functions.conversations.history import HistoryCache
+from functions.conversations.models import ConversationCreate
+from functions.identity import service as identity
+from shared.auth.principal import Principal
+from shared.auth.verify import verify_credential
+from shared.errors import NotFound
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+
+def user(email: str) -> Principal:
+    return verify_credential(identity.register(email, "correct horse battery", None).body.access_token)
+
+
+@contextmanager
+def dynamodb_calls() -> Iterator[list[str]]:
+    calls: list[str] = []
+    make_api_call = BaseClient._make_api_call
+
+    def counting(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        calls.append(operation)
+        return make_api_call(self, operation, params)
+
+    with patch.object(BaseClient, "_make_api_call", counting):
+        yield calls
+
+
+@contextmanager
+def another_container() -> Iterator[None]:
+    """Writes made meanwhile by another container: this one's cache does not see them."""
+    with patch.object(conversations, "_histories", HistoryCache()):
+        yield
+
+
+def contents(history: list[Any]) -> list[str]:
+    return [message.content for message in history]
+
+
+def test_a_second_reply_reads_no_history_and_sees_the_messages_written_here() -> None:
+    ada = user("ada@example.com")
+    conversation = conversations.create_conversation(ada, ConversationCreate(title="t"))
+    for text in ("one", "two", "three"):
+        conversations.append_message(ada, conversation.id, "user", text)
+
+    _, first = conversations.conversation_for_reply(ada, conversation.id, 200)
+    conversations.append_message(ada, conversation.id, "user", "four")
+    conversations.append_message(ada, conversation.id, "assistant", "five")
+    with dynamodb_calls() as calls:
+        _, second = conversations.conversation_for_reply(ada, conversation.id, 200)
+
+    assert contents(first) == ["one", "two", "three"]
+    assert contents(second) == ["one", "two", "three", "four", "five"]
+    assert calls == ["GetItem"]  # the access check; the counter says nothing else was added
+
+
+def test_messages_another_container_added_are_read_and_only_they() -> None:
+    ada = user("ada@example.com")
+    conversation = conversations.create_conversation(ada, ConversationCreate(title="t"))
+    conversations.append_message(ada, conversation.id, "user", "one")
+    conversations.conversation_for_reply(ada, conversation.id, 200)
+    with another_container():
+        conversations.append_message(ada, conversation.id, "assistant", "two")
+        conversations.append_message(ada, conversation.id, "user", "three")
+
+    with dynamodb_calls() as calls:
+        _, history = conversations.conversation_for_reply(ada, conversation.id, 200)
+    assert contents(history) == ["one", "two", "three"]
+    assert calls == ["GetItem", "Query"]
+    newer = store.messages_after(conversation.id, 1)
+    assert [record.seq for record in newer] == [2, 3]
+
+
+def test_a_place_claimed_but_not_yet_stored_is_not_missed_once_it_lands() -> None:
+    ada = user("ada@example.com")
+    conversation = conversations.create_conversation(ada, ConversationCreate(title="t"))
+    conversations.append_message(ada, conversation.id, "user", "one")
+    conversations.conversation_for_reply(ada, conversation.id, 200)
+    record = store.get_conversation(conversation.id)
+    assert record is not None
+    slow_writer_seq = store.claim_message_slot(record, store.now())  # a writer elsewhere, mid-append
+    with another_container():
+        conversations.append_message(ada, conversation.id, "user", "three")
+
+    _, meanwhile = conversations.conversation_for_reply(ada, conversation.id, 200)
+    store.put_message(
+        store.MessageRecord(
+            store.conversation_pk(conversation.id), store.message_sk(slow_writer_seq),
+            gsi3pk=store.messages_partition(ada.user_id), gsi3sk="slow", message_id="slow",
+            conversation_id=conversation.id, seq=slow_writer_seq, role="assistant", author_id=ada.user_id,
+        ),
+        "two",
+    )  # fmt: skip
+    _, after = conversations.conversation_for_reply(ada, conversation.id, 200)
+
+    assert contents(meanwhile) == ["one", "three"]
+    assert contents(after) == ["one", "two", "three"]
+
+
+def test_a_long_history_keeps_only_the_newest_messages() -> None:
+    ada = user("ada@example.com")
+    conversation = conversations.create_conversation(ada, ConversationCreate(title="t"))
+    for n in range(6):
+        conversations.append_message(ada, conversation.id, "user", f"m{n}")
+    _, first = conversations.conversation_for_reply(ada, conversation.id, 4)
+    with another_container():
+        for n in range(6, 12):  # more than the window: read afresh, not as an extension
+            conversations.append_message(ada, conversation.id, "user", f"m{n}")
+    _, second = conversations.conversation_for_reply(ada, conversation.id, 4)
+    conversations.append_message(ada, conversation.id, "user", "m12")
+    _, third = conversations.conversation_for_reply(ada, conversation.id, 4)
+
+    assert contents(first) == ["m2", "m3", "m4", "m5"]
+    assert contents(second) == ["m8", "m9", "m10", "m11"]
+    assert contents(third) == ["m9", "m10", "m11", "m12"]
+
+
+def test_a_cached_history_is_still_behind_the_access_check() -> None:
+    ada, bob = user("ada@example.com"), user("bob@example.com")
+    conversation = conversations.create_conversation(ada, ConversationCreate(title="t"))
+    conversations.append_message(ada, conversation.id, "user", "private")
+    conversations.conversation_for_reply(ada, conversation.id, 200)
+
+    with pytest.raises(NotFound):
+        conversations.conversation_for_reply(bob, conversation.id, 200)
+    conversations.delete_conversation(ada, conversation.id)
+    with pytest.raises(NotFound):
+        conversations.conversation_for_reply(ada, conversation.id, 200)
