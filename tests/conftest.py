@@ -49,6 +49,7 @@ def aws() -> Iterator[None]:
     from botocore.client import BaseClient
     from moto import mock_aws
 
+    from functions.chat.limits import forget_stage_spend
     from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
     from infra.local.provision import provision_stage
     from shared.auth.keys import forget_key_ring
@@ -65,6 +66,7 @@ def aws() -> Iterator[None]:
     with mock_aws(), patch.object(BaseClient, "_make_api_call", no_scan):
         reset_clients()
         forget_key_ring()
+        forget_stage_spend()
         environment = provision_stage(TEST_STAGE)
         assert all(os.environ[name] == value for name, value in environment.items())
         yield

@@ -3,10 +3,15 @@
 A request is admitted by one conditional counter update, so under any concurrency no more requests than the
 limit get through. Tokens and cost are known only once a reply ends: they are added then, and a window whose
 tokens or cost are spent admits nothing more until it ends.
+
+The stage's spend is one item every chat request would read (a hot key). A container reads it at most every
+`STAGE_SPEND_FRESH_SECONDS` and adds what it spends itself as it goes, so what other containers spend shows
+within that time: the ceiling is a daily safety net, already passed by the replies under way when it is reached.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -22,6 +27,8 @@ if TYPE_CHECKING:
     from functions.chat import store
 else:
     store = LazyModule("functions.chat.store")
+
+STAGE_SPEND_FRESH_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -52,9 +59,14 @@ def admit(user_id: str, *, now: float | None = None) -> Admission:
             max_cost=settings.chat_cost_per_window_usd,
         )
 
-    # The stage's total and the user's counter are independent round trips: make them at the same time.
     try:
-        stage_spent, _ = together(lambda: store.stage_cost(day), count)
+        stage_spent = _stage_spend.known(day)
+        if stage_spent is None:
+            # The stage's total and the user's counter are independent round trips: make them at the same time.
+            stage_spent, _ = together(lambda: store.stage_cost(day), count)
+            _stage_spend.remember(day, stage_spent)
+        else:
+            count()
     except store.LimitRefusedError as refusal:
         raise RateLimited(
             f"You have reached your {_limit_name(refusal.counts)} limit for now",
@@ -74,6 +86,7 @@ def admit(user_id: str, *, now: float | None = None) -> Admission:
 def settle(admission: Admission, *, tokens: int, cost_usd: Decimal) -> None:
     """Add what an admitted request used to its window and to the stage's day."""
     store.spend(admission.user_id, admission.window_start, admission.day, tokens, cost_usd)
+    _stage_spend.add(admission.day, cost_usd)
 
 
 def remaining(user_id: str, *, now: float | None = None) -> dict[str, object]:
@@ -98,3 +111,39 @@ def _limit_name(counts: store.WindowCounts) -> str:
     if counts.tokens >= settings.chat_tokens_per_window:
         return "tokens_per_window"
     return "cost_per_window"
+
+
+class _StageSpend:
+    """The stage's spend today as this container knows it: read at most every `STAGE_SPEND_FRESH_SECONDS`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._day: date | None = None
+        self._spent = Decimal(0)
+        self._read_at = 0.0
+
+    def known(self, day: date) -> Decimal | None:
+        with self._lock:
+            fresh = time.monotonic() - self._read_at < STAGE_SPEND_FRESH_SECONDS
+            return self._spent if self._day == day and fresh else None
+
+    def remember(self, day: date, spent: Decimal) -> None:
+        with self._lock:
+            self._day, self._spent, self._read_at = day, spent, time.monotonic()
+
+    def add(self, day: date, cost: Decimal) -> None:
+        with self._lock:
+            if self._day == day:
+                self._spent += cost
+
+    def forget(self) -> None:
+        with self._lock:
+            self._day = None
+
+
+_stage_spend = _StageSpend()
+
+
+def forget_stage_spend() -> None:
+    """Drop the stage's spend this container knows (tests and local mode start AWS afresh)."""
+    _stage_spend.forget()

@@ -132,7 +132,8 @@ def _terminate(process: subprocess.Popen[str]) -> None:
 
 
 def _forget_cached_clients() -> None:
-    """Drop clients, settings and keys cached for a previous environment (tests restart the fakes)."""
+    """Drop clients, settings, keys and figures cached for a previous environment (tests restart the fakes)."""
+    from functions.chat.limits import forget_stage_spend
     from shared.auth.keys import forget_key_ring
     from shared.aws import reset_clients
     from shared.settings import get_settings
@@ -140,3 +141,4 @@ def _forget_cached_clients() -> None:
     reset_clients()
     get_settings.cache_clear()
     forget_key_ring()
+    forget_stage_spend()

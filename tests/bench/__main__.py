@@ -14,9 +14,12 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 ROOT = Path(__file__).resolve().parents[2]
 IMPORT_RUNS = 9
@@ -275,9 +278,12 @@ def report_chat_overhead() -> None:
             base_url = f"http://127.0.0.1:{port}"
             # As `make dev` does once it listens: the handlers reach @connections and Invoke through the gateway.
             os.environ.update(WEBSOCKET_MANAGEMENT_URL=base_url, AWS_ENDPOINT_URL_LAMBDA=base_url)
+            calls: list[tuple[str, float]] = []
             try:
-                path = _chat_over_http(base_url)
+                with _recording_calls(calls):
+                    path, before_first = _chat_over_http(base_url, calls)
                 direct = asyncio.run(_chat_direct())
+                get_item = _local_get_item_ms()
                 report_realtime(base_url)
             finally:
                 server.should_exit = True
@@ -293,7 +299,36 @@ def report_chat_overhead() -> None:
     print(f"  {'per chunk, whole chat path':<40} {percentiles(path_chunk)}")
     added_chunk = statistics.median(path_chunk) - statistics.median(direct_chunk)
     print(f"  {'added per chunk (p50 difference)':<40} {added_chunk:.3f} ms   (goal <= 0.5 ms)")
+    counted = ", ".join(f"{count} {name}" for name, count in sorted(Counter(before_first).items()))
+    print(f"  {'DynamoDB calls before the first token':<40} {counted}")
+    print(f"  {'one GetItem alone on the local moto':<40} {percentiles(get_item)}")
     del json
+
+
+@contextmanager
+def _recording_calls(calls: list[tuple[str, float]]) -> Iterator[None]:
+    """Every AWS call this process makes, with when it started (the gateway runs the handlers in-process)."""
+    from botocore.client import BaseClient
+
+    make_api_call = BaseClient._make_api_call
+
+    def recording(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        calls.append((operation, time.perf_counter()))
+        return make_api_call(self, operation, params)
+
+    with patch.object(BaseClient, "_make_api_call", recording):
+        yield
+
+
+def _local_get_item_ms() -> list[float]:
+    """What one DynamoDB call costs on the local moto by itself: the floor under every call the chat path makes."""
+    from shared.aws import client
+    from shared.tables import CHAT
+
+    dynamodb = client("dynamodb")
+    table = os.environ[CHAT.env_var]
+    key = {"pk": {"S": "BENCH"}, "sk": {"S": "GET"}}
+    return timed(lambda: dynamodb.get_item(TableName=table, Key=key), WARM_CALLS)
 
 
 ROOM_MEMBERS = 100
@@ -377,8 +412,9 @@ def report_realtime(base_url: str) -> None:
     print(f"  {'chat:send → first chat:response content':<40} {percentiles(first_content)}")
 
 
-def _chat_over_http(base_url: str) -> tuple[list[float], list[float]]:
-    """Register, then stream replies over HTTP; time to the first content event and per later chunk."""
+def _chat_over_http(base_url: str, calls: list[tuple[str, float]]) -> tuple[tuple[list[float], list[float]], list[str]]:
+    """Register, then stream replies over HTTP; time to the first content event and per later chunk, and the AWS
+    calls the last reply made before its first content."""
     import json
 
     import httpx
@@ -392,6 +428,7 @@ def _chat_over_http(base_url: str) -> tuple[list[float], list[float]]:
         conversation = None
         for run in range(CHAT_RUNS + 3):
             body = {"message": f"run {run}"} | ({"conversationId": conversation} if conversation else {})
+            calls.clear()
             started = time.perf_counter()
             first_at = None
             chunks = 0
@@ -410,7 +447,8 @@ def _chat_over_http(base_url: str) -> tuple[list[float], list[float]]:
             if run >= 3 and first_at is not None:  # the first runs warm the handlers up
                 first.append((first_at - started) * 1000)
                 per_chunk.append((ended - first_at) * 1000 / max(1, chunks - 1))
-    return first, per_chunk
+    before_first = [name for name, at in calls if first_at is not None and at < first_at]
+    return (first, per_chunk), before_first
 
 
 async def _chat_direct() -> tuple[list[float], list[float]]:

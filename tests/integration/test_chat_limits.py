@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -82,3 +83,18 @@ def test_remaining_reports_what_is_left_in_the_window() -> None:
         "tokens": 8766,
         "costUsd": "0.75",
     }
+
+
+@pytest.mark.usefixtures("chat_limits")
+def test_what_other_containers_spend_reaches_the_ceiling_within_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from functions.chat import store
+
+    limits.admit("reader", now=NOW)  # this container reads the stage's spend: nothing yet
+    today = datetime.fromtimestamp(NOW, UTC).date()
+    store.spend("elsewhere", int(NOW), today, 1, Decimal("5"))  # another container settles a costly reply
+    limits.admit("soon-after", now=NOW)  # not seen yet...
+
+    monkeypatch.setattr(limits, "STAGE_SPEND_FRESH_SECONDS", 0.0)
+    with pytest.raises(RateLimited) as refusal:  # ...until the figure is read again
+        limits.admit("a-bit-later", now=NOW)
+    assert refusal.value.limit == "stage_daily_cost"
