@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -39,6 +39,9 @@ from shared.llm.types import (
 )
 from shared.observability import logger
 
+if TYPE_CHECKING:
+    from functions.conversations.service import ReplyThread
+
 Event = dict[str, Any]
 # Runs the tools a model asked for; chat's tool loop is pluggable (MCP servers supply one).
 ToolRunner = Callable[[Sequence[ToolCall]], Awaitable[Sequence[ToolResult]]]
@@ -59,13 +62,13 @@ class PreparedReply:
     model_request: ModelRequest
     attempts: list[tuple[Any, str]]
     # Stores the user's message (creating the conversation first when it is new); see `user_message_stored`.
-    store_user_message: Callable[[], None]
+    store_user_message: Callable[[], ReplyThread]
     message_id: str = field(default_factory=new_id)
     tool_runner: ToolRunner | None = None
-    _user_message: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
+    _user_message: asyncio.Future[ReplyThread] | None = field(default=None, init=False, repr=False)
 
-    def user_message_stored(self) -> asyncio.Future[None]:
-        """Start storing the user's message, once; the future completes when it is stored.
+    def user_message_stored(self) -> asyncio.Future[ReplyThread]:
+        """Start storing the user's message, once; the future gives the conversation to add the reply to.
 
         `stream` starts it as soon as it has passed on the model's first event: the model does not need the message
         stored to answer, and the first token should not share the CPU with a write that can wait. The reply is
@@ -119,20 +122,27 @@ async def prepare(principal: Principal, request: ChatRequest, tool_runner: ToolR
     attempts = requested or _attempts(request, preferences.default_model, preferences.default_provider)
     info = catalog.model_info(attempts[0][1])
 
-    if request.conversation_id:
-        existing, earlier = found["thread"]
-        conversation_id, system_prompt = existing.id, existing.system_prompt or preferences.system_prompt
-        turns = [Message("user" if m.role == "user" else "assistant", m.content) for m in earlier if m.role != "system"]
+    thread: conversations.ReplyThread | None = found.get("thread")
+    if thread is not None:
+        conversation_id = thread.conversation.id
+        system_prompt = thread.conversation.system_prompt or preferences.system_prompt
+        turns = [
+            Message("user" if m.role == "user" else "assistant", m.content)
+            for m in thread.history
+            if m.role != "system"
+        ]
     else:
         conversation_id, system_prompt, turns = new_id(), preferences.system_prompt, []
     turns.append(Message("user", request.message))
 
-    def store_user_message() -> None:
-        if not request.conversation_id:
+    def store_user_message() -> conversations.ReplyThread:
+        nonlocal thread
+        if thread is None:
             title = " ".join(request.message.split())[:TITLE_CHARS] or "New conversation"
             create = ConversationCreate(title=title, model=attempts[0][1], system_prompt=system_prompt)
-            conversations.create_conversation(principal, create, conversation_id=conversation_id)
-        conversations.append_message(principal, conversation_id, "user", request.message)
+            thread = conversations.start_conversation(principal, create, conversation_id=conversation_id)
+        thread.append("user", request.message)
+        return thread
 
     max_tokens = request.max_tokens or preferences.max_tokens or DEFAULT_MAX_TOKENS
     use_memories = preferences.memory_enabled if request.use_memories is None else request.use_memories
@@ -265,7 +275,6 @@ class _Progress:
     async def persist(self, *, incomplete: bool) -> Decimal:
         """Store the reply (if anything was produced), its usage, and its cost against the limits."""
         from functions.chat import store
-        from functions.conversations import service as conversations
         from shared.llm import catalog
 
         prepared = self.prepared
@@ -296,11 +305,10 @@ class _Progress:
             status="incomplete" if incomplete else "complete",
         )
 
+        thread = await prepared.user_message_stored()
+
         def store_reply() -> None:
-            conversations.append_message(
-                prepared.principal, prepared.conversation_id, "assistant", content or " ",
-                metadata=metadata, message_id=prepared.message_id,
-            )  # fmt: skip
+            thread.append("assistant", content or " ", metadata=metadata, message_id=prepared.message_id)
 
         def write() -> None:
             spent = self.usage.input_tokens + self.usage.output_tokens
@@ -310,7 +318,6 @@ class _Progress:
                 lambda: limits.settle(prepared.admission, tokens=spent, cost_usd=cost),
             )
 
-        await prepared.user_message_stored()
         await anyio.to_thread.run_sync(write)
         return cost
 

@@ -9,6 +9,7 @@ may archive or delete it. Anyone else is told it does not exist.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from functions.conversations.history import HistoryCache
@@ -104,14 +105,14 @@ def _require_project_write(user_id: str, project_id: str) -> None:
 # Conversations ------------------------------------------------------------------------------------------
 
 
-def create_conversation(
-    principal: Principal, request: ConversationCreate, *, conversation_id: str | None = None
-) -> ConversationPublic:
-    """A new conversation owned by the caller; `conversation_id` lets a caller name it before it exists (chat
-    starts the model's reply while the conversation is being written)."""
+def create_conversation(principal: Principal, request: ConversationCreate) -> ConversationPublic:
+    """A new conversation owned by the caller."""
+    return _public_conversation(_create(principal, request, new_id()), "owner")
+
+
+def _create(principal: Principal, request: ConversationCreate, conversation_id: str) -> ConversationRecord:
     if request.project_id:
         _require_project_write(principal.user_id, request.project_id)
-    conversation_id = conversation_id or new_id()
     moment = store.now()
     title = request.title or DEFAULT_TITLE
     conversation = store.ConversationRecord(
@@ -133,7 +134,7 @@ def create_conversation(
         last_activity_at=moment,
     )
     store.create_conversation(conversation)
-    return _public_conversation(conversation, "owner")
+    return conversation
 
 
 def list_conversations(
@@ -265,24 +266,36 @@ def append_message(
     `message_id` lets a caller name the message before writing it (chat announces its reply's id up front).
     """
     conversation, _ = _writable(principal.user_id, conversation_id)
+    return _append(conversation, principal.user_id, role, content, metadata=metadata, message_id=message_id)
+
+
+def _append(
+    conversation: ConversationRecord,
+    author_id: str,
+    role: str,
+    content: str,
+    *,
+    metadata: dict[str, Any] | None = None,
+    message_id: str | None = None,
+) -> MessagePublic:
     moment = store.now()
     seq = store.claim_message_slot(conversation, moment)
     message = store.MessageRecord(
-        store.conversation_pk(conversation_id),
+        conversation.pk,
         store.message_sk(seq),
         gsi3pk=store.messages_partition(conversation.owner_id),
         gsi3sk=message_id or new_id(),
-        conversation_id=conversation_id,
+        conversation_id=conversation.conversation_id,
         seq=seq,
         role=role,
-        author_id=principal.user_id,
+        author_id=author_id,
         metadata=metadata,
         created_at=moment,
     )
     message.message_id = message.gsi3sk
     store.put_message(message, content)
     public = _public_message(message, content)
-    _histories.extend(conversation_id, public)
+    _histories.extend(conversation.conversation_id, public)
     return public
 
 
@@ -546,9 +559,30 @@ def _public_prompt(record: PromptRecord) -> PromptPublic:
     )
 
 
-def conversation_for_reply(
-    principal: Principal, conversation_id: str, count: int
-) -> tuple[ConversationPublic, list[MessagePublic]]:
+@dataclass(frozen=True)
+class ReplyThread:
+    """A conversation chat has checked the user may add to, with its newest messages: a reply's messages are
+    appended to it without checking again, within the request that checked."""
+
+    conversation: ConversationPublic
+    history: list[MessagePublic]
+    _record: ConversationRecord = field(repr=False)
+    _author_id: str = field(repr=False)
+
+    def append(
+        self, role: str, content: str, *, metadata: dict[str, Any] | None = None, message_id: str | None = None
+    ) -> MessagePublic:
+        """`append_message` without its access check: see the class."""
+        return _append(self._record, self._author_id, role, content, metadata=metadata, message_id=message_id)
+
+
+def start_conversation(principal: Principal, request: ConversationCreate, *, conversation_id: str) -> ReplyThread:
+    """A new conversation for a reply; `conversation_id` names it before it exists (chat announces it first)."""
+    record = _create(principal, request, conversation_id)
+    return ReplyThread(_public_conversation(record, "owner"), [], record, principal.user_id)
+
+
+def conversation_for_reply(principal: Principal, conversation_id: str, count: int) -> ReplyThread:
     """A conversation the user may add to, with its last `count` messages oldest first: what chat reads before it
     stores the user's next message and asks a model to reply."""
     known = _histories.get(conversation_id)
@@ -559,7 +593,7 @@ def conversation_for_reply(
         )
         history = [_public_message(record) for record in records]
         _histories.remember(conversation_id, history, keep=count)
-        return _public_conversation(conversation, access), history
+        return ReplyThread(_public_conversation(conversation, access), history, conversation, principal.user_id)
     conversation, access = _writable(principal.user_id, conversation_id)
     unknown_places = int(conversation.message_count) - known.last_seq
     if unknown_places <= 0:  # nothing added since: no history read at all
@@ -571,4 +605,4 @@ def conversation_for_reply(
         newer = [_public_message(record) for record in store.messages_after(conversation_id, known.last_seq)]
         history = [*known.messages, *newer]
         _histories.remember(conversation_id, newer, keep=count, after=known)
-    return _public_conversation(conversation, access), history[-count:]
+    return ReplyThread(_public_conversation(conversation, access), history[-count:], conversation, principal.user_id)

@@ -57,11 +57,11 @@ def test_a_second_reply_reads_no_history_and_sees_the_messages_written_here() ->
     for text in ("one", "two", "three"):
         conversations.append_message(ada, conversation.id, "user", text)
 
-    _, first = conversations.conversation_for_reply(ada, conversation.id, 200)
+    first = conversations.conversation_for_reply(ada, conversation.id, 200).history
     conversations.append_message(ada, conversation.id, "user", "four")
     conversations.append_message(ada, conversation.id, "assistant", "five")
     with dynamodb_calls() as calls:
-        _, second = conversations.conversation_for_reply(ada, conversation.id, 200)
+        second = conversations.conversation_for_reply(ada, conversation.id, 200).history
 
     assert contents(first) == ["one", "two", "three"]
     assert contents(second) == ["one", "two", "three", "four", "five"]
@@ -78,7 +78,7 @@ def test_messages_another_container_added_are_read_and_only_they() -> None:
         conversations.append_message(ada, conversation.id, "user", "three")
 
     with dynamodb_calls() as calls:
-        _, history = conversations.conversation_for_reply(ada, conversation.id, 200)
+        history = conversations.conversation_for_reply(ada, conversation.id, 200).history
     assert contents(history) == ["one", "two", "three"]
     assert calls == ["GetItem", "Query"]
     newer = store.messages_after(conversation.id, 1)
@@ -96,7 +96,7 @@ def test_a_place_claimed_but_not_yet_stored_is_not_missed_once_it_lands() -> Non
     with another_container():
         conversations.append_message(ada, conversation.id, "user", "three")
 
-    _, meanwhile = conversations.conversation_for_reply(ada, conversation.id, 200)
+    meanwhile = conversations.conversation_for_reply(ada, conversation.id, 200).history
     store.put_message(
         store.MessageRecord(
             store.conversation_pk(conversation.id), store.message_sk(slow_writer_seq),
@@ -105,7 +105,7 @@ def test_a_place_claimed_but_not_yet_stored_is_not_missed_once_it_lands() -> Non
         ),
         "two",
     )  # fmt: skip
-    _, after = conversations.conversation_for_reply(ada, conversation.id, 200)
+    after = conversations.conversation_for_reply(ada, conversation.id, 200).history
 
     assert contents(meanwhile) == ["one", "three"]
     assert contents(after) == ["one", "two", "three"]
@@ -116,13 +116,13 @@ def test_a_long_history_keeps_only_the_newest_messages() -> None:
     conversation = conversations.create_conversation(ada, ConversationCreate(title="t"))
     for n in range(6):
         conversations.append_message(ada, conversation.id, "user", f"m{n}")
-    _, first = conversations.conversation_for_reply(ada, conversation.id, 4)
+    first = conversations.conversation_for_reply(ada, conversation.id, 4).history
     with another_container():
         for n in range(6, 12):  # more than the window: read afresh, not as an extension
             conversations.append_message(ada, conversation.id, "user", f"m{n}")
-    _, second = conversations.conversation_for_reply(ada, conversation.id, 4)
+    second = conversations.conversation_for_reply(ada, conversation.id, 4).history
     conversations.append_message(ada, conversation.id, "user", "m12")
-    _, third = conversations.conversation_for_reply(ada, conversation.id, 4)
+    third = conversations.conversation_for_reply(ada, conversation.id, 4).history
 
     assert contents(first) == ["m2", "m3", "m4", "m5"]
     assert contents(second) == ["m8", "m9", "m10", "m11"]
@@ -140,3 +140,22 @@ def test_a_cached_history_is_still_behind_the_access_check() -> None:
     conversations.delete_conversation(ada, conversation.id)
     with pytest.raises(NotFound):
         conversations.conversation_for_reply(ada, conversation.id, 200)
+
+
+def test_a_reply_thread_appends_without_checking_access_again() -> None:
+    ada = user("ada@example.com")
+    conversation = conversations.create_conversation(ada, ConversationCreate(title="t"))
+    thread = conversations.conversation_for_reply(ada, conversation.id, 200)
+
+    with dynamodb_calls() as calls:
+        thread.append("user", "hello")
+        thread.append("assistant", "hi", metadata={"model": "m"}, message_id="reply-1")
+
+    assert calls == ["UpdateItem", "PutItem", "UpdateItem", "PutItem"]  # a place, then the message; no GetItem
+    stored = conversations.list_messages(ada, conversation.id, limit=10, cursor=None).items
+    assert [(m.seq, m.role, m.content, m.author_id) for m in stored] == [
+        (1, "user", "hello", ada.user_id),
+        (2, "assistant", "hi", ada.user_id),
+    ]
+    assert stored[1].id == "reply-1"
+    assert contents(conversations.conversation_for_reply(ada, conversation.id, 200).history) == ["hello", "hi"]
