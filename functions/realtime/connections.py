@@ -1,7 +1,8 @@
 """Posting to WebSocket connections through API Gateway's `@connections` management API.
 
 A connection that is gone (`GoneException`: closed, or never existed) is removed with its room memberships
-and never retried: the client reconnects and joins again.
+and never retried: the client reconnects and joins again. Its rooms are told it left (`announce_departures`),
+as `$disconnect` would have: once it is removed, its `$disconnect` finds nothing left to announce.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class Poster:
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
+        self._departures: list[store.Departure] = []
+        self._departures_lock = threading.Lock()
 
     def post(self, connection_id: str, data: bytes) -> bool:
         """Deliver one frame; False (and the connection removed) when the connection is gone."""
@@ -61,7 +64,9 @@ class Poster:
             if error.response.get("Error", {}).get("Code") != "GoneException":
                 raise
             logger.info("connection gone", extra={"connectionId": connection_id})
-            store.remove_connection(connection_id)
+            departure = store.remove_connection(connection_id)
+            with self._departures_lock:
+                self._departures.append(departure)
             return False
         return True
 
@@ -84,5 +89,31 @@ class Poster:
         pieces = frames.split_event(event, data)
         together(*(partial(self._post_all, connection_id, pieces) for connection_id in connection_ids))
 
+    def presence(self, room: str, user_id: str, status: str) -> None:
+        """Who is in the room now, to everyone in it: one Query, then one concurrent fan-out."""
+        members = store.room_members(room)
+        self.broadcast(
+            [member.connection_id for member in members], "presence", presence_data(room, user_id, status, members)
+        )
+
+    def announce_departures(self) -> None:
+        """Tell the rooms of connections found gone that their users left (which may find more gone ones).
+
+        Called once a handler's own posting is done, never from inside `broadcast` (its pool must not nest)."""
+        while True:
+            with self._departures_lock:
+                departures, self._departures = self._departures, []
+            if not departures:
+                return
+            for departure in departures:
+                if departure.user_id is not None:
+                    for room in departure.rooms:
+                        self.presence(room, departure.user_id, "left")
+
     def _post_all(self, connection_id: str, pieces: list[bytes]) -> bool:
         return all(self.post(connection_id, piece) for piece in pieces)
+
+
+def presence_data(room: str, user_id: str, status: str, members: list[store.Member]) -> dict[str, Any]:
+    users = sorted({member.user_id for member in members})
+    return {"conversationId": room, "userId": user_id, "status": status, "members": users}

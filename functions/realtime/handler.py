@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from functions.realtime import frames, store
-from functions.realtime.connections import Poster, management_endpoint
+from functions.realtime.connections import Poster, management_endpoint, presence_data
 from shared.auth.principal import Principal
 from shared.aws import client
 from shared.errors import DomainError
@@ -33,10 +33,12 @@ def lambda_handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     logger.append_keys(connectionId=connection_id, route=route)
     if route == "$connect":
         return on_connect(connection_id, request_context)
+    poster = Poster(management_endpoint(request_context))
     if route == "$disconnect":
-        on_disconnect(connection_id, Poster(management_endpoint(request_context)))
-        return {"statusCode": 200}
-    on_message(connection_id, event.get("body"), Poster(management_endpoint(request_context)))
+        on_disconnect(connection_id, poster)
+    else:
+        on_message(connection_id, event.get("body"), poster)
+    poster.announce_departures()
     return {"statusCode": 200}
 
 
@@ -52,11 +54,10 @@ def on_connect(connection_id: str, request_context: Mapping[str, Any]) -> dict[s
 
 
 def on_disconnect(connection_id: str, poster: Poster) -> None:
-    connection = store.get_connection(connection_id)
-    rooms = store.remove_connection(connection_id)
-    if connection is not None:
-        for room in rooms:
-            _presence(poster, room, connection.user_id, "left")
+    departure = store.remove_connection(connection_id)
+    if departure.user_id is not None:  # None: already removed, and announced, when it was found gone
+        for room in departure.rooms:
+            poster.presence(room, departure.user_id, "left")
 
 
 def on_message(connection_id: str, body: str | None, poster: Poster) -> None:
@@ -92,9 +93,9 @@ def dispatch(connection: store.Connection, frame: frames.ClientFrame, poster: Po
         poster.send(
             connection.connection_id,
             "presence",
-            _presence_data(room, principal.user_id, "left", store.room_members(room)),
+            presence_data(room, principal.user_id, "left", store.room_members(room)),
         )
-        _presence(poster, room, principal.user_id, "left")
+        poster.presence(room, principal.user_id, "left")
     elif frame.action == "chat:typing":
         room = str(fields["conversationId"])
         _require_member(connection.connection_id, room, frame.action)
@@ -120,7 +121,7 @@ def join(principal: Principal, connection: store.Connection, room: str, poster: 
 
     conversations.get_conversation(principal, room, messages_limit=1, messages_cursor=None)
     store.join_room(connection, room)
-    _presence(poster, room, principal.user_id, "joined")
+    poster.presence(room, principal.user_id, "joined")
 
 
 def invoke_worker(payload: dict[str, Any]) -> None:
@@ -133,15 +134,3 @@ def invoke_worker(payload: dict[str, Any]) -> None:
 def _require_member(connection_id: str, room: str, action: str) -> None:
     if not store.is_member(connection_id, room):
         raise frames.FrameError("not_in_room", "Join the conversation first", action)
-
-
-def _presence_data(room: str, user_id: str, status: str, members: list[store.Member]) -> dict[str, Any]:
-    users = sorted({member.user_id for member in members})
-    return {"conversationId": room, "userId": user_id, "status": status, "members": users}
-
-
-def _presence(poster: Poster, room: str, user_id: str, status: str) -> None:
-    """Who is in the room now, to everyone in it: one Query, then one concurrent fan-out."""
-    members = store.room_members(room)
-    data = _presence_data(room, user_id, status, members)
-    poster.broadcast([member.connection_id for member in members], "presence", data)

@@ -34,6 +34,14 @@ class Member:
     user_id: str
 
 
+@dataclass(frozen=True)
+class Departure:
+    """A removed connection: whose it was (None if it was already gone) and the rooms it was in."""
+
+    user_id: str | None
+    rooms: list[str]
+
+
 def _table() -> str:
     return REALTIME.name_from_env()
 
@@ -130,13 +138,14 @@ def connection_rooms(connection_id: str) -> list[str]:
     return [item["sk"]["S"].removeprefix("ROOM#") for item in items]
 
 
-def remove_connection(connection_id: str) -> list[str]:
-    """Delete the connection and every membership of it; the rooms it was in (expired ones included)."""
+def remove_connection(connection_id: str) -> Departure:
+    """Delete the connection and every membership of it (expired ones included)."""
     items = _query(
         KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": f"CONN#{connection_id}"}},
         include_expired=True,
     )
+    user_id = next((item["userId"]["S"] for item in items if item["sk"]["S"] == "META"), None)
     rooms = [item["sk"]["S"].removeprefix("ROOM#") for item in items if item["sk"]["S"].startswith("ROOM#")]
     keys = [{"pk": item["pk"], "sk": item["sk"]} for item in items]
     keys += [{"pk": {"S": f"ROOM#{room}"}, "sk": {"S": f"CONN#{connection_id}"}} for room in rooms]
@@ -146,7 +155,7 @@ def remove_connection(connection_id: str) -> list[str]:
         pending: dict[str, Any] = {_table(): requests}
         while pending:
             pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-    return rooms
+    return Departure(user_id, rooms)
 
 
 def _query(*, include_expired: bool = False, **arguments: Any) -> list[dict[str, Any]]:

@@ -23,21 +23,22 @@ from shared.observability import logger
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     # A loop of its own, never installed as the thread's: local mode runs handlers on threads that keep theirs.
+    poster = Poster(str(event["endpoint"]))
     loop = asyncio.new_event_loop()
     try:
-        return loop.run_until_complete(run(event))
+        return loop.run_until_complete(run(event, poster))
     finally:
         loop.close()
+        poster.announce_departures()
 
 
-async def run(event: dict[str, Any]) -> dict[str, Any]:
+async def run(event: dict[str, Any], poster: Poster) -> dict[str, Any]:
     from pydantic import ValidationError
 
     from functions.chat import reply
     from functions.chat.models import ChatRequest
 
     connection_id = str(event["connectionId"])
-    poster = Poster(str(event["endpoint"]))
 
     def fail(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         poster.error(connection_id, code, message, "chat:send", details)

@@ -344,7 +344,7 @@ def report_realtime(base_url: str) -> None:
     from botocore.client import BaseClient
     from websockets.sync.client import connect
 
-    from functions.realtime import connections, handler
+    from functions.realtime import connections
     from functions.realtime import store as rooms
 
     with httpx.Client(base_url=base_url, timeout=30) as http:
@@ -383,7 +383,7 @@ def report_realtime(base_url: str) -> None:
             posted.clear()
             calls.clear()
             started = time.perf_counter()
-            handler._presence(connections.Poster("bench"), room, "user-0", "joined")
+            connections.Poster("bench").presence(room, "user-0", "joined")
             fan_outs.append((time.perf_counter() - started) * 1000)
     finally:
         BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]

@@ -102,6 +102,16 @@ def new_conversation(api: TestClient, user: User) -> str:
     return str(response.json()["id"])
 
 
+def shared_room(api: TestClient, owner: User, reader: User) -> str:
+    """A conversation of `owner` that `reader` may read too, through a project."""
+    room = new_conversation(api, owner)
+    project = api.post("/api/v1/projects", headers=owner.auth, json={"name": "P"}).json()["id"]
+    assert api.post(f"/api/v1/projects/{project}/members", headers=owner.auth,
+                    json={"email": reader.email, "role": "viewer"}).status_code == 201  # fmt: skip
+    assert api.put(f"/api/v1/conversations/{room}", headers=owner.auth, json={"projectId": project}).status_code == 200
+    return room
+
+
 @pytest.fixture
 def users(api: TestClient) -> tuple[User, User]:
     return register(api, "ada@example.com"), register(api, "bob@example.com")
@@ -131,12 +141,7 @@ def test_rooms_presence_typing_and_disconnect(
     api: TestClient, users: tuple[User, User], management: StubManagementApi
 ) -> None:
     ada, bob = users
-    room = new_conversation(api, ada)
-    # Share through a project so bob may read ada's conversation.
-    project = api.post("/api/v1/projects", headers=ada.auth, json={"name": "P"}).json()["id"]
-    assert api.post(f"/api/v1/projects/{project}/members", headers=ada.auth,
-                    json={"email": bob.email, "role": "viewer"}).status_code == 201  # fmt: skip
-    assert api.put(f"/api/v1/conversations/{room}", headers=ada.auth, json={"projectId": project}).status_code == 200
+    room = shared_room(api, ada, bob)
     connect_as(ada, "c-ada")
     connect_as(bob, "c-bob")
 
@@ -254,6 +259,29 @@ def test_a_gone_connection_is_removed_with_its_rooms_and_never_retried(
     assert store.connection_rooms("c-ada-old") == []
     assert [m.connection_id for m in store.room_members(room)] == ["c-ada"]
     assert store.user_connections(ada.id) == ["c-ada"]
+
+
+def test_a_room_hears_that_a_gone_member_left_and_the_late_disconnect_adds_nothing(
+    api: TestClient, users: tuple[User, User], management: StubManagementApi
+) -> None:
+    ada, bob = users
+    room = shared_room(api, ada, bob)
+    connect_as(ada, "c-ada")
+    connect_as(bob, "c-bob")
+    send("c-ada", {"action": "conversation:join", "conversationId": room})
+    send("c-bob", {"action": "conversation:join", "conversationId": room})
+    assert [m.user_id for m in store.room_members(room)] == sorted([ada.id, bob.id])
+    management.gone.add("c-bob")  # Bob's tab closed; API Gateway's $disconnect has not arrived yet
+    management.posted.clear()
+
+    send("c-ada", {"action": "chat:typing", "conversationId": room, "isTyping": True})  # finds Bob gone
+
+    assert management.frames("c-ada", "presence")[-1]["data"] == {
+        "conversationId": room, "userId": bob.id, "status": "left", "members": [ada.id],
+    }  # fmt: skip
+    management.posted.clear()
+    disconnect("c-bob")  # the late $disconnect: already removed and announced, nothing more to tell
+    assert management.posted == {}
 
 
 def test_the_worker_stops_when_the_connection_is_gone_and_keeps_the_partial_reply(
