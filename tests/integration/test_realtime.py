@@ -102,13 +102,18 @@ def new_conversation(api: TestClient, user: User) -> str:
     return str(response.json()["id"])
 
 
-def shared_room(api: TestClient, owner: User, reader: User) -> str:
-    """A conversation of `owner` that `reader` may read too, through a project."""
+def both_in_a_room(api: TestClient, owner: User, reader: User) -> str:
+    """A conversation of `owner` shared with `reader` through a project, both connected (`c-ada`, `c-bob`) and
+    in its room."""
     room = new_conversation(api, owner)
     project = api.post("/api/v1/projects", headers=owner.auth, json={"name": "P"}).json()["id"]
     assert api.post(f"/api/v1/projects/{project}/members", headers=owner.auth,
                     json={"email": reader.email, "role": "viewer"}).status_code == 201  # fmt: skip
     assert api.put(f"/api/v1/conversations/{room}", headers=owner.auth, json={"projectId": project}).status_code == 200
+    connect_as(owner, "c-ada")
+    connect_as(reader, "c-bob")
+    send("c-ada", {"action": "conversation:join", "conversationId": room})
+    send("c-bob", {"action": "conversation:join", "conversationId": room})
     return room
 
 
@@ -141,12 +146,7 @@ def test_rooms_presence_typing_and_disconnect(
     api: TestClient, users: tuple[User, User], management: StubManagementApi
 ) -> None:
     ada, bob = users
-    room = shared_room(api, ada, bob)
-    connect_as(ada, "c-ada")
-    connect_as(bob, "c-bob")
-
-    send("c-ada", {"action": "conversation:join", "conversationId": room})
-    send("c-bob", {"action": "conversation:join", "conversationId": room})
+    room = both_in_a_room(api, ada, bob)
     presence = management.frames("c-ada", "presence")
     assert presence[-1]["data"] == {"conversationId": room, "userId": bob.id, "status": "joined",
                                     "members": sorted([ada.id, bob.id])}  # fmt: skip
@@ -265,11 +265,7 @@ def test_a_room_hears_that_a_gone_member_left_and_the_late_disconnect_adds_nothi
     api: TestClient, users: tuple[User, User], management: StubManagementApi
 ) -> None:
     ada, bob = users
-    room = shared_room(api, ada, bob)
-    connect_as(ada, "c-ada")
-    connect_as(bob, "c-bob")
-    send("c-ada", {"action": "conversation:join", "conversationId": room})
-    send("c-bob", {"action": "conversation:join", "conversationId": room})
+    room = both_in_a_room(api, ada, bob)
     assert [m.user_id for m in store.room_members(room)] == sorted([ada.id, bob.id])
     management.gone.add("c-bob")  # Bob's tab closed; API Gateway's $disconnect has not arrived yet
     management.posted.clear()
