@@ -4,14 +4,17 @@ streaming, failover, partial replies, memories and history in the prompt, usage,
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from functions.chat import limits
 from shared.llm import catalog
 from shared.llm.types import UsageReport
 from shared.settings import get_settings
@@ -184,8 +187,9 @@ def test_the_buffered_reply_matches_the_stream_and_a_dead_provider_is_a_502(
 
 
 def test_another_users_conversation_and_unknown_models_are_refused_before_streaming(
-    api: TestClient, user: User, anthropic: FakeAnthropic
+    api: TestClient, user: User, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    in_one_window(monkeypatch)
     other = register(api, "other@example.com")
     theirs = api.post("/api/v1/conversations", headers=other.auth, json={"title": "private"}).json()
     refused = api.post(STREAM, headers=user.auth, json={"message": "hi", "conversationId": theirs["id"]})
@@ -200,9 +204,16 @@ def test_another_users_conversation_and_unknown_models_are_refused_before_stream
     assert anthropic.requests == []
 
 
+def in_one_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limits see one moment, so a test's requests never straddle two windows, whatever the clock does."""
+    moment = time.time()
+    monkeypatch.setattr(limits, "time", SimpleNamespace(time=lambda: moment, monotonic=time.monotonic))
+
+
 @pytest.fixture
 def two_requests_a_window(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("CHAT_REQUESTS_PER_WINDOW", "2")
+    in_one_window(monkeypatch)
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
@@ -222,6 +233,7 @@ def test_limits_answer_429_with_retry_after_on_both_paths(api: TestClient, user:
 @pytest.fixture
 def fifty_requests_a_window(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("CHAT_REQUESTS_PER_WINDOW", "50")
+    in_one_window(monkeypatch)
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
