@@ -485,6 +485,7 @@ def delete_user_data(user_id: str) -> dict[str, int]:
     counts: Counter[str] = Counter()
     for record in list(store.all_owned_conversations(user_id)):
         counts["messages"] += store.delete_conversation(record.conversation_id)
+        _histories.forget(record.conversation_id)
         counts["conversations"] += 1
     for membership in list(store.all_memberships(user_id)):
         if membership.role == "owner":

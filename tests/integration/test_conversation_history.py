@@ -159,3 +159,17 @@ def test_a_reply_thread_appends_without_checking_access_again() -> None:
     ]
     assert stored[1].id == "reply-1"
     assert contents(conversations.conversation_for_reply(ada, conversation.id, 200).history) == ["hello", "hi"]
+
+
+def test_deleting_a_users_data_leaves_none_of_their_histories_cached() -> None:
+    ada = user("ada@example.com")
+    kept, deleted = (conversations.create_conversation(ada, ConversationCreate(title=t)) for t in ("a", "b"))
+    for conversation in (kept, deleted):
+        conversations.append_message(ada, conversation.id, "user", "private")
+        conversations.conversation_for_reply(ada, conversation.id, 200)
+
+    conversations.delete_conversation(ada, deleted.id)
+    assert conversations._histories.get(deleted.id) is None
+    assert conversations._histories.get(kept.id) is not None
+    conversations.delete_user_data(ada.user_id)
+    assert conversations._histories.get(kept.id) is None
