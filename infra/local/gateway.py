@@ -330,7 +330,7 @@ class Gateway:
 
     def _preflight(self, scope: Scope, request_id: str) -> GatewayResponse:
         """Answer a CORS preflight the way an HTTP API with a CORS configuration does (no function call)."""
-        origin = _header(scope, "origin")
+        origin = scope_header(scope, "origin")
         headers: list[tuple[str, str]] = [("apigw-requestid", request_id)]
         if origin and ("*" in self.cors_allow_origins or origin in self.cors_allow_origins):
             wildcard = "*" in self.cors_allow_origins
@@ -396,7 +396,8 @@ def _raw_path(scope: Scope) -> str:
     return str(scope["path"])
 
 
-def _header(scope: Scope, name: str) -> str | None:
+def scope_header(scope: Scope, name: str) -> str | None:
+    """A request header of an ASGI scope (the first, when repeated)."""
     wanted = name.encode()
     for key, value in scope.get("headers", []):
         if key.lower() == wanted:
@@ -424,7 +425,7 @@ def _incoming_request(scope: Scope, raw_path: str, body: bytes) -> IncomingReque
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
     """The whole request body, or None once it passes `limit` (checked before reading when declared)."""
-    declared = _header(scope, "content-length")
+    declared = scope_header(scope, "content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         return None
     chunks: list[bytes] = []

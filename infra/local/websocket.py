@@ -30,6 +30,7 @@ from urllib.parse import unquote
 
 from infra.catalog import FunctionSpec
 from infra.local.events import ACCOUNT_ID, API_ID, RequestTime, event_headers, new_request_id, query_parameters
+from infra.local.gateway import scope_header
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
@@ -143,7 +144,7 @@ class WebSocketBridge:
         spec = self._function(name)
         if scope["method"] != "POST" or rest != "invocations" or spec is None:
             return _error(404, "ResourceNotFoundException", f"Function not found: {name}")
-        invocation_type = _header(scope, "x-amz-invocation-type") or "RequestResponse"
+        invocation_type = scope_header(scope, "x-amz-invocation-type") or "RequestResponse"
         event = json.loads(body or b"{}")
         timeout = float(spec.timeout_seconds)
         if invocation_type == "Event":
@@ -337,7 +338,7 @@ class WebSocketBridge:
     ) -> dict[str, Any]:
         now = now or RequestTime.now()
         client = scope.get("client") or ("127.0.0.1", 0)
-        host = _header(scope, "host") or "127.0.0.1"
+        host = scope_header(scope, "host") or "127.0.0.1"
         return {
             "routeKey": route,
             "eventType": event_type,
@@ -347,7 +348,7 @@ class WebSocketBridge:
             "stage": self.gateway.stage,
             "connectedAt": connected_at,
             "requestTimeEpoch": now.epoch_ms,
-            "identity": {"sourceIp": str(client[0]), "userAgent": _header(scope, "user-agent") or ""},
+            "identity": {"sourceIp": str(client[0]), "userAgent": scope_header(scope, "user-agent") or ""},
             "requestId": new_request_id(),
             "domainName": host,
             "connectionId": connection_id,
@@ -389,14 +390,6 @@ async def _drain(sender: asyncio.Task[None]) -> None:
 def _error(status: int, error_type: str, message: str) -> _Answer:
     body = json.dumps({"message": message, "__type": error_type}).encode()
     return _Answer(status, body, (("x-amzn-errortype", error_type),))
-
-
-def _header(scope: Scope, name: str) -> str | None:
-    wanted = name.encode()
-    for key, value in scope.get("headers", []):
-        if key.lower() == wanted:
-            return str(value.decode("latin-1"))
-    return None
 
 
 def _iso(epoch_ms: int) -> str:

@@ -16,22 +16,11 @@ import uvicorn
 from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
 
-from infra.catalog import (
-    AUTHORIZER_FUNCTION,
-    STREAMING_FUNCTIONS,
-    WEBSOCKET_ACTIONS,
-    WEBSOCKET_AUTHORIZER_FUNCTION,
-    WEBSOCKET_FUNCTIONS,
-    WEBSOCKET_HANDLER_FUNCTION,
-    WEBSOCKET_LOCAL_PATH,
-    WEBSOCKET_WORKER_FUNCTION,
-    all_routes,
-)
-from infra.local.gateway import Gateway, WebSocketOptions
+from infra.catalog import WEBSOCKET_LOCAL_PATH
+from infra.local.gateway import Gateway
+from infra.local.server import build_gateway
 from tests.e2e.conftest import free_port
 from tests.integration.conftest import PASSWORD
-
-STAGE = "test"
 
 
 class Stack:
@@ -53,19 +42,8 @@ def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     from functions.realtime.connections import forget_clients
     from shared.aws import reset_clients
 
-    gateway = Gateway(
-        all_routes(),
-        authorizer=AUTHORIZER_FUNCTION,
-        stage=STAGE,
-        streaming=STREAMING_FUNCTIONS,
-        websocket=WebSocketOptions(
-            authorizer=WEBSOCKET_AUTHORIZER_FUNCTION,
-            handler=WEBSOCKET_HANDLER_FUNCTION,
-            actions=WEBSOCKET_ACTIONS,
-            invocable=WEBSOCKET_FUNCTIONS,
-            path=WEBSOCKET_LOCAL_PATH,
-        ),
-    )
+    monkeypatch.setenv("WORKER_FUNCTION", "set by build_gateway")  # restored after the test
+    gateway = build_gateway()
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     config = uvicorn.Config(gateway, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
@@ -73,7 +51,6 @@ def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     thread = threading.Thread(target=server.run, daemon=True)
     monkeypatch.setenv("WEBSOCKET_MANAGEMENT_URL", base_url)
     monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", base_url)
-    monkeypatch.setenv("WORKER_FUNCTION", f"stratus-{STAGE}-{WEBSOCKET_WORKER_FUNCTION.name}")
     reset_clients()
     forget_clients()
     thread.start()
