@@ -256,10 +256,8 @@ WEBSOCKET_HANDLER_FUNCTION = FunctionSpec(
     handler="functions.realtime.handler.lambda_handler",
     description="WebSocket connections, rooms, presence, typing; hands chat replies to the worker",
     tables=(REALTIME,),
-    # Joining a room checks that the user may read the conversation (conversations' service, which reads
-    # project members' identities).
-    read_only_tables=(CONVERSATIONS, IDENTITY),
-    timeout_seconds=29,
+    # Joining a room checks that the user may read the conversation (conversations' service).
+    read_only_tables=(CONVERSATIONS,),
 )
 
 WEBSOCKET_WORKER_FUNCTION = FunctionSpec(
@@ -269,7 +267,7 @@ WEBSOCKET_WORKER_FUNCTION = FunctionSpec(
     # What chat needs to produce a reply, plus the realtime table (a gone connection is removed).
     tables=(*CHAT_FUNCTION.tables, REALTIME),
     read_only_tables=CHAT_FUNCTION.read_only_tables,
-    reads_signing_keys=CHAT_FUNCTION.reads_signing_keys,
+    # Not the signing keys: the worker is handed a principal the $connect authorizer verified; it checks no token.
     uses_payload_bucket=CHAT_FUNCTION.uses_payload_bucket,
     calls_models=True,
     layers=CHAT_FUNCTION.layers,

@@ -586,6 +586,9 @@ class StratusStack(Stack):
         which hands chat replies to the worker; both post back through the stage's management API."""
         handler = self.functions[WEBSOCKET_HANDLER_FUNCTION.name]
         worker = self.functions[WEBSOCKET_WORKER_FUNCTION.name]
+        # Invoked asynchronously: a retry would stream (and pay for) the whole reply again. A failed reply ends
+        # with an error frame and is kept incomplete instead.
+        worker.configure_async_invoke(retry_attempts=0)
         authorizer = WebSocketLambdaAuthorizer(
             "WebSocketAuthorizer",
             self.functions[WEBSOCKET_AUTHORIZER_FUNCTION.name],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from functools import lru_cache
 from typing import Any
 
@@ -21,4 +21,5 @@ def together(*calls: Callable[[], Any]) -> list[Any]:
     if len(calls) == 1:
         return [calls[0]()]
     futures = [_pool().submit(call) for call in calls]
+    wait(futures)
     return [future.result() for future in futures]

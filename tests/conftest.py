@@ -10,6 +10,7 @@ from unittest.mock import patch
 import pytest
 
 from shared.tables import TABLES
+from tests.fakes.variables import LLM_VARIABLES
 
 pytest_plugins = ["tests.fakes.fixtures"]
 
@@ -34,8 +35,8 @@ os.environ.update(
 )
 for _spec in TABLES:
     os.environ[_spec.env_var] = _spec.physical_name(TEST_STAGE)
-# Never let a test reach a real endpoint or a developer's profile.
-for _name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+# Never let a test reach a real endpoint, a developer's profile or their model provider keys (a real, paid call).
+for _name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", *LLM_VARIABLES):
     os.environ.pop(_name, None)
 
 

@@ -9,7 +9,6 @@ failing mid-stream, the client going away), the reply produced so far is kept, m
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import aclosing
@@ -25,6 +24,7 @@ from shared.auth.principal import Principal
 from shared.concurrency import together
 from shared.errors import DomainError, ValidationFailed
 from shared.ids import new_id
+from shared.llm.providers import estimate_tokens, prompt_text
 from shared.llm.types import (
     Finished,
     Message,
@@ -175,6 +175,7 @@ async def stream(prepared: PreparedReply) -> AsyncIterator[Event]:
         for _ in range(MAX_TOOL_ROUNDS):
             calls: list[ToolCall] = []
             round_start = len(progress.text)
+            progress.start_round(request)
             # Closing this generator (a client that went away) closes the provider's stream with it.
             async with aclosing(stream_with_failover(request, prepared.attempts)) as provider_events:
                 async for provider_event in provider_events:
@@ -237,6 +238,25 @@ class _Progress:
     text: list[str] = field(default_factory=list)
     usage: UsageReport = field(default_factory=lambda: UsageReport(0, 0))
     stop_reason: str | None = None
+    # The model round under way: its request, where its text starts, whether it produced anything, and whether
+    # the provider reported its usage (providers report at the end: a cut-off round has not).
+    round_request: ModelRequest | None = None
+    round_text_start: int = 0
+    round_produced: bool = False
+    round_reported: bool = False
+
+    def start_round(self, request: ModelRequest) -> None:
+        self.round_request, self.round_text_start = request, len(self.text)
+        self.round_produced = self.round_reported = False
+
+    def metered_usage(self) -> UsageReport:
+        """What was used: the providers' reports, plus an estimate for a round cut off before its report, so an
+        interrupted reply still counts against the limits (a round that produced nothing counts nothing)."""
+        if self.round_request is None or self.round_reported or not self.round_produced:
+            return self.usage
+        output = "".join(self.text[self.round_text_start :])
+        estimate = UsageReport(estimate_tokens(prompt_text(self.round_request)), estimate_tokens(output))
+        return _add_usage(self.usage, estimate)
 
     def take(self, event: object, calls: list[ToolCall]) -> list[Event]:
         """Record one provider event; returns the events to stream for it."""
@@ -249,14 +269,17 @@ class _Progress:
         self.announced = True
         if isinstance(event, TextDelta):
             self.first_token_at = self.first_token_at or time.monotonic()
+            self.round_produced = True
             self.text.append(event.text)
             out.append({"type": "content", "delta": event.text})
         elif isinstance(event, ToolUseRequested):
             self.first_token_at = self.first_token_at or time.monotonic()
+            self.round_produced = True
             calls.append(event.call)
             out.append({"type": "tool_use", "toolCallId": event.call.id, "toolName": event.call.name,
                         "toolInput": event.call.input})  # fmt: skip
         elif isinstance(event, UsageReport):
+            self.round_reported = True
             self.usage = _add_usage(self.usage, event)
         elif isinstance(event, Finished):
             self.stop_reason = event.stop_reason
@@ -279,6 +302,7 @@ class _Progress:
 
         prepared = self.prepared
         provider, model = self.served or (prepared.attempts[0][0].name, prepared.model_request.model)
+        self.usage, self.round_reported = self.metered_usage(), True
         # The offline model answers under any model's name, and costs nothing.
         free = provider == catalog.OFFLINE_PROVIDER
         cost = Decimal(0) if free else catalog.cost_usd(catalog.model_info(model), self.usage)
@@ -356,10 +380,6 @@ def _attempts(request: ChatRequest, preferred_model: str | None, preferred_provi
         return registry.chain_for(preferred_model, preferred_provider)
     except (UnknownModel, registry.ProviderUnavailable):
         return registry.chain_for(None, None)
-
-
-def estimate_tokens(text: str) -> int:
-    return math.ceil(len(text) / 4)
 
 
 def fit_history(messages: list[Message], budget_tokens: int) -> list[Message]:

@@ -67,9 +67,9 @@ def _project_access(user_id: str, project_id: str) -> Access | None:
     return member.role if member is not None else None  # type: ignore[return-value]
 
 
-def _reach(user_id: str, conversation_id: str) -> tuple[ConversationRecord, Access]:
+def _reach(user_id: str, conversation_id: str, *, consistent: bool = False) -> tuple[ConversationRecord, Access]:
     """The conversation and what the user may do with it; NotFound when they may not even see it."""
-    conversation = store.get_conversation(conversation_id)
+    conversation = store.get_conversation(conversation_id, consistent=consistent)
     if conversation is None:
         raise _conversation_not_found()
     if conversation.owner_id == user_id:
@@ -80,8 +80,8 @@ def _reach(user_id: str, conversation_id: str) -> tuple[ConversationRecord, Acce
     return conversation, access
 
 
-def _writable(user_id: str, conversation_id: str) -> tuple[ConversationRecord, Access]:
-    conversation, access = _reach(user_id, conversation_id)
+def _writable(user_id: str, conversation_id: str, *, consistent: bool = False) -> tuple[ConversationRecord, Access]:
+    conversation, access = _reach(user_id, conversation_id, consistent=consistent)
     if access not in _CAN_WRITE:
         raise Forbidden("Viewers of a project cannot change its conversations", code="read_only")
     return conversation, access
@@ -152,6 +152,11 @@ def list_conversations(
     records, next_cursor = store.list_project_conversations(project_id, archived=archived, limit=limit, cursor=cursor)
     items = [_public_conversation(r, "owner" if r.owner_id == principal.user_id else project_access) for r in records]
     return Page(items=items, next_cursor=next_cursor)
+
+
+def require_readable(principal: Principal, conversation_id: str) -> None:
+    """NotFound unless the user may see the conversation (realtime rooms check this on join)."""
+    _reach(principal.user_id, conversation_id)
 
 
 def get_conversation(
@@ -590,12 +595,14 @@ def conversation_for_reply(principal: Principal, conversation_id: str, count: in
     if known is None:
         # The history is read alongside the access check (one round trip instead of two), used only if it passes.
         (conversation, access), records = together(
-            lambda: _writable(principal.user_id, conversation_id), lambda: store.recent_messages(conversation_id, count)
+            lambda: _writable(principal.user_id, conversation_id, consistent=True),
+            lambda: store.recent_messages(conversation_id, count),
         )
         history = [_public_message(record) for record in records]
         _histories.remember(conversation_id, history, keep=count)
         return ReplyThread(_public_conversation(conversation, access), history, conversation, principal.user_id)
-    conversation, access = _writable(principal.user_id, conversation_id)
+    # A strongly consistent read: its counter decides whether the history known here is whole.
+    conversation, access = _writable(principal.user_id, conversation_id, consistent=True)
     unknown_places = int(conversation.message_count) - known.last_seq
     if unknown_places <= 0:  # nothing added since: no history read at all
         history = list(known.messages)

@@ -185,9 +185,9 @@ def create_conversation(conversation: ConversationRecord) -> None:
     conversation.save(condition=ConversationRecord.pk.does_not_exist())
 
 
-def get_conversation(conversation_id: str) -> ConversationRecord | None:
+def get_conversation(conversation_id: str, *, consistent: bool = False) -> ConversationRecord | None:
     try:
-        return ConversationRecord.get(conversation_pk(conversation_id), "META")
+        return ConversationRecord.get(conversation_pk(conversation_id), "META", consistent_read=consistent)
     except DoesNotExist:
         return None
 
@@ -238,15 +238,17 @@ def save_conversation(conversation: ConversationRecord, **changes: Any) -> Conve
 
 
 def delete_conversation(conversation_id: str) -> int:
-    """Delete a conversation with every message and stored payload; returns how many messages went."""
+    """Delete a conversation with every message and stored payload; returns how many messages went.
+
+    The conversation goes first: appending needs it, so no message can land while its messages are deleted."""
     pk = conversation_pk(conversation_id)
+    ConversationRecord(pk, "META").delete()
     deleted = 0
     with MessageRecord.batch_write() as batch:
-        for item in MessageRecord.query(pk, MessageRecord.sk.startswith("MSG#")):
+        for item in MessageRecord.query(pk, MessageRecord.sk.startswith("MSG#"), attributes_to_get=["pk", "sk"]):
             batch.delete(item)
             deleted += 1
     delete_payloads(f"conversations/{conversation_id}/")
-    ConversationRecord(pk, "META").delete()
     return deleted
 
 
@@ -325,6 +327,7 @@ def recent_messages(conversation_id: str, count: int) -> list[MessageRecord]:
         scan_index_forward=False,
         limit=count,
         attributes_to_get=list(_HISTORY_ATTRIBUTES),
+        consistent_read=True,
     )
     return list(reversed(list(newest)))
 
@@ -332,7 +335,9 @@ def recent_messages(conversation_id: str, count: int) -> list[MessageRecord]:
 def messages_after(conversation_id: str, seq: int) -> list[MessageRecord]:
     """The messages after place `seq`, oldest first: what a history already read lacks."""
     newer = MessageRecord.sk.between(message_sk(seq + 1), message_sk(LAST_SEQ))
-    records = MessageRecord.query(conversation_pk(conversation_id), newer, attributes_to_get=list(_HISTORY_ATTRIBUTES))
+    records = MessageRecord.query(
+        conversation_pk(conversation_id), newer, attributes_to_get=list(_HISTORY_ATTRIBUTES), consistent_read=True
+    )
     return list(records)
 
 

@@ -119,7 +119,7 @@ def join(principal: Principal, connection: store.Connection, room: str, poster: 
     """Join the room of a conversation the user may read (NotFound otherwise), then tell the room."""
     from functions.conversations import service as conversations
 
-    conversations.get_conversation(principal, room, messages_limit=1, messages_cursor=None)
+    conversations.require_readable(principal, room)
     store.join_room(connection, room)
     poster.presence(room, principal.user_id, "joined")
 

@@ -8,6 +8,7 @@ the reply generator then keeps what was produced, marked incomplete.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any, cast
@@ -59,12 +60,19 @@ async def run(event: dict[str, Any], poster: Poster) -> dict[str, Any]:
     sent = 0
     # `stream` is an async generator: closing it early (a gone connection) lets it keep the partial reply.
     stream = cast(AsyncGenerator[dict[str, Any], None], reply.stream(prepared))
-    async with aclosing(stream) as events:
-        async for reply_event in events:
-            data = {**reply_event, "messageId": prepared.message_id}
-            delivered = await anyio.to_thread.run_sync(poster.send, connection_id, "chat:response", data)
-            if not delivered:
-                logger.info("reply abandoned: the connection is gone", extra={"messageId": prepared.message_id})
-                return {"status": "gone", "messageId": prepared.message_id, "events": sent}
-            sent += 1
+    try:
+        async with aclosing(stream) as events:
+            async for reply_event in events:
+                data = {**reply_event, "messageId": prepared.message_id}
+                delivered = await anyio.to_thread.run_sync(poster.send, connection_id, "chat:response", data)
+                if not delivered:
+                    logger.info("reply abandoned: the connection is gone", extra={"messageId": prepared.message_id})
+                    return {"status": "gone", "messageId": prepared.message_id, "events": sent}
+                sent += 1
+    except Exception:
+        # Never raise out of an asynchronous invocation: the reply so far is kept, and the client is told.
+        logger.exception("chat worker failed mid-reply", extra={"messageId": prepared.message_id})
+        with contextlib.suppress(Exception):
+            poster.error(connection_id, "internal_error", "The reply failed; what was produced is kept", "chat:send")
+        return {"status": "failed", "messageId": prepared.message_id, "events": sent}
     return {"status": "sent", "messageId": prepared.message_id, "events": sent}

@@ -9,6 +9,7 @@ import pytest
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.bedrock import FakeBedrock
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.variables import LLM_VARIABLES
 
 __all__ = [
     "anthropic_fake",
@@ -18,24 +19,6 @@ __all__ = [
     "openai_fake",
     "openai_fake_server",
 ]
-
-_LLM_VARIABLES = (
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_BASE_URL",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "OPENAI_COMPATIBLE_PROVIDERS",
-    "BEDROCK_ENABLED",
-    "PROVIDER_CHAIN",
-    "PROVIDER_KEYS_SECRET",
-    "DEFAULT_MODELS",
-    "MODEL_CATALOG",
-    "PROVIDER_CONNECT_TIMEOUT_SECONDS",
-    "PROVIDER_READ_TIMEOUT_SECONDS",
-    "PROVIDER_COOLDOWN_FAILURES",
-    "PROVIDER_COOLDOWN_SECONDS",
-    "PROVIDER_MAX_RETRY_WAIT_SECONDS",
-)
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +72,7 @@ def _forget_llm_state() -> None:
 def llm_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
     """`configure(ANTHROPIC_API_KEY=..., ...)`: the provider settings (none by default: offline) with the cached
     configuration, providers, catalog and cool-downs forgotten before and after the test."""
-    for name in _LLM_VARIABLES:
+    for name in LLM_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     _forget_llm_state()
 

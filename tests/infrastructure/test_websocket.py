@@ -142,10 +142,15 @@ def test_the_worker_may_do_what_chat_does_to_produce_a_reply(dev: Synthesized, a
     worker = WEBSOCKET_WORKER_FUNCTION
     assert set(worker.tables) >= set(CHAT_FUNCTION.tables)
     assert worker.read_only_tables == CHAT_FUNCTION.read_only_tables
-    assert _grants(dev, worker, "secretsmanager") == {
-        dev.signing_secret_id: SECRET_READ_ACTIONS,
-        dev.provider_keys_secret_id: SECRET_READ_ACTIONS,
-    }
+    # The provider keys, not the token-signing keys: it verifies no token.
+    assert _grants(dev, worker, "secretsmanager") == {dev.provider_keys_secret_id: SECRET_READ_ACTIONS}
     _, function = acme.function(worker)
     assert function["Environment"]["Variables"]["BEDROCK_ENABLED"] == "true"
     assert "AWS_LWA_INVOKE_MODE" not in function["Environment"]["Variables"]  # a plain function, no web adapter
+
+
+def test_a_failed_worker_invocation_is_not_retried(dev: Synthesized) -> None:
+    worker_id, _ = dev.function(WEBSOCKET_WORKER_FUNCTION)
+    (config,) = dev.of_type("AWS::Lambda::EventInvokeConfig").values()
+    assert config["Properties"]["FunctionName"] == {"Ref": worker_id}
+    assert config["Properties"]["MaximumRetryAttempts"] == 0

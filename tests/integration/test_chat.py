@@ -130,8 +130,9 @@ def test_bad_credentials_do_not_fail_over(api: TestClient, user: User, both: tup
 
 
 def test_a_failure_mid_stream_keeps_the_partial_reply_marked_incomplete(
-    api: TestClient, user: User, anthropic: FakeAnthropic
+    api: TestClient, user: User, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    in_one_window(monkeypatch)
     anthropic.fail_mid_stream(after_chunks=3, text="one two three four five six")
     events = events_of(api, user, {"message": "count"})
     assert text_of(events) == "one two three "
@@ -140,6 +141,13 @@ def test_a_failure_mid_stream_keeps_the_partial_reply_marked_incomplete(
     reply = stored_reply(api, user, events[0]["conversationId"])
     assert reply["content"] == "one two three "
     assert reply["metadata"]["incomplete"] is True
+    # The provider never reported usage: what was sent and received is estimated, so it still counts.
+    usage = next(e for e in events if e["type"] == "usage")
+    assert usage["outputTokens"] == 4  # "one two three " is 14 characters, about 4 a token
+    assert usage["inputTokens"] >= 2
+    assert reply["metadata"]["outputTokens"] == 4
+    limits_left = api.get("/api/v1/users/dashboard", headers=user.auth).json()["limitsLeft"]
+    assert int(limits_left["tokens"]) == get_settings().chat_tokens_per_window - usage["inputTokens"] - 4
 
 
 def test_the_prompt_carries_the_history_the_memories_and_the_settings(

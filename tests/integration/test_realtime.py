@@ -22,12 +22,15 @@ class StubManagementApi:
     def __init__(self) -> None:
         self.posted: dict[str, list[dict[str, Any]]] = {}
         self.gone: set[str] = set()
+        self.broken_after: int | None = None  # posts that succeed before the API starts failing (not Gone)
         self.attempts: list[str] = []
 
     def post_to_connection(self, *, ConnectionId: str, Data: bytes) -> dict[str, Any]:  # noqa: N803 - boto3's names
         self.attempts.append(ConnectionId)
         if ConnectionId in self.gone:
             raise ClientError({"Error": {"Code": "GoneException", "Message": "gone"}}, "PostToConnection")
+        if self.broken_after is not None and len(self.attempts) > self.broken_after:
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "down"}}, "PostToConnection")
         self.posted.setdefault(ConnectionId, []).append(json.loads(Data))
         return {}
 
@@ -299,4 +302,25 @@ def test_the_worker_stops_when_the_connection_is_gone_and_keeps_the_partial_repl
     conversations = api.get("/api/v1/conversations", headers=ada.auth).json()["items"]
     messages = api.get(f"/api/v1/conversations/{conversations[0]['id']}/messages", headers=ada.auth).json()["items"]
     assert messages[-1]["role"] == "assistant"
+    assert messages[-1]["metadata"]["incomplete"] is True
+
+
+def test_a_worker_that_fails_mid_reply_keeps_it_and_does_not_raise(
+    api: TestClient, users: tuple[User, User], management: StubManagementApi
+) -> None:
+    ada, _ = users
+    connect_as(ada, "c-ada")
+    found = store.get_connection("c-ada")
+    assert found is not None
+    management.broken_after = 2  # `start` and the first content get through, then the management API fails
+    result = worker.lambda_handler(
+        {"connectionId": "c-ada", "endpoint": "https://x/test", "principal": found.principal,
+         "request": {"message": "Anyone there?"}},
+        lambda_context(),
+    )  # fmt: skip
+    assert result["status"] == "failed"  # returned, not raised: an asynchronous invocation must not be retried
+    assert result["events"] == 2
+    conversations = api.get("/api/v1/conversations", headers=ada.auth).json()["items"]
+    messages = api.get(f"/api/v1/conversations/{conversations[0]['id']}/messages", headers=ada.auth).json()["items"]
+    assert [m["role"] for m in messages] == ["user", "assistant"]
     assert messages[-1]["metadata"]["incomplete"] is True

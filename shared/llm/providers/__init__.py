@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
-from shared.llm.types import ProviderError
+from shared.llm.types import ModelRequest, ProviderError
 
 # Statuses worth another provider: timeouts, conflicts on their side, rate limits, server errors and 529
 # (Anthropic's "overloaded"). 400/401/403/404/413/422 would fail the same way anywhere.
@@ -23,7 +23,6 @@ _RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
 STOP_END_TURN = "end_turn"
 STOP_MAX_TOKENS = "max_tokens"
 STOP_TOOL_USE = "tool_use"
-STOP_SEQUENCE = "stop_sequence"
 
 ClientT = TypeVar("ClientT")
 
@@ -74,6 +73,11 @@ def transport_error(provider: str, what: str) -> ProviderError:
 def estimate_tokens(text: str) -> int:
     """About four characters a token: good enough to meter a model that reports no usage."""
     return math.ceil(len(text) / 4)
+
+
+def prompt_text(request: ModelRequest) -> str:
+    """Everything a request sends the model as text: what an input-token estimate counts."""
+    return "\n".join([request.system or "", *(message.content for message in request.messages)])
 
 
 class LoopBound(Generic[ClientT]):

@@ -8,7 +8,7 @@ import re
 from collections.abc import AsyncIterator
 
 from shared.llm.catalog import OFFLINE_MODEL, OFFLINE_PROVIDER
-from shared.llm.providers import STOP_END_TURN, STOP_MAX_TOKENS, estimate_tokens
+from shared.llm.providers import STOP_END_TURN, STOP_MAX_TOKENS, estimate_tokens, prompt_text
 from shared.llm.types import Finished, ModelRequest, ProviderEvent, TextDelta, UsageReport
 
 QUOTE_CHARS = 80
@@ -51,8 +51,7 @@ class OfflineProvider:
             yield TextDelta(word)
             # Yield to the loop between words, as a network stream would.
             await asyncio.sleep(self._word_delay)
-        prompt = "\n".join([request.system or "", *(message.content for message in request.messages)])
-        yield UsageReport(estimate_tokens(prompt), estimate_tokens("".join(sent)))
+        yield UsageReport(estimate_tokens(prompt_text(request)), estimate_tokens("".join(sent)))
         yield Finished(stop_reason)
 
     async def check(self) -> None:

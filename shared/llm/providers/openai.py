@@ -15,6 +15,7 @@ from shared.llm.providers import (
     LoopBound,
     estimate_tokens,
     parse_tool_input,
+    prompt_text,
     status_error,
     transport_error,
 )
@@ -133,7 +134,7 @@ class OpenAIProvider:
         if finish_reason is None:
             raise transport_error(self.name, "the stream ended before a finish reason")
         if usage is None:  # some compatible servers ignore include_usage
-            usage = UsageReport(estimate_tokens(_prompt_text(request)), estimate_tokens("".join(output)))
+            usage = UsageReport(estimate_tokens(prompt_text(request)), estimate_tokens("".join(output)))
         yield usage
         yield Finished(_STOP_REASONS.get(finish_reason, finish_reason))
 
@@ -206,10 +207,6 @@ def openai_messages(message: Message) -> list[dict[str, Any]]:
     if message.content or not turns:
         turns.append({"role": "user", "content": message.content})
     return turns
-
-
-def _prompt_text(request: ModelRequest) -> str:
-    return "\n".join([request.system or "", *(message.content for message in request.messages)])
 
 
 def _detail(body: object) -> str:

@@ -1,0 +1,19 @@
+"""The settings that configure model providers: tests start with none of them (no real key is ever used)."""
+
+LLM_VARIABLES = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_COMPATIBLE_PROVIDERS",
+    "BEDROCK_ENABLED",
+    "PROVIDER_CHAIN",
+    "PROVIDER_KEYS_SECRET",
+    "DEFAULT_MODELS",
+    "MODEL_CATALOG",
+    "PROVIDER_CONNECT_TIMEOUT_SECONDS",
+    "PROVIDER_READ_TIMEOUT_SECONDS",
+    "PROVIDER_COOLDOWN_FAILURES",
+    "PROVIDER_COOLDOWN_SECONDS",
+    "PROVIDER_MAX_RETRY_WAIT_SECONDS",
+)
