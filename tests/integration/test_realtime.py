@@ -283,25 +283,31 @@ def test_a_room_hears_that_a_gone_member_left_and_the_late_disconnect_adds_nothi
     assert management.posted == {}
 
 
-def test_the_worker_stops_when_the_connection_is_gone_and_keeps_the_partial_reply(
-    api: TestClient, users: tuple[User, User], management: StubManagementApi
-) -> None:
-    ada, _ = users
+def reply_to_ada(api: TestClient, ada: User) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Ada (on `c-ada`) asks for a reply through the worker: its result, and her only conversation's messages."""
     connect_as(ada, "c-ada")
     found = store.get_connection("c-ada")
     assert found is not None
-    management.gone.add("c-ada")
     result = worker.lambda_handler(
         {"connectionId": "c-ada", "endpoint": "https://x/test", "principal": found.principal,
          "request": {"message": "Anyone there?"}},
         lambda_context(),
     )  # fmt: skip
+    (conversation,) = api.get("/api/v1/conversations", headers=ada.auth).json()["items"]
+    messages = api.get(f"/api/v1/conversations/{conversation['id']}/messages", headers=ada.auth).json()["items"]
+    return result, messages
+
+
+def test_the_worker_stops_when_the_connection_is_gone_and_keeps_the_partial_reply(
+    api: TestClient, users: tuple[User, User], management: StubManagementApi
+) -> None:
+    ada, _ = users
+    management.gone.add("c-ada")
+    result, messages = reply_to_ada(api, ada)
     assert result["status"] == "gone"
     assert management.attempts == ["c-ada"]
     assert store.get_connection("c-ada") is None
-    conversations = api.get("/api/v1/conversations", headers=ada.auth).json()["items"]
-    messages = api.get(f"/api/v1/conversations/{conversations[0]['id']}/messages", headers=ada.auth).json()["items"]
-    assert messages[-1]["role"] == "assistant"
+    assert [m["role"] for m in messages] == ["user", "assistant"]
     assert messages[-1]["metadata"]["incomplete"] is True
 
 
@@ -309,18 +315,9 @@ def test_a_worker_that_fails_mid_reply_keeps_it_and_does_not_raise(
     api: TestClient, users: tuple[User, User], management: StubManagementApi
 ) -> None:
     ada, _ = users
-    connect_as(ada, "c-ada")
-    found = store.get_connection("c-ada")
-    assert found is not None
     management.broken_after = 2  # `start` and the first content get through, then the management API fails
-    result = worker.lambda_handler(
-        {"connectionId": "c-ada", "endpoint": "https://x/test", "principal": found.principal,
-         "request": {"message": "Anyone there?"}},
-        lambda_context(),
-    )  # fmt: skip
+    result, messages = reply_to_ada(api, ada)
     assert result["status"] == "failed"  # returned, not raised: an asynchronous invocation must not be retried
     assert result["events"] == 2
-    conversations = api.get("/api/v1/conversations", headers=ada.auth).json()["items"]
-    messages = api.get(f"/api/v1/conversations/{conversations[0]['id']}/messages", headers=ada.auth).json()["items"]
     assert [m["role"] for m in messages] == ["user", "assistant"]
     assert messages[-1]["metadata"]["incomplete"] is True
