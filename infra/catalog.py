@@ -40,6 +40,8 @@ class FunctionSpec:
     # Tables the function may only describe (DescribeTable), never read: readiness checks.
     described_tables: tuple[TableSpec, ...] = ()
     reads_signing_keys: bool = False
+    # May only describe the signing-key secret, never read it: readiness checks.
+    describes_signing_keys: bool = False
     # Reads and writes the stage's payload bucket (content too large for a DynamoDB item).
     uses_payload_bucket: bool = False
     # Served by its ASGI app under uvicorn (Lambda Web Adapter, response streaming) behind a Function URL, not
@@ -107,7 +109,7 @@ HEALTH_FUNCTION = FunctionSpec(
         public=True,
     ),
     described_tables=TABLES,
-    reads_signing_keys=True,
+    describes_signing_keys=True,
     memory_mb=256,
     timeout_seconds=10,
 )

@@ -358,6 +358,10 @@ class StratusStack(Stack):
             self.signing_keys.grant_read(function)
             # The first request must find a key ring, not the placeholder CloudFormation created.
             function.node.add_dependency(initial_key)
+        elif spec.describes_signing_keys:
+            function.add_to_role_policy(
+                iam.PolicyStatement(actions=["secretsmanager:DescribeSecret"], resources=[self.signing_keys.secret_arn])
+            )
         if spec.calls_models:
             self.provider_keys.grant_read(function)
             if self.bedrock_enabled:
@@ -373,7 +377,7 @@ class StratusStack(Stack):
                 for table in (*spec.tables, *spec.read_only_tables, *spec.described_tables)
             },
         }
-        if spec.reads_signing_keys:
+        if spec.reads_signing_keys or spec.describes_signing_keys:
             environment["SIGNING_KEYS_SECRET"] = self.signing_keys.secret_arn
         if spec.uses_payload_bucket:
             environment["PAYLOAD_BUCKET"] = self.payload_bucket.bucket_name

@@ -34,7 +34,7 @@ def _expected_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, A
     }
     for table in (*spec.tables, *spec.read_only_tables, *spec.described_tables):
         environment[table.env_var] = {"Ref": synth.table_id(table)}
-    if spec.reads_signing_keys:
+    if spec.reads_signing_keys or spec.describes_signing_keys:
         environment["SIGNING_KEYS_SECRET"] = {"Ref": synth.signing_secret_id}
     if spec.uses_payload_bucket:
         environment["PAYLOAD_BUCKET"] = {"Ref": synth.payload_bucket_id}

@@ -116,6 +116,8 @@ def test_authorizer_and_health_cannot_write_anything(dev: Synthesized, spec: Fun
 @pytest.mark.parametrize("spec", CATALOG_FUNCTIONS, ids=_name)
 def test_function_reads_the_signing_keys_only_if_its_spec_says_so(dev: Synthesized, spec: FunctionSpec) -> None:
     expected = {dev.signing_secret_id: SECRET_READ_ACTIONS} if spec.reads_signing_keys else {}
+    if spec.describes_signing_keys:  # readiness: that the secret exists, never its keys
+        expected[dev.signing_secret_id] = {"secretsmanager:DescribeSecret"}
     if spec.streaming:  # only the chat function calls providers, so only it reads their keys
         expected[dev.provider_keys_secret_id] = SECRET_READ_ACTIONS
 
