@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from shared.llm.catalog import OFFLINE_PROVIDER
+from shared.llm.catalog import OFFLINE_PROVIDER, build_catalog
 
 ProviderKind = Literal["anthropic", "openai", "bedrock", "offline"]
 
@@ -116,10 +116,12 @@ def llm_config_from_environ(
 
     configured = [provider.name for provider in providers]
     chain = _chain(env.get("PROVIDER_CHAIN", ""), configured)
+    default_models = _default_models(env.get("DEFAULT_MODELS", ""), configured)
+    _require_priced(providers, default_models, env.get("MODEL_CATALOG"))
     return LlmConfig(
         providers=tuple(providers),
         chain=chain,
-        default_models=_default_models(env.get("DEFAULT_MODELS", ""), configured),
+        default_models=default_models,
         connect_timeout=_seconds(env, "PROVIDER_CONNECT_TIMEOUT_SECONDS", 5.0),
         read_timeout=_seconds(env, "PROVIDER_READ_TIMEOUT_SECONDS", 30.0),
         cooldown_failures=int(_seconds(env, "PROVIDER_COOLDOWN_FAILURES", 3, integer=True)),
@@ -198,6 +200,21 @@ def _compatible_provider(
     if api_key_env and not api_key:
         raise LlmConfigError(f"{where}: neither {api_key_env} nor the keys secret holds its API key")
     return ProviderConfig(name, "openai", api_key, base_url.rstrip("/"), tuple(models))
+
+
+def _require_priced(providers: list[ProviderConfig], default_models: dict[str, str], catalog_json: str | None) -> None:
+    """Every model the stage may serve must be in the model catalog: a reply needs its context window and prices."""
+    known = build_catalog(catalog_json)
+    known_names = set(known) | {alias for model in known.values() for alias in model.aliases}
+    for provider in providers:
+        if unpriced := [model for model in provider.models if model not in known_names]:
+            raise LlmConfigError(
+                f"OPENAI_COMPATIBLE_PROVIDERS: {provider.name}'s models {unpriced} are not in the model catalog:"
+                " give their context window and prices in MODEL_CATALOG"
+            )
+    for provider_name, model in default_models.items():
+        if model not in known_names:
+            raise LlmConfigError(f"DEFAULT_MODELS: {provider_name}'s {model!r} is not in the model catalog")
 
 
 def _chain(raw: str, configured: list[str]) -> tuple[str, ...]:

@@ -94,6 +94,11 @@ def chain_for(model: str | None = None, provider: str | None = None) -> list[tup
     config = get_llm_config()
     available = providers()
     if config.offline_only:
+        # It answers under any catalogued model's name, so a frontend's model picker works with no key.
+        if model and find_model(model) is None:
+            from shared.llm.catalog import UnknownModel
+
+            raise UnknownModel(model)
         return [(available[OFFLINE_PROVIDER], model or default_model_for(OFFLINE_PROVIDER, config))]
 
     first = provider or (provider_for_model(model, config) if model else None)

@@ -9,6 +9,13 @@ import pytest
 from shared.llm.config import LlmConfigError, llm_config_from_environ
 
 
+def priced(provider: str, *models: str) -> str:
+    """MODEL_CATALOG entries for a compatible provider's models (a stage may serve only catalogued models)."""
+    return json.dumps(
+        {model: {"provider": provider, "contextWindow": 131072, "inputPrice": 0, "outputPrice": 0} for model in models}
+    )
+
+
 def no_secret(secret_id: str) -> str:
     raise AssertionError(f"read {secret_id} although no secret is configured")
 
@@ -28,6 +35,7 @@ def test_default_chain_orders_anthropic_openai_compatible_bedrock() -> None:
             "AWS_REGION": "eu-west-1",
             "OPENAI_API_KEY": "sk-o",
             "OPENAI_COMPATIBLE_PROVIDERS": json.dumps(compatible),
+            "MODEL_CATALOG": priced("ollama", "llama3.1:8b"),
             "ANTHROPIC_API_KEY": "sk-a",
             "ANTHROPIC_BASE_URL": "http://127.0.0.1:1",
         },
@@ -81,6 +89,7 @@ def test_keys_come_from_the_secret_and_environment_wins() -> None:
             "PROVIDER_KEYS_SECRET": "stratus/test/provider-keys",
             "OPENAI_API_KEY": "from-env",
             "OPENAI_COMPATIBLE_PROVIDERS": json.dumps(compatible),
+            "MODEL_CATALOG": priced("gemini", "gemini-2.5-flash"),
         },
         read_secret=read_secret,
     )
@@ -169,3 +178,15 @@ def test_timeouts_and_cooldown_are_configurable() -> None:
     assert (config.connect_timeout, config.read_timeout) == (2.0, 12.5)
     assert (config.cooldown_failures, config.cooldown_seconds) == (5, 0.0)
     assert config.default_models == {"anthropic": "claude-haiku-4-5"}
+
+
+def test_every_model_the_stage_may_serve_must_be_in_the_catalog() -> None:
+    compatible = json.dumps([{"name": "vllm", "baseUrl": "http://x", "models": ["served", "unpriced"]}])
+    with pytest.raises(LlmConfigError, match=r"vllm's models \['unpriced'\] are not in the model catalog"):
+        llm_config_from_environ(
+            {"OPENAI_COMPATIBLE_PROVIDERS": compatible, "MODEL_CATALOG": priced("vllm", "served")},
+            read_secret=no_secret,
+        )
+    with pytest.raises(LlmConfigError, match="DEFAULT_MODELS: anthropic's 'claude-7' is not in the model catalog"):
+        llm_config_from_environ({"ANTHROPIC_API_KEY": "a", "DEFAULT_MODELS": '{"anthropic": "claude-7"}'},
+                                read_secret=no_secret)  # fmt: skip

@@ -21,10 +21,11 @@ def plan(model: str | None = None, provider: str | None = None) -> list[tuple[st
     return [(attempt.name, model_id) for attempt, model_id in chain_for(model, provider)]
 
 
-def test_with_nothing_configured_offline_serves_any_model(llm_environment: Configure) -> None:
+def test_with_nothing_configured_offline_serves_any_catalogued_model(llm_environment: Configure) -> None:
     assert plan() == [("offline", "stratus-offline")]
     assert plan("claude-sonnet-4-5") == [("offline", "claude-sonnet-4-5")]
-    assert plan("made-up-model") == [("offline", "made-up-model")]
+    with pytest.raises(UnknownModel):  # refused (422), as with providers configured
+        plan("made-up-model")
     assert list(providers()) == ["offline"]
 
 
@@ -46,6 +47,12 @@ def test_compatible_providers_own_their_models_and_chain_order_is_configurable(l
     llm_environment(
         OPENAI_API_KEY="o",
         OPENAI_COMPATIBLE_PROVIDERS=json.dumps(compatible),
+        MODEL_CATALOG=json.dumps(
+            {
+                model: {"provider": "ollama", "contextWindow": 32768, "inputPrice": 0, "outputPrice": 0}
+                for model in ("llama3.1:8b", "qwen3")
+            }
+        ),
         PROVIDER_CHAIN="ollama,openai",
         DEFAULT_MODELS='{"openai": "gpt-5-mini"}',
     )
