@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
+
+BATCH_WRITE_ITEMS = 25  # DynamoDB's BatchWriteItem limit
 
 _lock = threading.Lock()
 
@@ -21,3 +25,17 @@ def client(service: str) -> Any:
 def reset_clients() -> None:
     """Forget cached clients (tests that restart the fakes)."""
     client.cache_clear()
+
+
+def delete_items(table: str, keys: Sequence[Mapping[str, Any]]) -> None:
+    """Delete items by key, 25 a BatchWriteItem; what DynamoDB leaves unprocessed (throttling) is sent again
+    after a growing pause."""
+    dynamodb = client("dynamodb")
+    for start in range(0, len(keys), BATCH_WRITE_ITEMS):
+        pending: dict[str, Any] = {
+            table: [{"DeleteRequest": {"Key": key}} for key in keys[start : start + BATCH_WRITE_ITEMS]]
+        }
+        pause = 0.05
+        while pending := dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}:
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from shared.aws import client
+from shared.aws import client, delete_items
 from shared.tables import CHAT
 
 USAGE_RETENTION_DAYS = 400
@@ -245,17 +245,9 @@ def delete_user_data(user_id: str) -> int:
             ExpressionAttributeValues={":pk": {"S": pk}},
             ProjectionExpression="pk, sk",
         ):
-            keys = [{"DeleteRequest": {"Key": item}} for item in page["Items"]]
-            for start in range(0, len(keys), 25):
-                _write_all(keys[start : start + 25])
-            deleted += len(keys)
+            delete_items(_table(), page["Items"])
+            deleted += len(page["Items"])
     return deleted
-
-
-def _write_all(requests: list[dict[str, Any]]) -> None:
-    pending: dict[str, Any] = {_table(): requests}
-    while pending:
-        pending = client("dynamodb").batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
 
 def today() -> date:

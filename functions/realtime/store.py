@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from shared.aws import client
+from shared.aws import client, delete_items
 from shared.tables import REALTIME
 
 CONNECTION_LIFETIME_SECONDS = 2 * 60 * 60  # API Gateway's maximum WebSocket connection duration
@@ -149,12 +149,7 @@ def remove_connection(connection_id: str) -> Departure:
     rooms = [item["sk"]["S"].removeprefix("ROOM#") for item in items if item["sk"]["S"].startswith("ROOM#")]
     keys = [{"pk": item["pk"], "sk": item["sk"]} for item in items]
     keys += [{"pk": {"S": f"ROOM#{room}"}, "sk": {"S": f"CONN#{connection_id}"}} for room in rooms]
-    dynamodb = client("dynamodb")
-    for start in range(0, len(keys), 25):  # BatchWriteItem's limit
-        requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
-        pending: dict[str, Any] = {_table(): requests}
-        while pending:
-            pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+    delete_items(_table(), keys)
     return Departure(user_id, rooms)
 
 

@@ -18,7 +18,6 @@ from shared.llm.types import ModelRequest, Provider, ProviderError, ProviderEven
 
 DEFAULT_FAILURES_BEFORE_COOLDOWN = 3
 DEFAULT_COOLDOWN_SECONDS = 30.0
-DEFAULT_MAX_RETRY_WAIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -65,12 +64,18 @@ class Cooldowns:
         self._clock = clock
         self._consecutive: dict[str, int] = {}
         self._cooling_until: dict[str, float] = {}
+        self._held_until: dict[str, float] = {}  # what providers' own Retry-After asked for
         self._lock = threading.Lock()
 
     def is_cooling(self, provider: str) -> bool:
         with self._lock:
-            until = self._cooling_until.get(provider)
-            return until is not None and self._clock() < until
+            now = self._clock()
+            return any(now < until.get(provider, now) for until in (self._cooling_until, self._held_until))
+
+    def held_for(self, provider: str) -> float:
+        """Seconds left of what the provider's `Retry-After` asked for (0 when nothing)."""
+        with self._lock:
+            return max(0.0, self._held_until.get(provider, 0.0) - self._clock())
 
     def record_failure(self, provider: str, *, retry_after: float | None = None) -> None:
         """Count a retryable failure; a `Retry-After` keeps later requests off the provider as long as it asked."""
@@ -88,12 +93,13 @@ class Cooldowns:
         """Skip `provider` for `seconds`: what its own `Retry-After` asked for."""
         with self._lock:
             until = self._clock() + seconds
-            self._cooling_until[provider] = max(until, self._cooling_until.get(provider, until))
+            self._held_until[provider] = max(until, self._held_until.get(provider, until))
 
     def record_success(self, provider: str) -> None:
         with self._lock:
             self._consecutive.pop(provider, None)
             self._cooling_until.pop(provider, None)
+            self._held_until.pop(provider, None)
 
 
 _cooldowns: Cooldowns | None = None
@@ -140,11 +146,11 @@ async def stream_with_failover(
         from shared.llm.config import get_llm_config
 
         max_retry_wait = get_llm_config().max_retry_wait
-    warm = [attempt for attempt in attempts if not cooldowns.is_cooling(attempt[0].name)]
-    # When every provider is cooling, trying one is better than failing without a call.
-    plan = warm or list(attempts)
+    plan = [attempt for attempt in attempts if not cooldowns.is_cooling(attempt[0].name)]
+    if not plan:
+        plan = await _when_all_cool(attempts, cooldowns, max_retry_wait, sleep)
     last_error: ProviderError | None = None
-    for position, (provider, model) in enumerate(plan):
+    for provider, model in plan:
         yield AttemptStarted(provider.name, model)
         partial: list[str] = []
         content_sent = False
@@ -165,20 +171,36 @@ async def stream_with_failover(
                 raise
             last_error = error
             _log_failover(provider.name, model, error)
-            upcoming = plan[position + 1] if position + 1 < len(plan) else None
-            # Retry-After speaks for the provider that sent it: worth waiting out only before asking it again.
-            if (
-                upcoming is not None
-                and upcoming[0].name == provider.name
-                and error.retry_after is not None
-                and error.retry_after <= max_retry_wait
-            ):
-                await sleep(error.retry_after)
             continue
         cooldowns.record_success(provider.name)
         return
     assert last_error is not None
     raise last_error
+
+
+async def _when_all_cool(
+    attempts: Sequence[tuple[Provider, str]],
+    cooldowns: Cooldowns,
+    max_retry_wait: float,
+    sleep: Callable[[float], Awaitable[None]],
+) -> list[tuple[Provider, str]]:
+    """Whom to ask when every provider is cooling. Those cooled only by our own failure count are tried anyway:
+    better than failing without a call. A provider that asked to be left alone (`Retry-After`) is not asked
+    sooner: its wait is waited out when short, else the request fails at once, saying how long to wait."""
+    unheld = [attempt for attempt in attempts if cooldowns.held_for(attempt[0].name) <= 0]
+    if unheld:
+        return unheld
+    soonest = min(attempts, key=lambda attempt: cooldowns.held_for(attempt[0].name))
+    wait = cooldowns.held_for(soonest[0].name)
+    if wait > max_retry_wait:
+        raise ProviderError(
+            f"every provider asked to be retried later; the soonest, {soonest[0].name}, in {wait:.0f} s",
+            provider=soonest[0].name,
+            retryable=True,
+            retry_after=wait,
+        )
+    await sleep(wait)
+    return [soonest]
 
 
 def _log_failover(provider: str, model: str, error: ProviderError) -> None:

@@ -98,3 +98,23 @@ def test_what_other_containers_spend_reaches_the_ceiling_within_seconds(monkeypa
     with pytest.raises(RateLimited) as refusal:  # ...until the figure is read again
         limits.admit("a-bit-later", now=NOW)
     assert refusal.value.limit == "stage_daily_cost"
+
+
+@pytest.mark.usefixtures("chat_limits")
+def test_deleting_a_users_data_takes_their_usage_and_windows_and_only_theirs() -> None:
+    from functions.chat import store
+
+    moment = datetime.fromtimestamp(NOW, UTC)
+    for user_id in ("leaver", "stayer"):
+        admission = limits.admit(user_id, now=NOW)
+        limits.settle(admission, tokens=10, cost_usd=Decimal("0.01"))
+        for number in range(30):  # more than one BatchWriteItem of keys
+            entry = store.UsageEntry(user_id, "anthropic", "claude-haiku-4-5", 5, 5, 0, 0, Decimal("0.001"), 100, 10,
+                                     "c", f"m{number}", "complete")  # fmt: skip
+            store.record_usage(entry, moment, f"r{number}")
+
+    assert store.delete_user_data("leaver") == 30 + 1 + 1  # usage records, the day's total, the window
+    assert store.daily_totals("leaver", moment.date(), moment.date()) == []
+    assert store.window_counts("leaver", admission.window_start).requests == 0
+    assert store.daily_totals("stayer", moment.date(), moment.date())[0].requests == 30
+    assert store.window_counts("stayer", admission.window_start).requests == 1

@@ -152,31 +152,32 @@ def test_when_every_attempt_fails_the_last_error_is_raised() -> None:
     assert (raised.value.provider, raised.value.status, raised.value.retryable) == ("secondary", 503, True)
 
 
-def test_short_retry_after_is_waited_out_before_asking_the_same_provider_again() -> None:
-    provider = ScriptedProvider("primary")
-    provider.fail(status=429, retry_after=1.5)
-    other = ScriptedProvider("secondary")
-    other.fail(status=429, retry_after=1.0)
+def test_when_every_provider_asked_to_wait_a_short_wait_is_waited_out() -> None:
+    cooldowns = Cooldowns(clock=FakeClock())
+    primary, secondary = ScriptedProvider("primary"), ScriptedProvider("secondary")
+    cooldowns.hold("primary", 5)
+    cooldowns.hold("secondary", 1.5)
     sleeps: list[float] = []
 
-    events = run(
-        [(provider, "model-a"), (provider, "model-b"), (other, "x"), (ScriptedProvider("third"), "y")], sleeps=sleeps
-    )
+    events = run([(primary, "a"), (secondary, "b")], cooldowns, sleeps=sleeps)
 
-    # Waited 1.5 s before asking "primary" again; moved on at once from "secondary" to a different provider.
-    assert sleeps == [1.5]
-    assert served_by(events) == "primary"
-    assert provider.models == ["model-a", "model-b"]
+    assert sleeps == [1.5]  # the soonest, within PROVIDER_MAX_RETRY_WAIT_SECONDS (2 here)
+    assert served_by(events) == "secondary"
+    assert primary.models == []
 
 
-def test_long_retry_after_moves_on_immediately() -> None:
-    provider = ScriptedProvider("primary")
-    provider.fail(status=429, retry_after=30)
+def test_when_every_provider_asked_to_wait_long_the_request_fails_without_a_call() -> None:
+    cooldowns = Cooldowns(clock=FakeClock())
+    primary, secondary = ScriptedProvider("primary"), ScriptedProvider("secondary")
+    cooldowns.hold("primary", 30)
+    cooldowns.hold("secondary", 45)
     sleeps: list[float] = []
 
-    run([(provider, "model-a"), (provider, "model-b")], sleeps=sleeps)
+    with pytest.raises(ProviderError) as raised:
+        run([(primary, "a"), (secondary, "b")], cooldowns, sleeps=sleeps)
 
-    assert sleeps == []
+    assert (raised.value.provider, raised.value.retryable, raised.value.retry_after) == ("primary", True, 30)
+    assert (primary.models, secondary.models, sleeps) == ([], [], [])
 
 
 def test_a_provider_failing_repeatedly_cools_down_and_is_skipped() -> None:
