@@ -83,13 +83,7 @@ CORS_HEADERS = ("authorization", "content-type", "x-request-id")
 WRITE_LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 # Exact DynamoDB actions instead of CDK's grant_read_data/grant_read_write_data, which include Scan: no request
 # path may scan a table (DESIGN), so no function role can.
-TABLE_READ_ACTIONS = (
-    "dynamodb:BatchGetItem",
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:DescribeTable",
-    "dynamodb:GetItem",
-    "dynamodb:Query",
-)
+TABLE_READ_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query")
 TABLE_WRITE_ACTIONS = ("dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 # The Lambda Web Adapter (AWS-published layer): runs a web app in Lambda and streams its responses.
 WEB_ADAPTER_LAYER = "arn:aws:lambda:{region}:753240598075:layer:LambdaAdapterLayerArm64:25"

@@ -14,12 +14,13 @@ _lock = threading.Lock()
 
 
 @cache
-def client(service: str) -> Any:
-    """A boto3 client; `AWS_ENDPOINT_URL` (local mode, tests) points it at the embedded fakes."""
+def client(service: str, endpoint_url: str | None = None) -> Any:
+    """A boto3 client, one per service and endpoint; `AWS_ENDPOINT_URL` (local mode, tests) points it at the
+    embedded fakes unless an `endpoint_url` is given (a WebSocket API's management endpoint)."""
     with _lock:  # boto3's default session is not safe to build clients from concurrently
         import boto3
 
-        return boto3.client(service)  # type: ignore[call-overload]
+        return boto3.client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
 
 
 def reset_clients() -> None:

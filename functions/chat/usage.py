@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from shared.auth.principal import Principal
+from shared.concurrency import together
 from shared.lazy import LazyModule
 
 if TYPE_CHECKING:
@@ -55,15 +56,19 @@ def dashboard(principal: Principal) -> dict[str, Any]:
     from functions.conversations import service as conversations
     from functions.memories import service as memories
 
-    conversation_stats = conversations.conversation_stats(principal)
-    memory_stats = memories.memory_stats(principal.user_id)
-    month = usage_stats(principal.user_id, 30)["totals"]
+    # Four independent reads: at the same time.
+    conversation_stats, memory_stats, usage, limits_left = together(
+        lambda: conversations.conversation_stats(principal),
+        lambda: memories.memory_stats(principal.user_id),
+        lambda: usage_stats(principal.user_id, 30),
+        lambda: limits.remaining(principal.user_id),
+    )
     return {
         "conversations": conversation_stats.conversations,
         "messages": conversation_stats.messages,
         "memories": memory_stats.total,
-        "usageLast30Days": month,
-        "limitsLeft": limits.remaining(principal.user_id),
+        "usageLast30Days": usage["totals"],
+        "limitsLeft": limits_left,
     }
 
 

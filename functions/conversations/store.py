@@ -451,13 +451,19 @@ def conversations_by_id(conversation_ids: Iterable[str]) -> dict[str, Conversati
 def delete_project(project_id: str) -> None:
     """Delete a project and its memberships; its conversations are detached, not deleted (their owners keep them)."""
     for conversation in ConversationRecord.by_project.query(project_pk(project_id)):
-        conversation.update(
-            actions=[
-                ConversationRecord.project_id.remove(),
-                ConversationRecord.gsi2pk.remove(),
-                ConversationRecord.gsi2sk.remove(),
-            ]
-        )
+        try:
+            conversation.update(
+                actions=[
+                    ConversationRecord.project_id.remove(),
+                    ConversationRecord.gsi2pk.remove(),
+                    ConversationRecord.gsi2sk.remove(),
+                ],
+                # The index lags: a conversation deleted meanwhile must not come back as a bare key.
+                condition=ConversationRecord.pk.exists(),
+            )
+        except UpdateError as error:
+            if not condition_failed(error):
+                raise
     with MemberRecord.batch_write() as batch:
         for member in MemberRecord.query(project_pk(project_id), MemberRecord.sk.startswith("MEMBER#")):
             batch.delete(member)

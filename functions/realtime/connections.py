@@ -14,11 +14,9 @@ from functools import partial
 from typing import Any
 
 from functions.realtime import frames, store
+from shared.aws import client
 from shared.concurrency import together
 from shared.observability import logger
-
-_clients: dict[str, Any] = {}
-_lock = threading.Lock()
 
 
 def management_endpoint(request_context: Mapping[str, Any]) -> str:
@@ -31,19 +29,8 @@ def management_endpoint(request_context: Mapping[str, Any]) -> str:
 
 
 def management_client(endpoint: str) -> Any:
-    """A boto3 `apigatewaymanagementapi` client per endpoint, kept for the container's life."""
-    with _lock:
-        found = _clients.get(endpoint)
-        if found is None:
-            import boto3
-
-            found = _clients[endpoint] = boto3.client("apigatewaymanagementapi", endpoint_url=endpoint)
-        return found
-
-
-def forget_clients() -> None:
-    with _lock:
-        _clients.clear()
+    """The `apigatewaymanagementapi` client of one stage's endpoint, kept for the container's life."""
+    return client("apigatewaymanagementapi", endpoint_url=endpoint)
 
 
 class Poster:

@@ -39,7 +39,6 @@ class Stack:
 @pytest.fixture
 def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """moto in-process (`aws`) for the tables; the handlers' calls to the gateway's own URL pass through it."""
-    from functions.realtime.connections import forget_clients
     from shared.aws import reset_clients
 
     monkeypatch.setenv("WORKER_FUNCTION", "set by build_gateway")  # restored after the test
@@ -52,7 +51,6 @@ def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.setenv("WEBSOCKET_MANAGEMENT_URL", base_url)
     monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", base_url)
     reset_clients()
-    forget_clients()
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
@@ -67,7 +65,6 @@ def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         thread.join(10)
         gateway.close()
         reset_clients()
-        forget_clients()
 
 
 def receive_until(ws: Any, event: str, timeout_frames: int = 200) -> list[dict[str, Any]]:
