@@ -68,13 +68,13 @@ def test_two_users_share_a_room_and_a_reply_streams_in_order(http: httpx.Client,
         bob.send(json.dumps({"action": "conversation:join", "conversationId": private}))
         refused = _until(bob, "chat:error")[-1]["data"]
         assert refused["code"] == "conversation_not_found"
-        for bad in (
-            "{not json",
-            json.dumps({"action": "chat:dance"}),
-            json.dumps({"action": "ping", "pad": "x" * 40_000}),
+        for bad, code in (
+            ("{not json", "invalid_frame"),
+            (json.dumps({"action": "chat:dance"}), "unknown_action"),
+            (json.dumps({"action": "ping", "pad": "x" * 40_000}), "message_too_large"),
         ):
             bob.send(bad)
-            assert _until(bob, "chat:error")[-1]["event"] == "chat:error"
+            assert _until(bob, "chat:error")[-1]["data"]["code"] == code
         bob.send(json.dumps({"action": "ping"}))
         assert _until(bob, "pong")[-1] == {"event": "pong", "data": {}}
 

@@ -212,30 +212,40 @@ def test_another_users_conversation_and_unknown_models_are_refused_before_stream
     assert anthropic.requests == []
 
 
-def in_one_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The limits see one moment, so a test's requests never straddle two windows, whatever the clock does."""
+def in_one_window(monkeypatch: pytest.MonkeyPatch) -> float:
+    """The limits see one moment (returned), so a test's requests never straddle two windows, whatever the clock
+    does."""
     moment = time.time()
     monkeypatch.setattr(limits, "time", SimpleNamespace(time=lambda: moment, monotonic=time.monotonic))
+    return moment
 
 
 @pytest.fixture
-def two_requests_a_window(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def two_requests_a_window(monkeypatch: pytest.MonkeyPatch) -> Iterator[float]:
+    """Two requests an hour; the seconds left in the (held) window."""
     monkeypatch.setenv("CHAT_REQUESTS_PER_WINDOW", "2")
-    in_one_window(monkeypatch)
+    moment = in_one_window(monkeypatch)
     get_settings.cache_clear()
-    yield
+    yield 3600 - moment % 3600
     get_settings.cache_clear()
 
 
-@pytest.mark.usefixtures("two_requests_a_window")
-def test_limits_answer_429_with_retry_after_on_both_paths(api: TestClient, user: User) -> None:
+def test_limits_answer_429_with_retry_after_on_both_paths(
+    api: TestClient, user: User, two_requests_a_window: float
+) -> None:
     events_of(api, user, {"message": "one"})
     assert api.post("/api/v1/ai/chat", headers=user.auth, json={"message": "two"}).status_code == 200
     for path in (STREAM, "/api/v1/ai/chat"):
         refused = api.post(path, headers=user.auth, json={"message": "three"})
         assert refused.status_code == 429
-        assert int(refused.headers["retry-after"]) > 0
+        assert int(refused.headers["retry-after"]) == max(1, int(two_requests_a_window))
         assert refused.json()["error"]["details"][0]["limit"] == "requests_per_window"
+    # A refused request leaves nothing behind: no conversation, no message "three".
+    conversations = api.get("/api/v1/conversations", headers=user.auth).json()["items"]
+    assert len(conversations) == 2
+    for conversation in conversations:
+        messages = api.get(f"/api/v1/conversations/{conversation['id']}/messages", headers=user.auth).json()["items"]
+        assert "three" not in [m["content"] for m in messages]
 
 
 @pytest.fixture
@@ -256,6 +266,8 @@ def test_a_hundred_concurrent_chats_against_a_limit_of_fifty_serve_exactly_fifty
         statuses = list(pool.map(chat, range(100)))
     assert statuses.count(200) == 50
     assert statuses.count(429) == 50
+    listed = api.get("/api/v1/conversations", headers=user.auth, params={"limit": 100}).json()["items"]
+    assert len(listed) == 50  # the refused fifty left no conversation behind
 
 
 def test_models_list_the_configured_providers_with_prices_and_health_probes_them(

@@ -68,7 +68,7 @@ def test_the_stage_cost_ceiling_stops_everyone_until_tomorrow() -> None:
     with pytest.raises(RateLimited) as refusal:
         limits.admit("newcomer", now=NOW)
     assert refusal.value.limit == "stage_daily_cost"
-    assert 0 < refusal.value.retry_after_seconds <= 86400
+    assert refusal.value.retry_after_seconds == 16 * 3600  # NOW is 08:00 UTC: until midnight
     limits.admit("newcomer", now=NOW + 86400)
 
 

@@ -102,7 +102,7 @@ def test_archive_takes_a_memory_out_of_prompts_and_the_default_list_and_restore_
     assert restored.json()["archived"] is False
     assert contents(walk(api, user)[0]) == ["shelved", "kept"]
     assert contents(walk(api, user, f"{MEMORIES}/active")[0]) == ["shelved", "kept"]
-    assert kept["archived"] is False
+    assert api.get(f"{MEMORIES}/{kept['id']}", headers=user.auth).json()["archived"] is False  # untouched throughout
 
 
 # Listings ---------------------------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def test_expired_memories_give_their_room_back(api: TestClient, memory_limit: Se
     assert contents(walk(api, user)[0]) == ["new 2", "new 1", "kept"]
     # Reclaimed memories are gone from storage too, not only hidden.
     assert sorted(contents(service.export_user_data(user.id))) == ["kept", "new 1", "new 2"]
-    assert kept["content"] == "kept"
+    assert api.get(f"{MEMORIES}/{kept['id']}", headers=user.auth).json()["content"] == "kept"  # a live one stays
 
 
 def test_memories_dynamodb_already_removed_by_ttl_give_their_room_back(api: TestClient, memory_limit: SetLimit) -> None:
