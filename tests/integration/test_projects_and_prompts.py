@@ -81,6 +81,11 @@ def test_editors_write_viewers_only_read_and_neither_deletes(
     )
     assert viewer_create.status_code == 403
     assert api.get(path, headers=viewer.auth).json()["title"] == "Plan v2"
+    # Moving a conversation out of (or between) projects is its owner's call alone; an editor's attempt changes nothing.
+    moved = api.put(path, headers=editor.auth, json={"projectId": None})
+    assert moved.status_code == 403
+    assert error_code(moved) == "owner_only"
+    assert api.get(path, headers=viewer.auth).json()["projectId"] == shared_project["project"]
 
 
 def test_strangers_get_not_found_for_the_project_and_its_conversations(
