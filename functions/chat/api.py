@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
-from starlette.background import BackgroundTask
+from starlette.types import Receive, Scope, Send
 
 from functions.chat import reply
 from functions.chat.models import (
@@ -36,16 +37,26 @@ router = APIRouter(prefix="/api/v1/ai", tags=["chat"])
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
+class ReplyEventStream(StreamingResponse):
+    """A reply as server-sent events. Sending it ends only once the user's message and the reply so far are stored,
+    however it ends: the reply's end, or the client gone and the request cancelled (under the Lambda Web Adapter,
+    work left running after the response may be frozen, so none is left)."""
+
+    def __init__(self, prepared: reply.PreparedReply) -> None:
+        # The body is the reply's events, attached when the response is sent (inside `reply.streaming`).
+        super().__init__((), media_type="text/event-stream", headers=SSE_HEADERS)
+        self.prepared = prepared
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with reply.streaming(self.prepared) as events, aclosing(_sse(events)) as body:
+            self.body_iterator = body
+            await super().__call__(scope, receive, send)
+
+
 @router.post("/chat/stream", response_class=StreamingResponse)
 async def chat_stream(principal: CurrentPrincipal, body: ChatRequest) -> StreamingResponse:
     """The reply as server-sent events; refusals (limits, access) answer before the stream starts."""
-    prepared = await reply.prepare(principal, body)
-    return StreamingResponse(
-        _sse(reply.stream(prepared)),
-        media_type="text/event-stream",
-        headers=SSE_HEADERS,
-        background=BackgroundTask(reply.keep_user_message, prepared),
-    )
+    return ReplyEventStream(await reply.prepare(principal, body))
 
 
 @router.post("/chat", response_model=ChatResponse)
@@ -57,18 +68,19 @@ async def chat(principal: CurrentPrincipal, body: ChatRequest) -> ChatResponse:
     usage: dict[str, Any] = {}
     end: dict[str, Any] = {}
     error: dict[str, Any] | None = None
-    async for event in reply.stream(prepared):
-        kind = event["type"]
-        if kind == "start":
-            start = event
-        elif kind == "content":
-            content.append(event["delta"])
-        elif kind == "usage":
-            usage = event
-        elif kind == "error":
-            error = event
-        elif kind == "end":
-            end = event
+    async with reply.streaming(prepared) as events:
+        async for event in events:
+            kind = event["type"]
+            if kind == "start":
+                start = event
+            elif kind == "content":
+                content.append(event["delta"])
+            elif kind == "usage":
+                usage = event
+            elif kind == "error":
+                error = event
+            elif kind == "end":
+                end = event
     if error is not None and not content:
         raise ProviderFailed(error["message"], code="provider_error")
     return ChatResponse(
@@ -138,7 +150,7 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncGenerator[bytes, None]:
     """Server-sent events, one JSON object per `data:` line; a failure mid-stream becomes an `error` event."""
     try:
         async for event in events:

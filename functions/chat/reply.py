@@ -1,17 +1,21 @@
-"""The one reply generator: SSE, the buffered chat route and the WebSocket worker all consume `stream`.
+"""The one reply generator: SSE, the buffered chat route and the WebSocket worker all consume `stream`, through
+`streaming`.
 
 `prepare` does everything that may refuse the request (limits, access to the conversation); `stream` then yields
 the reply as typed events (start, content, tool_use, tool_result, usage, end, error), with the serving provider
 chosen by failover, and stores the user's message once the model has answered. Whatever happens then (a provider
-failing mid-stream, the client going away), the reply produced so far is kept, marked incomplete.
+failing mid-stream, the client going away), the reply produced so far is kept, marked incomplete. The writes run
+where the request's cancellation cannot reach them, and a consumer that stops, however it stops, waits for them
+before it goes on: the user's message, the conversation it starts and the reply so far are stored before the
+request ends, even when a disconnect cancelled it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -21,7 +25,7 @@ import anyio
 from functions.chat import limits
 from functions.chat.models import ChatRequest
 from shared.auth.principal import Principal
-from shared.concurrency import together
+from shared.concurrency import complete_despite_cancellation, together
 from shared.errors import DomainError, ValidationFailed
 from shared.ids import new_id
 from shared.llm.providers import estimate_tokens, prompt_text
@@ -61,14 +65,14 @@ class PreparedReply:
     conversation_id: str
     model_request: ModelRequest
     attempts: list[tuple[Any, str]]
-    # Stores the user's message (creating the conversation first when it is new); see `user_message_stored`.
+    # Stores the user's message (creating the conversation first when it is new); see `start_storing_user_message`.
     store_user_message: Callable[[], ReplyThread]
     message_id: str = field(default_factory=new_id)
     tool_runner: ToolRunner | None = None
-    _user_message: asyncio.Future[ReplyThread] | None = field(default=None, init=False, repr=False)
+    _user_message: asyncio.Task[ReplyThread] | None = field(default=None, init=False, repr=False)
 
-    def user_message_stored(self) -> asyncio.Future[ReplyThread]:
-        """Start storing the user's message, once; the future gives the conversation to add the reply to.
+    def start_storing_user_message(self) -> asyncio.Task[ReplyThread]:
+        """Start storing the user's message, once, in a task of its own that no request's cancellation reaches.
 
         `stream` starts it as soon as it has passed on the model's first event: the model does not need the message
         stored to answer, and the first token should not share the CPU with a write that can wait. The reply is
@@ -76,6 +80,11 @@ class PreparedReply:
         if self._user_message is None:
             self._user_message = asyncio.ensure_future(anyio.to_thread.run_sync(self.store_user_message))
         return self._user_message
+
+    async def user_message_stored(self) -> ReplyThread:
+        """The conversation to add the reply to, once the user's message is stored (starting it if need be). The
+        write ends even if the caller is cancelled meanwhile; the cancellation is raised after it."""
+        return await complete_despite_cancellation(self.start_storing_user_message())
 
 
 async def prepare(principal: Principal, request: ChatRequest, tool_runner: ToolRunner | None = None) -> PreparedReply:
@@ -164,8 +173,25 @@ async def prepare(principal: Principal, request: ChatRequest, tool_runner: ToolR
     )
 
 
-async def stream(prepared: PreparedReply) -> AsyncIterator[Event]:
-    """The reply as events. A provider failure is an `error` event, never an exception."""
+@asynccontextmanager
+async def streaming(prepared: PreparedReply) -> AsyncIterator[AsyncIterator[Event]]:
+    """The reply's events, for one consumer. Leaving the block, however it is left (the reply's end, a consumer
+    that stops early, an error, the consumer's task cancelled), closes the stream and waits until the user's
+    message and the reply so far are stored, even if the user's message never reached the model; then whatever
+    ended the block goes on."""
+    events = stream(prepared)
+    try:
+        yield events
+    finally:
+        try:
+            await events.aclose()  # a stream cut short stores what it produced, marked incomplete
+        finally:
+            await prepared.user_message_stored()
+
+
+async def stream(prepared: PreparedReply) -> AsyncGenerator[Event, None]:
+    """The reply as events. A provider failure is an `error` event, never an exception. Consume it through
+    `streaming`, which also keeps the user's message when the stream is never read."""
     from shared.llm.failover import stream_with_failover
 
     progress = _Progress(prepared)
@@ -182,7 +208,7 @@ async def stream(prepared: PreparedReply) -> AsyncIterator[Event]:
                     for event in progress.take(provider_event, calls):
                         yield event
                     if progress.announced:
-                        prepared.user_message_stored()
+                        prepared.start_storing_user_message()
             if progress.stop_reason != "tool_use" or not calls or prepared.tool_runner is None:
                 break
             results = await prepared.tool_runner(calls)
@@ -202,17 +228,18 @@ async def stream(prepared: PreparedReply) -> AsyncIterator[Event]:
         failure = error
         progress.stop_reason = "error"
     except BaseException:
-        # The client went away (cancellation) or something broke: keep what was produced, then let it propagate.
+        # The client went away (cancellation, or the stream closed) or something broke: keep what was produced,
+        # then let it propagate.
         progress.stop_reason = progress.stop_reason or "client_disconnected"
-        with anyio.CancelScope(shield=True):
-            await progress.persist(incomplete=True)
+        await progress.persist(incomplete=True)
         raise
 
+    # Stored before anything more is yielded: a consumer that stops at the next event has nothing left to store.
+    cost = await progress.persist(incomplete=failure is not None)
     if failure is not None:
         logger.warning("reply failed", extra={"provider": failure.provider, "status": failure.status})
         if not progress.announced:
             yield progress.start_event()
-    cost = await progress.persist(incomplete=failure is not None)
     usage = progress.usage
     yield {
         "type": "usage",
@@ -296,7 +323,11 @@ class _Progress:
         }
 
     async def persist(self, *, incomplete: bool) -> Decimal:
-        """Store the reply (if anything was produced), its usage, and its cost against the limits."""
+        """Store the reply (if anything was produced), its usage, and its cost against the limits. The writes end
+        even if the caller is cancelled meanwhile; the cancellation is raised after them."""
+        return await complete_despite_cancellation(self._store(incomplete=incomplete))
+
+    async def _store(self, *, incomplete: bool) -> Decimal:
         from functions.chat import store
         from shared.llm import catalog
 
@@ -344,11 +375,6 @@ class _Progress:
 
         await anyio.to_thread.run_sync(write)
         return cost
-
-
-async def keep_user_message(prepared: PreparedReply) -> None:
-    """Store the user's message even if its reply never streamed (a client gone before the first byte)."""
-    await prepared.user_message_stored()
 
 
 def _first_domain_error(failures: BaseExceptionGroup) -> BaseException:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
-from typing import Any, cast
+from typing import Any
 
 import anyio
 
@@ -58,10 +56,9 @@ async def run(event: dict[str, Any], poster: Poster) -> dict[str, Any]:
         return fail("internal_error", "The reply could not be started")
 
     sent = 0
-    # `stream` is an async generator: closing it early (a gone connection) lets it keep the partial reply.
-    stream = cast(AsyncGenerator[dict[str, Any], None], reply.stream(prepared))
     try:
-        async with aclosing(stream) as events:
+        # Leaving early (a gone connection) keeps the partial reply: the block ends once it is stored.
+        async with reply.streaming(prepared) as events:
             async for reply_event in events:
                 data = {**reply_event, "messageId": prepared.message_id}
                 delivered = await anyio.to_thread.run_sync(poster.send, connection_id, "chat:response", data)

@@ -99,7 +99,8 @@ async def test_the_users_message_is_kept_when_its_reply_never_streams(
     )
 
     prepared = await reply.prepare(principal, ChatRequest(message="anyone there?"))
-    await reply.keep_user_message(prepared)  # what the SSE route runs after its response, streamed or not
+    async with reply.streaming(prepared):
+        pass  # a consumer gone before reading a single event
 
     history = conversations.list_messages(principal, prepared.conversation_id, limit=10, cursor=None).items
     assert [(m.role, m.content) for m in history] == [("user", "anyone there?")]
