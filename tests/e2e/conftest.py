@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -46,17 +46,19 @@ def _scrubbed(name: str) -> bool:
 
 
 class LocalStack:
-    """One `python -m infra.local` process on a free port, logging to `log_path`."""
+    """One `python -m infra.local` process on a free port, logging to `log_path`; `environment` adds settings
+    (a fake model provider's, say) to the scrubbed environment it runs in."""
 
-    def __init__(self, log_path: Path, port: int | None = None) -> None:
+    def __init__(self, log_path: Path, port: int | None = None, environment: Mapping[str, str] | None = None) -> None:
         self.log_path = log_path
         self.port = port or free_port()
+        self.environment = dict(environment or {})
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> LocalStack:
         env = {key: value for key, value in os.environ.items() if not _scrubbed(key)}
-        env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.environment, PYTHONUNBUFFERED="1")
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "infra.local", "--port", str(self.port)],
