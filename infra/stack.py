@@ -8,20 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import jsii
 from aws_cdk import (
-    Acknowledgment,
     Aws,
-    CfnElement,
     CfnOutput,
     CustomResource,
     Duration,
     IgnoreMode,
     RemovalPolicy,
     Stack,
-    Validations,
 )
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
@@ -38,7 +35,7 @@ from aws_cdk.aws_apigatewayv2_authorizers import (
     WebSocketLambdaAuthorizer,
 )
 from aws_cdk.aws_apigatewayv2_integrations import HttpLambdaIntegration, WebSocketLambdaIntegration
-from constructs import Construct, IConstruct
+from constructs import Construct
 from pydantic import ValidationError
 
 from infra.catalog import (
@@ -55,6 +52,7 @@ from infra.catalog import (
     WEBSOCKET_WORKER_FUNCTION,
     FunctionSpec,
 )
+from infra.nag import acknowledge, acknowledge_wildcard_resource
 from shared.settings import Settings
 from shared.tables import TABLES, TableSpec
 
@@ -162,7 +160,7 @@ class StratusStack(Stack):
             description=f"Stratus {stage}: ES256 key ring that signs and verifies access and refresh tokens",
             removal_policy=self._removal_policy,
         )
-        _acknowledge(
+        acknowledge(
             self.signing_keys,
             "AwsSolutions-SMG4",
             "The key ring rotates by adding a key in front (every listed key still verifies) and dropping "
@@ -185,7 +183,7 @@ class StratusStack(Stack):
             description=f"Stratus {stage}: LLM provider API keys, JSON by provider name; set by the operator",
             removal_policy=self._removal_policy,
         )
-        _acknowledge(
+        acknowledge(
             self.provider_keys,
             "AwsSolutions-SMG4",
             "Provider API keys are issued by the providers and rotated in their consoles; the operator updates the "
@@ -264,7 +262,7 @@ class StratusStack(Stack):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=self._removal_policy,
         )
-        _acknowledge(
+        acknowledge(
             bucket,
             "AwsSolutions-S1",
             "Objects are reached only through the conversations function, whose every call is logged with its "
@@ -322,12 +320,13 @@ class StratusStack(Stack):
                 **environment,
             },
         )
-        _acknowledge(
+        # Tracing.ACTIVE grants the X-Ray writes on "*".
+        acknowledge_wildcard_resource(
             role,
-            "AwsSolutions-IAM5[Resource::*]",
+            "*",
             "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions.",
         )
-        _acknowledge(
+        acknowledge(
             function,
             "AwsSolutions-L1",
             "The project pins python3.12 (DESIGN decision 1): its layers are built for 3.12 and the code is "
@@ -404,34 +403,30 @@ class StratusStack(Stack):
         role = function.role
         assert role is not None  # _function gives every function its own role
         for context in sorted({table.context for table in (*spec.tables, *spec.read_only_tables)}):
-            table_id = self.get_logical_id(_cfn(self.tables[context]))
-            _acknowledge(
+            # Table.grant names the table's indexes as its ARN plus /index/*.
+            acknowledge_wildcard_resource(
                 role,
-                f"AwsSolutions-IAM5[Resource::<{table_id}.Arn>/index/*]",
+                f"{self.tables[context].table_arn}/index/*",
                 "Queries the GSIs of a table its spec lists; index ARNs are the table ARN plus /index/*.",
             )
 
     def _grant_bedrock(self, function: lambda_.Function) -> None:
         """Stream replies from Bedrock's models, on demand or through cross-region inference profiles."""
+        models = f"arn:{Aws.PARTITION}:bedrock:*::foundation-model/*"
+        profiles = f"arn:{Aws.PARTITION}:bedrock:*:{Aws.ACCOUNT_ID}:inference-profile/*"
         function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["bedrock:InvokeModelWithResponseStream"],
-                resources=[
-                    f"arn:{Aws.PARTITION}:bedrock:*::foundation-model/*",
-                    f"arn:{Aws.PARTITION}:bedrock:*:{Aws.ACCOUNT_ID}:inference-profile/*",
-                ],
-            )
+            iam.PolicyStatement(actions=["bedrock:InvokeModelWithResponseStream"], resources=[models, profiles])
         )
         role = function.role
         assert role is not None
-        _acknowledge(
+        acknowledge_wildcard_resource(
             role,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/*]",
+            models,
             "The stage may use any model the operator enables in Bedrock; invocation is the only action granted.",
         )
-        _acknowledge(
+        acknowledge_wildcard_resource(
             role,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*:<AWS::AccountId>:inference-profile/*]",
+            profiles,
             "Cross-region inference profiles route a model to any region of the profile; invocation only.",
         )
 
@@ -448,12 +443,11 @@ class StratusStack(Stack):
                 conditions={"StringLike": {"s3:prefix": [f"{PAYLOAD_PREFIX}*"]}},
             )
         )
-        bucket_id = self.get_logical_id(_cfn(self.payload_bucket))
         role = function.role
         assert role is not None
-        _acknowledge(
+        acknowledge_wildcard_resource(
             role,
-            f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{PAYLOAD_PREFIX}*]",
+            objects,
             "Message payload objects are named by conversation and message id under one prefix.",
         )
 
@@ -483,9 +477,10 @@ class StratusStack(Stack):
             framework_on_event_role=framework_role,
             log_group=framework_logs,
         )
-        _acknowledge(
+        # The Provider grants lambda:InvokeFunction on its handler's ARN and on every version (ARN:*).
+        acknowledge_wildcard_resource(
             framework_role,
-            f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(_cfn(function))}.Arn>:*]",
+            f"{function.function_arn}:*",
             "The CDK Provider framework may invoke any version of its on_event handler (ARN:*).",
         )
         return CustomResource(
@@ -571,7 +566,7 @@ class StratusStack(Stack):
                     authorizer=apigwv2.HttpNoneAuthorizer() if route.public else None,
                 )
                 if route.public:
-                    _acknowledge(
+                    acknowledge(
                         http_route,
                         "AwsSolutions-APIG4",
                         f"{route.route_key} is public by contract (catalog Route.public): it is how a caller "
@@ -607,7 +602,7 @@ class StratusStack(Stack):
             api.add_route(action, integration=integration)
         for route in api.node.children:
             if isinstance(route, apigwv2.WebSocketRoute) and route.node.id != "$connect-Route":
-                _acknowledge(
+                acknowledge(
                     route,
                     "AwsSolutions-APIG4",
                     "WebSocket APIs authorize once, on $connect (the token authorizer); every later route runs on "
@@ -625,24 +620,30 @@ class StratusStack(Stack):
                 burst_limit=int(self.node.try_get_context("throttleBurstLimit") or DEFAULT_THROTTLE_BURST),
             ),
         )
-        api_id = self.get_logical_id(_cfn(api))
+        # What WebSocketStage.grant_management_api_access grants, written out so that its acknowledgement names
+        # the same ARN in whatever account and region the stage resolves to.
+        connections = (
+            f"{self.format_arn(service='execute-api', resource=api.api_id)}/{stage.stage_name}/*/@connections/*"
+        )
         for function in (handler, worker):
-            stage.grant_management_api_access(function)
+            function.add_to_role_policy(
+                iam.PolicyStatement(actions=["execute-api:ManageConnections"], resources=[connections])
+            )
             role = function.role
             assert role is not None
-            _acknowledge(
+            acknowledge_wildcard_resource(
                 role,
-                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
-                f"<{api_id}>/{self.stage}/*/@connections/*]",
+                connections,
                 "execute-api:ManageConnections on this stage's @connections only: connection ids are made at "
                 "connect time, so no narrower resource can be named.",
             )
         worker.grant_invoke(handler)
         handler_role = handler.role
         assert handler_role is not None
-        _acknowledge(
+        # grant_invoke names the function's ARN and every version and alias of it (ARN:*).
+        acknowledge_wildcard_resource(
             handler_role,
-            f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(_cfn(worker))}.Arn>:*]",
+            f"{worker.function_arn}:*",
             "lambda:InvokeFunction on the chat worker only; the wildcard is that function's versions and aliases.",
         )
         handler.add_environment("WORKER_FUNCTION", worker.function_name)
@@ -661,16 +662,6 @@ def deployment_settings(stage: str, cors_origins: str | None) -> Settings:
     except ValidationError as error:
         problem = str(error.errors()[0]["msg"]).removeprefix("Value error, ")
         raise ConfigurationError(f"stage {stage!r}: {problem}") from None
-
-
-def _acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
-    """Accept a cdk-nag finding on `scope` and everything under it, with the reason an auditor reads."""
-    Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
-
-
-def _cfn(construct: IConstruct) -> CfnElement:
-    """The CloudFormation resource behind an L2 construct, for its logical id."""
-    return cast(CfnElement, construct.node.default_child)
 
 
 def _pascal(name: str) -> str:
