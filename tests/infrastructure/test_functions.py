@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from infra.catalog import AUTHORIZER_FUNCTION, HTTP_FUNCTIONS, STREAMING_FUNCTIONS, FunctionSpec
-from infra.stack import SIGNING_KEYS_FUNCTION
+from infra.functions import SIGNING_KEYS_FUNCTION
 from shared.settings import settings_from_environ
 from tests.infrastructure.conftest import ACME_ORIGINS, Synthesized
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from infra.catalog import AUTHORIZER_FUNCTION, HEALTH_FUNCTION, HTTP_FUNCTIONS, STREAMING_FUNCTIONS, FunctionSpec
-from infra.stack import SIGNING_KEYS_FUNCTION
+from infra.functions import SIGNING_KEYS_FUNCTION
 from tests.infrastructure.conftest import Synthesized
 
 pytestmark = pytest.mark.infra
