@@ -100,6 +100,17 @@ def _synthesize(root: Path, stage: str, environment: dict[str, str], **context: 
     return Synthesized(stage, stack, Template.from_stack(stack), outdir)
 
 
+# Every stage-independent assertion runs on both: a dev stage with no environment (tokens in every ARN) and a
+# tenant stage in a known account and region (literal values in its ARNs).
+STAGES = ("dev", "acme")
+
+
+@pytest.fixture(params=STAGES)
+def synth(request: pytest.FixtureRequest) -> Synthesized:
+    """Each stage in turn, synthesized once per session."""
+    return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
+
+
 @pytest.fixture(scope="session")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return _synthesize(tmp_path_factory.mktemp("dev"), "dev", {})
