@@ -29,7 +29,7 @@ def verify_credential(credential: str) -> Principal:
         principal = resolve_api_key(credential)
     else:
         from shared.auth.keys import key_ring
-        from shared.auth.tokens import verify_token
+        from shared.auth.tokens import issued_at_ms, verify_token
         from shared.settings import get_settings
 
         claims = verify_token(credential, key_ring(), get_settings(), token_type="access")
@@ -40,9 +40,7 @@ def verify_credential(credential: str) -> Principal:
             auth_type="token",
             expires_at=int(claims["exp"]),
             session_id=claims.get("sid"),
-            # `iat` has whole seconds: a token is taken as issued at the end of its second, so one issued right
-            # after a change (a refresh, a fresh sign-in) is never refused for sharing the change's second.
-            verified_at_ms=int(claims["iat"]) * 1000 + 999,
+            verified_at_ms=issued_at_ms(claims),
         )
     ensure_not_revoked(principal)
     return principal
