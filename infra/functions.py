@@ -21,6 +21,9 @@ from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.observability import METRICS_NAMESPACE, WRITE_LOG_ACTIONS, log_group
 from infra.stage import StageConfig, StageConstruct, pascal
 from infra.storage import PAYLOAD_PREFIX, Storage
+from shared.auth.api_keys import API_KEY_RESOLUTION_ATTRIBUTES, API_KEY_RESOLUTION_PARTITIONS
+from shared.auth.revocations import REVOCATIONS_PARTITION
+from shared.tables import IDENTITY
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,6 +92,8 @@ class Functions(StageConstruct):
             self.storage.provider_keys.grant_read(function)
             if self.config.bedrock_enabled:
                 self._grant_bedrock(function)
+        if spec.checks_revocations:
+            self._grant_revocation_reads(function)
         return function
 
     def _layer(self, name: str, path: Path) -> lambda_.LayerVersion:
@@ -196,6 +201,30 @@ class Functions(StageConstruct):
                 f"{tables[context].table_arn}/index/*",
                 "Queries the GSIs of a table its spec lists; index ARNs are the table ARN plus /index/*.",
             )
+
+    def _grant_revocation_reads(self, function: lambda_.Function) -> None:
+        """Query the identity table's revocation partition only, and get the items an API key resolves through
+        (the key, its owner's roles and status, their roles), nothing else of that table (shared.auth.revocations)."""
+        identity = self.storage.tables[IDENTITY.context]
+        function.add_environment(IDENTITY.env_var, identity.table_name)
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[identity.table_arn],
+                conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [REVOCATIONS_PARTITION]}},
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem"],
+                resources=[identity.table_arn],
+                conditions={
+                    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(API_KEY_RESOLUTION_PARTITIONS)},
+                    "ForAllValues:StringEquals": {"dynamodb:Attributes": list(API_KEY_RESOLUTION_ATTRIBUTES)},
+                    "StringEqualsIfExists": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
+                },
+            )
+        )
 
     def _grant_bedrock(self, function: lambda_.Function) -> None:
         """Stream replies from Bedrock's models, on demand or through cross-region inference profiles."""

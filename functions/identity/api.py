@@ -26,6 +26,7 @@ from functions.identity.models import (
     TokenStatus,
     UserPublic,
     UserSettings,
+    UserStatusUpdate,
 )
 from shared.auth.principal import Principal
 from shared.errors import Unauthorized
@@ -189,6 +190,13 @@ def set_roles(
     principal: Admin, user_id: Annotated[str, Path(alias="userId", max_length=26)], body: RolesUpdate
 ) -> UserPublic:
     return service.set_roles(principal, user_id, body.roles)
+
+
+@admin.put("/users/{userId}/status", response_model=UserPublic)
+def set_status(
+    principal: Admin, user_id: Annotated[str, Path(alias="userId", max_length=26)], body: UserStatusUpdate
+) -> UserPublic:
+    return service.set_status(principal, user_id, body.status)
 
 
 @admin.get("/roles", response_model=Page[RolePublic])

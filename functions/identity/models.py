@@ -56,7 +56,7 @@ class UserPublic(ApiModel):
     avatar_url: str | None
     timezone: str | None
     roles: list[str]
-    status: Literal["active", "invited"]
+    status: Literal["active", "invited", "disabled"]
     created_at: datetime
 
 
@@ -148,6 +148,12 @@ class InviteUserRequest(ApiModel):
 
 class RolesUpdate(ApiModel):
     roles: Annotated[list[RoleName], Field(min_length=1, max_length=10)]
+
+
+class UserStatusUpdate(ApiModel):
+    """`disabled` refuses every credential of the user at once; `active` lets them sign in again."""
+
+    status: Literal["active", "disabled"]
 
 
 class RoleCreate(ApiModel):

@@ -159,6 +159,28 @@ def report_warm_latency(env: dict[str, str]) -> None:
             print(f"  {name:<34} {percentiles(timed(call, WARM_CALLS))}")
 
         report_conversation_reads(verify_credential(token), answer, context)
+        report_revocation_checks(token)
+
+
+def report_revocation_checks(token: str) -> None:
+    """What checking revocations costs an access token: nothing read while the view is fresh, one Query when due."""
+    from shared.auth.revocations import RevocationView, use_revocation_view
+    from shared.auth.verify import verify_credential
+
+    calls: list[tuple[str, float]] = []
+    verify_credential(token)  # the view is read now, if it was due
+    with _recording_calls(calls):
+        fresh = timed(lambda: verify_credential(token), WARM_CALLS)
+    previous = use_revocation_view(RevocationView(refresh_seconds=lambda: 0.0))
+    try:
+        verify_credential(token)
+        due = timed(lambda: verify_credential(token), WARM_CALLS)
+    finally:
+        use_revocation_view(previous)
+    print(f"\nRevocation checks on moto ({WARM_CALLS} access-token verifications each)")
+    print(f"  {'view fresh (read at most every 2 s)':<40} {percentiles(fresh)}")
+    print(f"  {'  DynamoDB calls in those verifications':<40} {len(calls)}")
+    print(f"  {'view due (one Query of new entries)':<40} {percentiles(due)}")
 
 
 def report_conversation_reads(principal: Any, authorizer_context: dict[str, Any], context: Any) -> None:

@@ -11,6 +11,7 @@ import pytest
 from infra.catalog import AUTHORIZER_FUNCTION, HTTP_FUNCTIONS, STREAMING_FUNCTIONS, FunctionSpec
 from infra.functions import SIGNING_KEYS_FUNCTION
 from shared.settings import settings_from_environ
+from shared.tables import IDENTITY
 from tests.infrastructure.conftest import ACME_ORIGINS, Synthesized
 
 pytestmark = pytest.mark.infra
@@ -33,6 +34,8 @@ def _expected_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, A
     }
     for table in (*spec.tables, *spec.read_only_tables, *spec.described_tables):
         environment[table.env_var] = {"Ref": synth.table_id(table)}
+    if spec.checks_revocations:  # the revocations are in the identity table
+        environment[IDENTITY.env_var] = {"Ref": synth.table_id(IDENTITY)}
     if spec.reads_signing_keys or spec.describes_signing_keys:
         environment["SIGNING_KEYS_SECRET"] = {"Ref": synth.signing_secret_id}
     if spec.uses_payload_bucket:

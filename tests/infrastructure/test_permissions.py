@@ -6,8 +6,17 @@ from typing import Any
 
 import pytest
 
-from infra.catalog import AUTHORIZER_FUNCTION, HEALTH_FUNCTION, HTTP_FUNCTIONS, STREAMING_FUNCTIONS, FunctionSpec
+from infra.catalog import (
+    AUTHORIZER_FUNCTION,
+    HEALTH_FUNCTION,
+    HTTP_FUNCTIONS,
+    STREAMING_FUNCTIONS,
+    WEBSOCKET_FUNCTIONS,
+    FunctionSpec,
+)
 from infra.functions import SIGNING_KEYS_FUNCTION
+from shared.auth.api_keys import API_KEY_RESOLUTION_ATTRIBUTES, API_KEY_RESOLUTION_PARTITIONS
+from shared.tables import IDENTITY
 from tests.infrastructure.conftest import Synthesized
 
 pytestmark = pytest.mark.infra
@@ -56,9 +65,12 @@ def _target(resource: Any) -> str:
 
 
 def _grants(synth: Synthesized, spec: FunctionSpec, service: str) -> dict[str, set[str]]:
-    """The actions of one service the function may perform, by the logical id they apply to."""
+    """The actions of one service the function may perform on whole resources, by the logical id they apply to
+    (statements narrowed by a condition are checked on their own, e.g. the revocation reads)."""
     grants: dict[str, set[str]] = {}
     for statement in _statements(synth, spec):
+        if service == "dynamodb" and "Condition" in statement:
+            continue
         actions = {action for action in _listed(statement["Action"]) if action.startswith(f"{service}:")}
         for resource in _listed(statement["Resource"]) if actions else ():
             grants.setdefault(_target(resource), set()).update(actions)
@@ -205,3 +217,40 @@ def test_only_a_stage_that_enables_bedrock_lets_chat_invoke_it(dev: Synthesized,
     assert [_listed(statement["Action"]) for statement in bedrock] == [["bedrock:InvokeModelWithResponseStream"]]
     _, function = acme.function(chat)
     assert function["Environment"]["Variables"]["BEDROCK_ENABLED"] == "true"
+
+
+@pytest.mark.parametrize("spec", [*CATALOG_FUNCTIONS, *WEBSOCKET_FUNCTIONS], ids=_name)
+def test_functions_that_accept_a_principal_read_only_the_revocations_and_what_an_api_key_resolves_through(
+    dev: Synthesized, spec: FunctionSpec
+) -> None:
+    narrowed = [
+        statement
+        for statement in _statements(dev, spec)
+        if "Condition" in statement and any(a.startswith("dynamodb:") for a in _listed(statement["Action"]))
+    ]
+    _, function = dev.function(spec)
+    if not spec.checks_revocations:
+        assert narrowed == []
+        return
+    identity = {"Fn::GetAtt": [dev.table_id(IDENTITY), "Arn"]}
+    assert sorted(narrowed, key=lambda statement: str(statement["Action"])) == [
+        {
+            "Action": "dynamodb:GetItem",
+            "Effect": "Allow",
+            "Resource": identity,
+            "Condition": {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(API_KEY_RESOLUTION_PARTITIONS)},
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": list(API_KEY_RESOLUTION_ATTRIBUTES)},
+                "StringEqualsIfExists": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
+            },
+        },
+        {
+            "Action": "dynamodb:Query",
+            "Effect": "Allow",
+            "Resource": identity,
+            "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["REVOCATIONS"]}},
+        },
+    ]
+    # Never the attributes that hold secrets, whatever the item.
+    assert not {"passwordHash", "currentJti"} & set(API_KEY_RESOLUTION_ATTRIBUTES)
+    assert function["Environment"]["Variables"][IDENTITY.env_var] == {"Ref": dev.table_id(IDENTITY)}
