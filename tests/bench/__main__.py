@@ -491,6 +491,9 @@ def _chat_over_http(
     return (first, per_chunk), before_first
 
 
+_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+
+
 class DynamoDBAnswers:
     """DynamoDB's answers from memory: in `record` mode each DynamoDB request goes to moto and its raw answer is
     kept; in `replay` mode each is answered with a kept one and never leaves the process (`off`: moto, unrecorded).
@@ -538,11 +541,14 @@ class DynamoDBAnswers:
             yield
 
     def _replay(self, url: str, selection: str, operation: str) -> Any | None:
+        import json
+
         from botocore.awsrequest import AWSResponse
 
         with self._lock:
-            key, recorded = (selection, self._by_selection.get(selection)) if selection in self._by_selection else (
-                operation, self._by_operation.get(operation))  # fmt: skip
+            key, recorded = selection, self._by_selection.get(selection)
+            if recorded is None and json.loads(operation)[0] in _WRITES:
+                key, recorded = operation, self._by_operation.get(operation)
             if not recorded:
                 self.misses.append(selection)
                 return None
@@ -563,10 +569,10 @@ class DynamoDBAnswers:
         if condition:
             values = document.get("ExpressionAttributeValues", {})
             selection["KeyCondition"] = [condition, {n: values.get(n) for n in re.findall(r":\w+", condition)}]
-        tables = sorted(set(re.findall(r'"TableName": "([^"]+)"', json.dumps(document))) | set(
-            document.get("RequestItems", {})
-        ))  # fmt: skip
-        return json.dumps([operation, selection], sort_keys=True), json.dumps([operation, tables])
+        # Every table the request names: its own, a transaction's items' or a batch's.
+        tables = set(re.findall(r'"TableName": "([^"]+)"', json.dumps(document)))
+        tables |= set(document.get("RequestItems", {}))
+        return json.dumps([operation, selection], sort_keys=True), json.dumps([operation, sorted(tables)])
 
 
 class _RecordedBody:

@@ -3,8 +3,10 @@ users, bad input, and the services other contexts call (chat records a reply, th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -13,13 +15,13 @@ from functions.usage.models import ReplyUsage
 from tests.integration.conftest import User, error_code, register
 
 
-def reply_usage(user: User, model: str = "claude-haiku-4-5", **figures: object) -> ReplyUsage:
-    defaults: dict[str, object] = {
-        "provider": "anthropic", "input_tokens": 100, "output_tokens": 20, "cache_read_tokens": 0,
-        "cache_write_tokens": 0, "cost_usd": Decimal("0.000123"), "latency_ms": 400, "time_to_first_token_ms": 90,
-        "conversation_id": "conversation", "message_id": "message", "status": "complete",
-    }  # fmt: skip
-    return ReplyUsage(user_id=user.id, model=model, **(defaults | figures))  # type: ignore[arg-type]
+def reply_usage(user: User, model: str = "claude-haiku-4-5", **changes: Any) -> ReplyUsage:
+    usage = ReplyUsage(
+        user_id=user.id, provider="anthropic", model=model, input_tokens=100, output_tokens=20, cache_read_tokens=0,
+        cache_write_tokens=0, cost_usd=Decimal("0.000123"), latency_ms=400, time_to_first_token_ms=90,
+        conversation_id="conversation", message_id="message", status="complete",
+    )  # fmt: skip
+    return replace(usage, **changes)
 
 
 def record_days_ago(user: User, days: int, usage: ReplyUsage) -> None:
