@@ -182,8 +182,8 @@ MEMORIES_FUNCTION = FunctionSpec(
 
 USAGE_FUNCTION = FunctionSpec(
     name="usage",
-    handler="functions.chat.usage_handler.lambda_handler",
-    app="functions.chat.usage_api:app",
+    handler="functions.usage.handler.lambda_handler",
+    app="functions.usage.api:app",
     description="Usage statistics and the dashboard",
     routes=_routes(("GET", "/users/usage-stats"), ("GET", "/users/dashboard")),
     # The dashboard counts conversations and memories through their contexts' services.
