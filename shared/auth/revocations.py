@@ -19,15 +19,30 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from shared.errors import Unauthorized
 from shared.tables import IDENTITY
 
-if TYPE_CHECKING:
-    from shared.auth.principal import Principal
-
 RevocationKind = Literal["session", "api_key", "user", "role"]
+
+
+class Credential(Protocol):
+    """What a revocation is checked against: a verified principal (`shared.auth.principal.Principal`)."""
+
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def roles(self) -> tuple[str, ...]: ...
+    @property
+    def auth_type(self) -> Literal["token", "api_key"]: ...
+    @property
+    def session_id(self) -> str | None: ...
+    @property
+    def api_key_id(self) -> str | None: ...
+    @property
+    def verified_at_ms(self) -> int | None: ...
+
 
 REVOCATIONS_PARTITION = "REVOCATIONS"
 # A WebSocket connection keeps the principal verified at `$connect` for its whole life (API Gateway ends it after
@@ -79,7 +94,7 @@ class RevocationView:
         self._read_from_ms: int | None = None  # where the next Query starts; None: never read
         self._refreshed_at = 0.0
 
-    def check(self, principal: Principal) -> None:
+    def check(self, principal: Credential) -> None:
         """Raise `Unauthorized` when a revocation covers `principal`."""
         with self._lock:
             self._refresh_if_due()
@@ -94,7 +109,7 @@ class RevocationView:
             self._read_from_ms = None
             self._refreshed_at = 0.0
 
-    def _refusal(self, principal: Principal) -> Unauthorized | None:
+    def _refusal(self, principal: Credential) -> Unauthorized | None:
         if principal.session_id and principal.session_id in self._sessions:
             return Unauthorized("This session has ended; sign in again", code="session_revoked")
         if principal.api_key_id and principal.api_key_id in self._api_keys:
@@ -182,7 +197,7 @@ def _query_since(start_ms: int) -> list[tuple[str, str, int]]:
 _view = RevocationView()
 
 
-def ensure_not_revoked(principal: Principal) -> None:
+def ensure_not_revoked(principal: Credential) -> None:
     """Raise `Unauthorized` when a revocation recorded since covers `principal` (this container's view)."""
     _view.check(principal)
 
