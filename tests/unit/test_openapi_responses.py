@@ -111,3 +111,18 @@ def test_an_event_stream_is_described_event_by_event_with_every_schema_inlined()
     assert events[1]["properties"]["note"]["required"] == ["text"]  # the nested model, inlined
     assert "$ref" not in str(data)
     assert "application/json" not in responses["200"].get("content", {})
+
+
+def test_identity_schemas_say_what_the_password_policy_and_the_service_enforce() -> None:
+    from functions.identity import passwords
+    from functions.identity.api import app
+    from shared.auth.principal import PERMISSIONS
+
+    schemas = app.openapi()["components"]["schemas"]
+    for model in ("RegisterRequest", "ResetPasswordRequest"):
+        password = schemas[model]["properties"]["password"]
+        assert (password["minLength"], password["maxLength"]) == (passwords.MIN_LENGTH, passwords.MAX_LENGTH)
+    for model in ("RegisterRequest", "InviteUserRequest"):
+        assert schemas[model]["properties"]["email"]["format"] == "email"
+    for model in ("ApiKeyCreate", "RoleCreate"):
+        assert set(schemas[model]["properties"]["permissions"]["items"]["enum"]) == {"*", *PERMISSIONS}
