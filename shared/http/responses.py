@@ -87,7 +87,7 @@ def event_stream(event: Any, description: str) -> dict[str, Any]:
     The schema is filled in when the OpenAPI document is built (`fill_event_streams`), not at import: building
     it takes milliseconds a cold start should not spend.
     """
-    name = getattr(event, "__name__", None) or repr(event)
+    name = repr(event)  # unique per type; `__name__` of an Annotated union is just "Annotated"
     _EVENT_STREAMS[name] = event
     return {"description": description, "content": {"text/event-stream": {"schema": {_EVENT_STREAM_KEY: name}}}}
 

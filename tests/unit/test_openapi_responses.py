@@ -3,10 +3,11 @@ added by the app factory, the route's own, all in the error shape, and event str
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 
 from shared.http.app import create_app
 from shared.http.deps import CurrentPrincipal
@@ -52,6 +53,20 @@ def get_note(_: CurrentPrincipal, noteId: str) -> Note:  # noqa: N803 - the path
 
 @protected.post("/ticks", response_class=StreamingResponse, responses={200: event_stream(Tick | Done, "Ticks")})
 def ticks(_: CurrentPrincipal) -> StreamingResponse:
+    return StreamingResponse(iter(()))
+
+
+TickOrDone = Annotated[Tick | Done, Field(discriminator="type")]
+OnlyDone = Annotated[Done, Field(description="The last event")]
+
+
+@protected.get("/tagged-ticks", response_class=StreamingResponse, responses={200: event_stream(TickOrDone, "Ticks")})
+def tagged_ticks(_: CurrentPrincipal) -> StreamingResponse:
+    return StreamingResponse(iter(()))
+
+
+@protected.get("/done", response_class=StreamingResponse, responses={200: event_stream(OnlyDone, "Done")})
+def done(_: CurrentPrincipal) -> StreamingResponse:
     return StreamingResponse(iter(()))
 
 
@@ -126,3 +141,14 @@ def test_identity_schemas_say_what_the_password_policy_and_the_service_enforce()
         assert schemas[model]["properties"]["email"]["format"] == "email"
     for model in ("ApiKeyCreate", "RoleCreate"):
         assert set(schemas[model]["properties"]["permissions"]["items"]["enum"]) == {"*", *PERMISSIONS}
+
+
+def test_two_streams_of_annotated_event_types_each_get_their_own_events() -> None:
+    def events_of(path: str) -> Any:
+        content = responses_of(path, "get")["200"]["content"]["text/event-stream"]
+        return content["schema"]["properties"]["data"]["contentSchema"]
+
+    tagged = events_of("/api/v1/tagged-ticks")
+    assert [event["properties"]["type"]["const"] for event in tagged["oneOf"]] == ["tick", "done"]
+    assert "discriminator" not in tagged  # its mapping would name definitions that were inlined
+    assert events_of("/api/v1/done")["properties"]["type"]["const"] == "done"
