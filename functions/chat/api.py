@@ -21,6 +21,7 @@ from functions.chat.models import (
     ChatReplyMessage,
     ChatRequest,
     ChatResponse,
+    ChatStreamEvent,
     ChatUsage,
     ModelPublic,
     ProviderHealth,
@@ -29,6 +30,7 @@ from shared.errors import ProviderFailed
 from shared.http.app import create_app
 from shared.http.deps import CurrentPrincipal
 from shared.http.models import Page
+from shared.http.responses import event_stream, refusals
 from shared.observability import logger
 
 router = APIRouter(prefix="/api/v1/ai", tags=["chat"])
@@ -36,7 +38,18 @@ router = APIRouter(prefix="/api/v1/ai", tags=["chat"])
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-@router.post("/chat/stream", response_class=StreamingResponse)
+@router.post(
+    "/chat/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: event_stream(
+            ChatStreamEvent,
+            "The reply as server-sent events: `start`, then `content`, `tool_use`, "
+            "`tool_result`, then `usage`, an `error` if the provider failed, and `end`",
+        ),
+        **refusals(403, 404, 429),
+    },
+)
 async def chat_stream(principal: CurrentPrincipal, body: ChatRequest) -> StreamingResponse:
     """The reply as server-sent events; refusals (limits, access) answer before the stream starts."""
     prepared = await reply.prepare(principal, body)
@@ -48,7 +61,7 @@ async def chat_stream(principal: CurrentPrincipal, body: ChatRequest) -> Streami
     )
 
 
-@router.post("/chat", response_model=ChatResponse)
+@router.post("/chat", response_model=ChatResponse, responses=refusals(403, 404, 429, 502))
 async def chat(principal: CurrentPrincipal, body: ChatRequest) -> ChatResponse:
     """The same reply, buffered. A provider failure before any content is a 502."""
     prepared = await reply.prepare(principal, body)
