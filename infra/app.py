@@ -13,7 +13,9 @@ from pathlib import Path
 from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from infra.stack import REPO_ROOT, ConfigurationError, StratusStack
+from infra.functions import REPO_ROOT
+from infra.stack import StratusStack
+from infra.stage import ConfigurationError
 
 
 def built_layers(root: Path = REPO_ROOT) -> dict[str, Path]:

@@ -49,6 +49,9 @@ class FunctionSpec:
     streaming: bool = False
     # Calls LLM providers: reads the provider-key secret (and may call Bedrock where the stage enables it).
     calls_models: bool = False
+    # Accepts a principal (verifies a credential, or is handed a verified one): reads the identity table's
+    # revocation partition, and the items an API key resolves through (shared.auth.revocations).
+    checks_revocations: bool = False
     layers: tuple[str, ...] = ("base",)
     memory_mb: int = 512
     timeout_seconds: int = 29
@@ -86,12 +89,14 @@ IDENTITY_FUNCTION = FunctionSpec(
         ("GET", "/admin/users"),
         ("POST", "/admin/users"),
         ("PUT", "/admin/users/{userId}/roles"),
+        ("PUT", "/admin/users/{userId}/status"),
         ("GET", "/admin/roles"),
         ("POST", "/admin/roles"),
         ("DELETE", "/admin/roles/{roleName}"),
     ),
     tables=(IDENTITY,),
     reads_signing_keys=True,
+    checks_revocations=True,
     # scrypt at its production cost takes 128 MiB and ~0.6 s of one core per hash: 1,769 MB is one full vCPU.
     memory_mb=1769,
 )
@@ -149,6 +154,7 @@ CONVERSATIONS_FUNCTION = FunctionSpec(
     # Sharing a project names members by email: identity's service resolves them.
     read_only_tables=(IDENTITY,),
     uses_payload_bucket=True,
+    checks_revocations=True,
     memory_mb=1024,
 )
 
@@ -171,16 +177,18 @@ MEMORIES_FUNCTION = FunctionSpec(
         ("POST", "/memories/{memoryId}/restore"),
     ),
     tables=(MEMORIES,),
+    checks_revocations=True,
 )
 
 USAGE_FUNCTION = FunctionSpec(
     name="usage",
-    handler="functions.chat.usage_handler.lambda_handler",
-    app="functions.chat.usage_api:app",
+    handler="functions.usage.handler.lambda_handler",
+    app="functions.usage.api:app",
     description="Usage statistics and the dashboard",
     routes=_routes(("GET", "/users/usage-stats"), ("GET", "/users/dashboard")),
     # The dashboard counts conversations and memories through their contexts' services.
     read_only_tables=(CHAT, CONVERSATIONS, MEMORIES),
+    checks_revocations=True,
 )
 
 CHAT_FUNCTION = FunctionSpec(
@@ -201,6 +209,7 @@ CHAT_FUNCTION = FunctionSpec(
     uses_payload_bucket=True,
     streaming=True,
     calls_models=True,
+    checks_revocations=True,
     layers=("base", "ai"),
     memory_mb=1024,
     # A long reply may stream for minutes; the Function URL has no 30-second integration limit.
@@ -214,6 +223,7 @@ AUTHORIZER_FUNCTION = FunctionSpec(
     description="HTTP API authorizer: access tokens and API keys",
     read_only_tables=(IDENTITY,),
     reads_signing_keys=True,
+    checks_revocations=True,
     memory_mb=256,
     timeout_seconds=5,
 )
@@ -249,6 +259,7 @@ WEBSOCKET_AUTHORIZER_FUNCTION = FunctionSpec(
     description="WebSocket $connect authorizer: the ?token= access token or API key",
     read_only_tables=(IDENTITY,),
     reads_signing_keys=True,
+    checks_revocations=True,
     memory_mb=256,
     timeout_seconds=5,
 )
@@ -260,6 +271,8 @@ WEBSOCKET_HANDLER_FUNCTION = FunctionSpec(
     tables=(REALTIME,),
     # Joining a room checks that the user may read the conversation (conversations' service).
     read_only_tables=(CONVERSATIONS,),
+    # Every frame re-checks the principal stored at connect.
+    checks_revocations=True,
 )
 
 WEBSOCKET_WORKER_FUNCTION = FunctionSpec(
@@ -272,6 +285,7 @@ WEBSOCKET_WORKER_FUNCTION = FunctionSpec(
     # Not the signing keys: the worker is handed a principal the $connect authorizer verified; it checks no token.
     uses_payload_bucket=CHAT_FUNCTION.uses_payload_bucket,
     calls_models=True,
+    checks_revocations=True,
     layers=CHAT_FUNCTION.layers,
     memory_mb=CHAT_FUNCTION.memory_mb,
     timeout_seconds=CHAT_FUNCTION.timeout_seconds,

@@ -40,3 +40,18 @@ def delete_items(table: str, keys: Sequence[Mapping[str, Any]]) -> None:
         while pending := dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}:
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
+
+
+def delete_partition(table: str, partition: str) -> int:
+    """Delete every item whose `pk` is `partition`, a page of keys at a time; returns how many went."""
+    dynamodb = client("dynamodb")
+    deleted = 0
+    for page in dynamodb.get_paginator("query").paginate(
+        TableName=table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": partition}},
+        ProjectionExpression="pk, sk",
+    ):
+        delete_items(table, page["Items"])
+        deleted += len(page["Items"])
+    return deleted

@@ -33,3 +33,13 @@ def new_id(now_ms: int | None = None) -> str:
 
 def is_id(value: str) -> bool:
     return bool(ULID_PATTERN.match(value))
+
+
+def id_time_ms(value: str) -> int:
+    """The millisecond a ULID was made in (its first 48 bits)."""
+    if not is_id(value):
+        raise ValueError(f"{value!r} is not a ULID")
+    milliseconds = 0
+    for char in value[:10]:
+        milliseconds = milliseconds * 32 + _ALPHABET.index(char)
+    return milliseconds

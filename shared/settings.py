@@ -39,6 +39,8 @@ class Settings(BaseModel):
     token_audience: str = "stratus-api"
     access_token_ttl_seconds: Annotated[int, Field(ge=60, le=3600)] = 900
     refresh_token_ttl_seconds: Annotated[int, Field(ge=3600, le=90 * 86400)] = 30 * 86400
+    # How often, at most, a container reads the revocations recorded since its last look (shared.auth.revocations).
+    revocation_refresh_seconds: Annotated[float, Field(ge=0, le=60)] = 2.0
 
     password_hash_cost: Annotated[int, Field(ge=10, le=20)] = PRODUCTION_PASSWORD_HASH_COST
     login_max_failures: Annotated[int, Field(ge=1)] = 5

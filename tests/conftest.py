@@ -31,6 +31,9 @@ os.environ.update(
         "SIGNING_KEYS_SECRET": f"stratus/{TEST_STAGE}/signing-keys",
         "PAYLOAD_BUCKET": f"stratus-{TEST_STAGE}-payloads",
         "CORS_ALLOW_ORIGINS": "https://app.example.com",
+        # Every check reads the revocations recorded since the last one, so a test sees its own revocations at
+        # once; tests of the refresh interval drive a view with a clock of their own.
+        "REVOCATION_REFRESH_SECONDS": "0",
     }
 )
 for _spec in TABLES:
@@ -54,6 +57,7 @@ def aws() -> Iterator[None]:
     from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
     from infra.local.provision import provision_stage
     from shared.auth.keys import forget_key_ring
+    from shared.auth.revocations import forget_revocations
     from shared.aws import reset_clients
 
     make_moto_dynamodb_atomic()
@@ -67,6 +71,7 @@ def aws() -> Iterator[None]:
     with mock_aws(), patch.object(BaseClient, "_make_api_call", no_scan):
         reset_clients()
         forget_key_ring()
+        forget_revocations()
         forget_stage_spend()
         environment = provision_stage(TEST_STAGE)
         assert all(os.environ[name] == value for name, value in environment.items())

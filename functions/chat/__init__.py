@@ -1,1 +1,2 @@
-"""Chat: replies from LLM providers with failover and streaming, usage and cost records, rate limits."""
+"""Chat: replies from LLM providers with failover and streaming, their cost, and rate limits; what each reply used
+is recorded through the usage context."""

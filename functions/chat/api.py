@@ -22,6 +22,7 @@ from functions.chat.models import (
     ChatReplyMessage,
     ChatRequest,
     ChatResponse,
+    ChatStreamEvent,
     ChatUsage,
     ModelPublic,
     ProviderHealth,
@@ -30,6 +31,7 @@ from shared.errors import ProviderFailed
 from shared.http.app import create_app
 from shared.http.deps import CurrentPrincipal
 from shared.http.models import Page
+from shared.http.responses import event_stream, refusals
 from shared.observability import logger
 
 router = APIRouter(prefix="/api/v1/ai", tags=["chat"])
@@ -53,13 +55,24 @@ class ReplyEventStream(StreamingResponse):
             await super().__call__(scope, receive, send)
 
 
-@router.post("/chat/stream", response_class=StreamingResponse)
+@router.post(
+    "/chat/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: event_stream(
+            ChatStreamEvent,
+            "The reply as server-sent events: `start`, then `content`, `tool_use`, "
+            "`tool_result`, then `usage`, an `error` if the provider failed, and `end`",
+        ),
+        **refusals(403, 404, 429),
+    },
+)
 async def chat_stream(principal: CurrentPrincipal, body: ChatRequest) -> StreamingResponse:
     """The reply as server-sent events; refusals (limits, access) answer before the stream starts."""
     return ReplyEventStream(await reply.prepare(principal, body))
 
 
-@router.post("/chat", response_model=ChatResponse)
+@router.post("/chat", response_model=ChatResponse, responses=refusals(403, 404, 429, 502))
 async def chat(principal: CurrentPrincipal, body: ChatRequest) -> ChatResponse:
     """The same reply, buffered. A provider failure before any content is a 502."""
     prepared = await reply.prepare(principal, body)

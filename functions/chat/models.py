@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
-from shared.http.models import ApiModel
+from shared.http.models import ApiModel, JsonBool
 
 Id = Annotated[str, StringConstraints(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")]
 
@@ -23,9 +23,9 @@ class ChatRequest(ApiModel):
     conversation_id: Id | None = None
     model: Annotated[str, StringConstraints(min_length=1, max_length=120)] | None = None
     provider: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
-    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
-    max_tokens: Annotated[int, Field(ge=1, le=64_000)] | None = None
-    use_memories: bool | None = None
+    temperature: Annotated[float, Field(ge=0, le=2, strict=True)] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=64_000, strict=True)] | None = None
+    use_memories: JsonBool | None = None
     tools: Annotated[list[ToolDefinition], Field(max_length=64)] = []
 
 
@@ -67,3 +67,63 @@ class ProviderHealth(ApiModel):
     reachable: bool
     latency_ms: float
     error: str | None = None
+
+
+# The events `POST /ai/chat/stream` sends, one JSON object per SSE `data:` line: what the OpenAPI document says
+# of the stream (the reply generator builds them as dicts; the fuzz tier checks every event against these).
+
+
+class _StreamEvent(ApiModel):
+    # Described, never validated at run time: built only if the OpenAPI document is.
+    model_config = ConfigDict(defer_build=True)
+
+
+class StartEvent(_StreamEvent):
+    type: Literal["start"]
+    conversation_id: str
+    message_id: str
+    model: str
+    provider: str = Field(description="The provider that actually served, after any failover")
+
+
+class ContentEvent(_StreamEvent):
+    type: Literal["content"]
+    delta: str
+
+
+class ToolUseEvent(_StreamEvent):
+    type: Literal["tool_use"]
+    tool_call_id: str
+    tool_name: str
+    tool_input: dict[str, Any]
+
+
+class ToolResultEvent(_StreamEvent):
+    type: Literal["tool_result"]
+    tool_call_id: str
+    content: str
+    is_error: bool
+
+
+class UsageEvent(_StreamEvent):
+    type: Literal["usage"]
+    input_tokens: int
+    output_tokens: int
+    cost: str = Field(description="USD, a decimal string")
+
+
+class EndEvent(_StreamEvent):
+    type: Literal["end"]
+    stop_reason: str = Field(description="`end_turn`, `max_tokens`, `tool_use` or `error`")
+
+
+class ErrorEvent(_StreamEvent):
+    type: Literal["error"]
+    code: str = Field(description="`provider_error`, or `internal_error`")
+    message: str
+
+
+ChatStreamEvent = Annotated[
+    StartEvent | ContentEvent | ToolUseEvent | ToolResultEvent | UsageEvent | EndEvent | ErrorEvent,
+    Field(discriminator="type"),
+]

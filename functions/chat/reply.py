@@ -328,7 +328,8 @@ class _Progress:
         return await complete_despite_cancellation(self._store(incomplete=incomplete))
 
     async def _store(self, *, incomplete: bool) -> Decimal:
-        from functions.chat import store
+        from functions.usage import service as usage
+        from functions.usage.models import ReplyUsage
         from shared.llm import catalog
 
         prepared = self.prepared
@@ -344,7 +345,7 @@ class _Progress:
             "incomplete": incomplete,
         }  # fmt: skip
         now = time.monotonic()
-        entry = store.UsageEntry(
+        reply_usage = ReplyUsage(
             user_id=prepared.principal.user_id,
             provider=provider,
             model=model,
@@ -369,7 +370,7 @@ class _Progress:
             spent = self.usage.input_tokens + self.usage.output_tokens
             together(
                 *([store_reply] if content or not incomplete else []),
-                lambda: store.record_usage(entry, store.now_utc(), new_id()),
+                lambda: usage.record_reply(reply_usage),
                 lambda: limits.settle(prepared.admission, tokens=spent, cost_usd=cost),
             )
 

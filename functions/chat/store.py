@@ -1,12 +1,10 @@
-"""The chat context's storage: usage records, daily usage totals, and the counters behind rate limits.
+"""The chat context's storage: the counters behind rate limits, in the chat table.
 
 Counters are single DynamoDB items changed with atomic `ADD` under a condition, so a limit holds however many
-requests race for it. Costs are stored as whole nano-dollars (`costNanoUsd`), so every sum is exact integer
-arithmetic; callers see `Decimal` dollars.
+requests race for it. Costs are whole nano-dollars (`shared.money`). The same table keeps the usage context's
+records (`functions.usage.store`), under the user's own partition.
 
 Items (pk / sk):
-  USER#<id> / USAGE#<time>#<id>        one reply's usage (provider, model, tokens, cost, latency, time to first token)
-  USER#<id> / DAY#<date>#<model>       a day's totals per model, for usage statistics
   LIMIT#<id> / WINDOW#<start>          the user's requests, tokens and cost in one limit window
   STAGE / COST#<date>                  the whole stage's cost on one day, for its ceiling
 """
@@ -15,31 +13,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from shared.aws import client, delete_items
+from shared.aws import client, delete_partition
+from shared.money import from_nano_usd, to_nano_usd
 from shared.tables import CHAT
-
-USAGE_RETENTION_DAYS = 400
-
-
-@dataclass(frozen=True)
-class UsageEntry:
-    user_id: str
-    provider: str
-    model: str
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    cost_usd: Decimal
-    latency_ms: int
-    time_to_first_token_ms: int | None
-    conversation_id: str
-    message_id: str
-    status: str  # complete, incomplete or failed
 
 
 @dataclass(frozen=True)
@@ -47,18 +27,6 @@ class WindowCounts:
     requests: int
     tokens: int
     cost_usd: Decimal
-
-
-@dataclass(frozen=True)
-class DailyTotal:
-    day: str
-    model: str
-    provider: str
-    requests: int
-    input_tokens: int
-    output_tokens: int
-    cost_usd: Decimal
-    latency_ms_total: int
 
 
 class LimitRefusedError(Exception):
@@ -73,19 +41,12 @@ def _table() -> str:
     return CHAT.name_from_env()
 
 
-NANO = Decimal(10) ** 9
-
-
 def _n(value: int) -> dict[str, str]:
     return {"N": str(value)}
 
 
-def _nano(dollars: Decimal) -> int:
-    return int(dollars * NANO)
-
-
-def _dollars(item: dict[str, Any], name: str = "costNanoUsd") -> Decimal:
-    return Decimal(item.get(name, {}).get("N", "0")) / NANO
+def _dollars(item: dict[str, Any]) -> Decimal:
+    return from_nano_usd(item.get("costNanoUsd", {}).get("N", "0"))
 
 
 # Rate-limit windows --------------------------------------------------------------------------------------
@@ -111,7 +72,7 @@ def count_request(
                 ":expires": _n(window_end + 3600),
                 ":max_requests": _n(max_requests),
                 ":max_tokens": _n(max_tokens),
-                ":max_cost": _n(_nano(max_cost)),
+                ":max_cost": _n(to_nano_usd(max_cost)),
             },
         )
     except client("dynamodb").exceptions.ConditionalCheckFailedException:
@@ -138,14 +99,14 @@ def spend(user_id: str, window_start: int, day: date, tokens: int, cost: Decimal
         TableName=_table(),
         Key={"pk": {"S": f"LIMIT#{user_id}"}, "sk": {"S": f"WINDOW#{window_start}"}},
         UpdateExpression="ADD tokens :tokens, costNanoUsd :cost",
-        ExpressionAttributeValues={":tokens": _n(tokens), ":cost": _n(_nano(cost))},
+        ExpressionAttributeValues={":tokens": _n(tokens), ":cost": _n(to_nano_usd(cost))},
     )
     dynamodb.update_item(
         TableName=_table(),
         Key={"pk": {"S": "STAGE"}, "sk": {"S": f"COST#{day.isoformat()}"}},
         UpdateExpression="ADD costNanoUsd :cost SET #ttl = :expires",
         ExpressionAttributeNames={"#ttl": "ttl"},
-        ExpressionAttributeValues={":cost": _n(_nano(cost)), ":expires": _n(int(time.time()) + 3 * 86400)},
+        ExpressionAttributeValues={":cost": _n(to_nano_usd(cost)), ":expires": _n(int(time.time()) + 3 * 86400)},
     )
 
 
@@ -158,101 +119,6 @@ def stage_cost(day: date) -> Decimal:
     return _dollars(item)
 
 
-# Usage ---------------------------------------------------------------------------------------------------
-
-
-def record_usage(entry: UsageEntry, moment: datetime, record_id: str) -> None:
-    """Keep one reply's usage and add it to the day's totals for its model."""
-    dynamodb = client("dynamodb")
-    item: dict[str, Any] = {
-        "pk": {"S": f"USER#{entry.user_id}"},
-        "sk": {"S": f"USAGE#{moment.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{record_id}"},
-        "provider": {"S": entry.provider},
-        "model": {"S": entry.model},
-        "inputTokens": _n(entry.input_tokens),
-        "outputTokens": _n(entry.output_tokens),
-        "cacheReadTokens": _n(entry.cache_read_tokens),
-        "cacheWriteTokens": _n(entry.cache_write_tokens),
-        "costNanoUsd": _n(_nano(entry.cost_usd)),
-        "latencyMs": _n(entry.latency_ms),
-        "conversationId": {"S": entry.conversation_id},
-        "messageId": {"S": entry.message_id},
-        "status": {"S": entry.status},
-        "ttl": _n(int(moment.timestamp()) + USAGE_RETENTION_DAYS * 86400),
-    }
-    if entry.time_to_first_token_ms is not None:
-        item["timeToFirstTokenMs"] = _n(entry.time_to_first_token_ms)
-    dynamodb.put_item(TableName=_table(), Item=item)
-    dynamodb.update_item(
-        TableName=_table(),
-        Key={"pk": {"S": f"USER#{entry.user_id}"}, "sk": {"S": f"DAY#{moment.date().isoformat()}#{entry.model}"}},
-        UpdateExpression=(
-            "ADD requests :one, inputTokens :input, outputTokens :output, costNanoUsd :cost, latencyMsTotal :latency "
-            "SET provider = :provider, #ttl = :expires"
-        ),
-        ExpressionAttributeNames={"#ttl": "ttl"},
-        ExpressionAttributeValues={
-            ":one": _n(1),
-            ":input": _n(entry.input_tokens),
-            ":output": _n(entry.output_tokens),
-            ":cost": _n(_nano(entry.cost_usd)),
-            ":latency": _n(entry.latency_ms),
-            ":provider": {"S": entry.provider},
-            ":expires": _n(int(moment.timestamp()) + USAGE_RETENTION_DAYS * 86400),
-        },
-    )
-
-
-def daily_totals(user_id: str, first_day: date, last_day: date) -> list[DailyTotal]:
-    """The user's per-day, per-model totals from `first_day` to `last_day`, both included (one Query)."""
-    totals: list[DailyTotal] = []
-    paginator = client("dynamodb").get_paginator("query")
-    pages = paginator.paginate(
-        TableName=_table(),
-        KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
-        ExpressionAttributeValues={
-            ":pk": {"S": f"USER#{user_id}"},
-            ":first": {"S": f"DAY#{first_day.isoformat()}"},
-            ":last": {"S": f"DAY#{(last_day + timedelta(days=1)).isoformat()}"},
-        },
-    )
-    for page in pages:
-        for item in page["Items"]:
-            _, day, model = item["sk"]["S"].split("#", 2)
-            totals.append(
-                DailyTotal(
-                    day=day,
-                    model=model,
-                    provider=item["provider"]["S"],
-                    requests=int(item["requests"]["N"]),
-                    input_tokens=int(item["inputTokens"]["N"]),
-                    output_tokens=int(item["outputTokens"]["N"]),
-                    cost_usd=_dollars(item),
-                    latency_ms_total=int(item["latencyMsTotal"]["N"]),
-                )
-            )
-    return totals
-
-
-def delete_user_data(user_id: str) -> int:
-    """Delete the user's usage records, daily totals and limit windows; returns how many items went."""
-    dynamodb = client("dynamodb")
-    deleted = 0
-    for pk in (f"USER#{user_id}", f"LIMIT#{user_id}"):
-        for page in dynamodb.get_paginator("query").paginate(
-            TableName=_table(),
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": pk}},
-            ProjectionExpression="pk, sk",
-        ):
-            delete_items(_table(), page["Items"])
-            deleted += len(page["Items"])
-    return deleted
-
-
-def today() -> date:
-    return datetime.now(UTC).date()
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
+def delete_limit_windows(user_id: str) -> int:
+    """Delete the user's limit windows; returns how many items went."""
+    return delete_partition(_table(), f"LIMIT#{user_id}")

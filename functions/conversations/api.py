@@ -28,6 +28,7 @@ from functions.conversations.models import (
 from shared.http.app import create_app
 from shared.http.deps import CurrentPrincipal
 from shared.http.models import Page
+from shared.http.responses import refusals
 from shared.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
@@ -44,12 +45,14 @@ prompts = APIRouter(prefix="/api/v1/prompts", tags=["prompts"])
 # Conversations (fixed paths before `/{conversationId}`) ---------------------------------------------------
 
 
-@conversations.post("", status_code=status.HTTP_201_CREATED, response_model=ConversationPublic)
+@conversations.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=ConversationPublic, responses=refusals(403, 404)
+)
 def create_conversation(principal: CurrentPrincipal, body: ConversationCreate) -> ConversationPublic:
     return service.create_conversation(principal, body)
 
 
-@conversations.get("", response_model=Page[ConversationPublic])
+@conversations.get("", response_model=Page[ConversationPublic], responses=refusals(400, 404))
 def list_conversations(
     principal: CurrentPrincipal,
     archived: bool = False,
@@ -65,7 +68,7 @@ def conversation_stats(principal: CurrentPrincipal) -> ConversationStats:
     return service.conversation_stats(principal)
 
 
-@conversations.get("/search", response_model=Page[SearchHit])
+@conversations.get("/search", response_model=Page[SearchHit], responses=refusals(400))
 def search(
     principal: CurrentPrincipal,
     q: Annotated[str, Query(min_length=1, max_length=200, pattern=r"\S")],
@@ -75,7 +78,7 @@ def search(
     return service.search(principal, q, limit=limit, cursor=cursor)
 
 
-@conversations.get("/{conversationId}", response_model=ConversationWithMessages)
+@conversations.get("/{conversationId}", response_model=ConversationWithMessages, responses=refusals(400, 404))
 def get_conversation(
     principal: CurrentPrincipal,
     conversation_id: ConversationId,
@@ -87,37 +90,44 @@ def get_conversation(
     )
 
 
-@conversations.put("/{conversationId}", response_model=ConversationPublic)
+@conversations.put("/{conversationId}", response_model=ConversationPublic, responses=refusals(403, 404))
 def update_conversation(
     principal: CurrentPrincipal, conversation_id: ConversationId, body: ConversationUpdate
 ) -> ConversationPublic:
     return service.update_conversation(principal, conversation_id, body)
 
 
-@conversations.delete("/{conversationId}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@conversations.delete(
+    "/{conversationId}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses=refusals(403, 404)
+)
 def delete_conversation(principal: CurrentPrincipal, conversation_id: ConversationId) -> Response:
     service.delete_conversation(principal, conversation_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@conversations.post("/{conversationId}/archive", response_model=ConversationPublic)
+@conversations.post("/{conversationId}/archive", response_model=ConversationPublic, responses=refusals(403, 404))
 def archive(principal: CurrentPrincipal, conversation_id: ConversationId) -> ConversationPublic:
     return service.set_archived(principal, conversation_id, archived=True)
 
 
-@conversations.post("/{conversationId}/unarchive", response_model=ConversationPublic)
+@conversations.post("/{conversationId}/unarchive", response_model=ConversationPublic, responses=refusals(403, 404))
 def unarchive(principal: CurrentPrincipal, conversation_id: ConversationId) -> ConversationPublic:
     return service.set_archived(principal, conversation_id, archived=False)
 
 
-@conversations.get("/{conversationId}/messages", response_model=Page[MessagePublic])
+@conversations.get("/{conversationId}/messages", response_model=Page[MessagePublic], responses=refusals(400, 404))
 def list_messages(
     principal: CurrentPrincipal, conversation_id: ConversationId, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[MessagePublic]:
     return service.list_messages(principal, conversation_id, limit=limit, cursor=cursor)
 
 
-@conversations.post("/{conversationId}/messages", status_code=status.HTTP_201_CREATED, response_model=MessagePublic)
+@conversations.post(
+    "/{conversationId}/messages",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MessagePublic,
+    responses=refusals(403, 404),
+)
 def append_message(principal: CurrentPrincipal, conversation_id: ConversationId, body: MessageCreate) -> MessagePublic:
     return service.append_message(principal, conversation_id, body.role, body.content)
 
@@ -130,40 +140,52 @@ def create_project(principal: CurrentPrincipal, body: ProjectCreate) -> ProjectP
     return service.create_project(principal, body)
 
 
-@projects.get("", response_model=Page[ProjectPublic])
+@projects.get("", response_model=Page[ProjectPublic], responses=refusals(400))
 def list_projects(
     principal: CurrentPrincipal, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
 ) -> Page[ProjectPublic]:
     return service.list_projects(principal, limit=limit, cursor=cursor)
 
 
-@projects.get("/{projectId}", response_model=ProjectPublic)
+@projects.get("/{projectId}", response_model=ProjectPublic, responses=refusals(404))
 def get_project(principal: CurrentPrincipal, project_id: ProjectId) -> ProjectPublic:
     return service.get_project(principal, project_id)
 
 
-@projects.put("/{projectId}", response_model=ProjectPublic)
+@projects.put("/{projectId}", response_model=ProjectPublic, responses=refusals(403, 404))
 def update_project(principal: CurrentPrincipal, project_id: ProjectId, body: ProjectUpdate) -> ProjectPublic:
     return service.update_project(principal, project_id, body)
 
 
-@projects.delete("/{projectId}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@projects.delete(
+    "/{projectId}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses=refusals(403, 404)
+)
 def delete_project(principal: CurrentPrincipal, project_id: ProjectId) -> Response:
     service.delete_project(principal, project_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@projects.post("/{projectId}/members", status_code=status.HTTP_201_CREATED, response_model=MemberPublic)
+@projects.post(
+    "/{projectId}/members",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MemberPublic,
+    responses=refusals(403, 404, 409),
+)
 def add_member(principal: CurrentPrincipal, project_id: ProjectId, body: MemberCreate) -> MemberPublic:
     return service.add_member(principal, project_id, body)
 
 
-@projects.get("/{projectId}/members", response_model=Page[MemberPublic])
+@projects.get("/{projectId}/members", response_model=Page[MemberPublic], responses=refusals(404))
 def list_members(principal: CurrentPrincipal, project_id: ProjectId) -> Page[MemberPublic]:
     return Page(items=service.list_members(principal, project_id))
 
 
-@projects.delete("/{projectId}/members/{userId}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@projects.delete(
+    "/{projectId}/members/{userId}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=refusals(403, 404, 409),
+)
 def remove_member(
     principal: CurrentPrincipal, project_id: ProjectId, user_id: Annotated[str, Path(alias="userId", max_length=26)]
 ) -> Response:
@@ -179,7 +201,7 @@ def create_prompt(principal: CurrentPrincipal, body: PromptCreate) -> PromptPubl
     return service.create_prompt(principal, body)
 
 
-@prompts.get("", response_model=Page[PromptPublic])
+@prompts.get("", response_model=Page[PromptPublic], responses=refusals(400))
 def list_prompts(
     principal: CurrentPrincipal,
     tag: Annotated[str | None, Query(max_length=40)] = None,
@@ -189,17 +211,17 @@ def list_prompts(
     return service.list_prompts(principal, tag=tag, limit=limit, cursor=cursor)
 
 
-@prompts.get("/{promptId}", response_model=PromptPublic)
+@prompts.get("/{promptId}", response_model=PromptPublic, responses=refusals(404))
 def get_prompt(principal: CurrentPrincipal, prompt_id: PromptId) -> PromptPublic:
     return service.get_prompt(principal, prompt_id)
 
 
-@prompts.put("/{promptId}", response_model=PromptPublic)
+@prompts.put("/{promptId}", response_model=PromptPublic, responses=refusals(404))
 def update_prompt(principal: CurrentPrincipal, prompt_id: PromptId, body: PromptUpdate) -> PromptPublic:
     return service.update_prompt(principal, prompt_id, body)
 
 
-@prompts.delete("/{promptId}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@prompts.delete("/{promptId}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses=refusals(404))
 def delete_prompt(principal: CurrentPrincipal, prompt_id: PromptId) -> Response:
     service.delete_prompt(principal, prompt_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

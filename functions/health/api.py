@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from functions.health.checks import run_checks
+from functions.health.checks import Check, run_checks
 from shared.http.app import create_app
 from shared.http.models import ApiModel
 from shared.settings import get_settings
@@ -17,15 +19,23 @@ class Liveness(ApiModel):
     status: str
 
 
-class DependencyHealth(ApiModel):
+class DependencyStatus(ApiModel):
     name: str
     healthy: bool
-    latency_ms: float
     error: str | None = None
 
 
+class DependencyHealth(DependencyStatus):
+    latency_ms: float
+
+
 class Readiness(ApiModel):
-    status: str
+    status: Literal["ready", "unavailable"]
+    dependencies: list[DependencyStatus]
+
+
+class DetailedHealth(ApiModel):
+    status: Literal["ready", "unavailable"]
     dependencies: list[DependencyHealth]
 
 
@@ -43,12 +53,19 @@ def liveness() -> Liveness:
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 def readiness() -> JSONResponse:
-    return _report(include_latency=False)
+    checks = run_checks()
+    dependencies = [DependencyStatus(name=check.name, healthy=check.healthy, error=check.error) for check in checks]
+    return _report(Readiness(status=_status(checks), dependencies=dependencies))
 
 
-@router.get("/detailed", response_model=Readiness, responses={503: {"model": Readiness}})
+@router.get("/detailed", response_model=DetailedHealth, responses={503: {"model": DetailedHealth}})
 def detailed() -> JSONResponse:
-    return _report(include_latency=True)
+    checks = run_checks()
+    dependencies = [
+        DependencyHealth(name=check.name, healthy=check.healthy, error=check.error, latency_ms=check.latency_ms)
+        for check in checks
+    ]
+    return _report(DetailedHealth(status=_status(checks), dependencies=dependencies))
 
 
 @router.get("/info", response_model=Info)
@@ -57,26 +74,14 @@ def info() -> Info:
     return Info(name="stratus", version=settings.version, stage=settings.stage, region=settings.region)
 
 
-def _report(*, include_latency: bool) -> JSONResponse:
-    checks = run_checks()
-    healthy = all(check.healthy for check in checks)
-    report = Readiness(
-        status="ready" if healthy else "unavailable",
-        dependencies=[
-            DependencyHealth(
-                name=check.name,
-                healthy=check.healthy,
-                latency_ms=check.latency_ms,
-                error=check.error,
-            )
-            for check in checks
-        ],
-    )
-    body = report.model_dump(by_alias=True)
-    if not include_latency:
-        for dependency in body["dependencies"]:
-            del dependency["latencyMs"]
-    return JSONResponse(body, status_code=200 if healthy else 503)
+def _status(checks: list[Check]) -> Literal["ready", "unavailable"]:
+    return "ready" if all(check.healthy for check in checks) else "unavailable"
+
+
+def _report(report: Readiness | DetailedHealth) -> JSONResponse:
+    """200 when every dependency answers, else 503 (a load balancer or an operator stops sending traffic)."""
+    status_code = 200 if report.status == "ready" else 503
+    return JSONResponse(report.model_dump(by_alias=True), status_code=status_code)
 
 
 app = create_app(title="Stratus health", public=[router])

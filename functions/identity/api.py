@@ -26,12 +26,14 @@ from functions.identity.models import (
     TokenStatus,
     UserPublic,
     UserSettings,
+    UserStatusUpdate,
 )
 from shared.auth.principal import Principal
 from shared.errors import Unauthorized
 from shared.http.app import create_app
 from shared.http.deps import CurrentPrincipal, require_permission
 from shared.http.models import Page
+from shared.http.responses import refusals
 from shared.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from shared.settings import get_settings
 
@@ -67,17 +69,33 @@ def _signed_in(response: Response, signed_in: service.SignedIn) -> AuthResponse:
 # Public auth ----------------------------------------------------------------------------------------------
 
 
-@public.post("/auth/register", status_code=status.HTTP_201_CREATED, response_model=AuthResponse)
+@public.post(
+    "/auth/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AuthResponse,
+    responses=refusals(409, meaning={409: "An account with this email already exists (`email_taken`)"}),
+)
 def register(body: RegisterRequest, response: Response) -> AuthResponse:
     return _signed_in(response, service.register(body.email, body.password, body.name))
 
 
-@public.post("/auth/login", response_model=AuthResponse)
+@public.post(
+    "/auth/login",
+    response_model=AuthResponse,
+    responses=refusals(
+        401,
+        429,
+        meaning={
+            401: "Wrong email or password, or an account that cannot sign in (`invalid_credentials`)",
+            429: "Too many failed sign-ins for this email (`rate_limited`, limit `login_attempts`)",
+        },
+    ),
+)
 def login(body: LoginRequest, response: Response) -> AuthResponse:
     return _signed_in(response, service.login(body.email, body.password))
 
 
-@public.post("/auth/refresh", response_model=AuthResponse)
+@public.post("/auth/refresh", response_model=AuthResponse, responses=refusals(401))
 def refresh(response: Response, cookie: RefreshCookie = None, body: RefreshRequest | None = None) -> AuthResponse:
     token = (body.refresh_token if body else None) or cookie
     if not token:
@@ -91,7 +109,12 @@ def forgot_password(body: ForgotPasswordRequest) -> Response:
     return Response(status_code=status.HTTP_202_ACCEPTED)
 
 
-@public.post("/auth/reset-password", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@public.post(
+    "/auth/reset-password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=refusals(400, meaning={400: "The reset token is invalid, spent or expired (`invalid_reset_token`)"}),
+)
 def reset_password(body: ResetPasswordRequest) -> Response:
     service.reset_password(body.token, body.password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -151,7 +174,7 @@ def put_settings(principal: CurrentPrincipal, body: SettingsUpdate) -> UserSetti
 # API keys -------------------------------------------------------------------------------------------------
 
 
-@api_keys.get("", response_model=Page[ApiKeyPublic])
+@api_keys.get("", response_model=Page[ApiKeyPublic], responses=refusals(400))
 def list_keys(
     principal: CurrentPrincipal, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
 ) -> Page[ApiKeyPublic]:
@@ -159,12 +182,12 @@ def list_keys(
     return Page(items=items, next_cursor=next_cursor)
 
 
-@api_keys.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+@api_keys.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated, responses=refusals(403))
 def create_key(principal: CurrentPrincipal, body: ApiKeyCreate) -> ApiKeyCreated:
     return service.create_api_key(principal, body)
 
 
-@api_keys.delete("/{keyId}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@api_keys.delete("/{keyId}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses=refusals(404))
 def revoke_key(principal: CurrentPrincipal, key_id: Annotated[str, Path(alias="keyId", max_length=26)]) -> Response:
     service.revoke_api_key(principal.user_id, key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -173,35 +196,47 @@ def revoke_key(principal: CurrentPrincipal, key_id: Annotated[str, Path(alias="k
 # Administration -------------------------------------------------------------------------------------------
 
 
-@admin.get("/users", response_model=Page[UserPublic])
+@admin.get("/users", response_model=Page[UserPublic], responses=refusals(400, 403))
 def list_users(_: Admin, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None) -> Page[UserPublic]:
     items, next_cursor = service.list_users(limit, cursor)
     return Page(items=items, next_cursor=next_cursor)
 
 
-@admin.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
+@admin.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserPublic, responses=refusals(403, 409))
 def invite_user(_: Admin, body: InviteUserRequest) -> UserPublic:
     return service.invite_user(body)
 
 
-@admin.put("/users/{userId}/roles", response_model=UserPublic)
+@admin.put("/users/{userId}/roles", response_model=UserPublic, responses=refusals(403, 404, 409))
 def set_roles(
     principal: Admin, user_id: Annotated[str, Path(alias="userId", max_length=26)], body: RolesUpdate
 ) -> UserPublic:
     return service.set_roles(principal, user_id, body.roles)
 
 
-@admin.get("/roles", response_model=Page[RolePublic])
+@admin.put("/users/{userId}/status", response_model=UserPublic, responses=refusals(403, 404, 409))
+def set_status(
+    principal: Admin, user_id: Annotated[str, Path(alias="userId", max_length=26)], body: UserStatusUpdate
+) -> UserPublic:
+    return service.set_status(principal, user_id, body.status)
+
+
+@admin.get("/roles", response_model=Page[RolePublic], responses=refusals(403))
 def list_roles(_: Admin) -> Page[RolePublic]:
     return Page(items=service.list_roles())
 
 
-@admin.post("/roles", status_code=status.HTTP_201_CREATED, response_model=RolePublic)
+@admin.post("/roles", status_code=status.HTTP_201_CREATED, response_model=RolePublic, responses=refusals(403, 409))
 def create_role(_: Admin, body: RoleCreate) -> RolePublic:
     return service.create_role(body)
 
 
-@admin.delete("/roles/{roleName}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@admin.delete(
+    "/roles/{roleName}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=refusals(403, 404, 409),
+)
 def delete_role(_: Admin, role_name: Annotated[str, Path(alias="roleName", max_length=40)]) -> Response:
     service.delete_role(role_name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

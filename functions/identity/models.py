@@ -8,11 +8,27 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
-from shared.http.models import ApiModel
+from functions.identity import passwords
+from shared.auth.principal import ALL_PERMISSIONS, PERMISSIONS
+from shared.http.models import ApiModel, JsonBool
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=254)]
+# An address a new account or an invitation is sent to: checked by `_valid_email`, documented as an email.
+NewEmail = Annotated[Email, Field(json_schema_extra={"format": "email"})]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+# A password being set: the policy (`passwords.check_policy`, answering `weak_password`) decides, and the
+# document says what it enforces.
+NewPassword = Annotated[
+    Password,
+    Field(
+        json_schema_extra={"minLength": passwords.MIN_LENGTH, "maxLength": passwords.MAX_LENGTH},
+        description=f"{passwords.MIN_LENGTH} to {passwords.MAX_LENGTH} characters, at least "
+        f"{passwords.MIN_DISTINCT_CHARACTERS} of them different",
+    ),
+]
+# Checked by the service (`unknown_permission`); the document lists what it accepts.
+Permission = Annotated[str, Field(json_schema_extra={"enum": [ALL_PERMISSIONS, *sorted(PERMISSIONS)]})]
 RoleName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{1,39}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
@@ -24,8 +40,8 @@ def _valid_email(value: str) -> str:
 
 
 class RegisterRequest(ApiModel):
-    email: Email
-    password: Password
+    email: NewEmail
+    password: NewPassword
     name: Name | None = None
 
     _email = field_validator("email")(_valid_email)
@@ -46,7 +62,7 @@ class ForgotPasswordRequest(ApiModel):
 
 class ResetPasswordRequest(ApiModel):
     token: Annotated[str, StringConstraints(min_length=10, max_length=200)]
-    password: Password
+    password: NewPassword
 
 
 class UserPublic(ApiModel):
@@ -56,7 +72,7 @@ class UserPublic(ApiModel):
     avatar_url: str | None
     timezone: str | None
     roles: list[str]
-    status: Literal["active", "invited"]
+    status: Literal["active", "invited", "disabled"]
     created_at: datetime
 
 
@@ -101,7 +117,7 @@ class UserSettings(ApiModel):
     max_tokens: Annotated[int, Field(ge=1, le=200_000)] | None = None
     system_prompt: Annotated[str, StringConstraints(max_length=20_000)] | None = None
     enabled_mcp_servers: Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=50)] = []
-    memory_enabled: bool = True
+    memory_enabled: JsonBool = True
 
 
 class SettingsUpdate(ApiModel):
@@ -109,20 +125,20 @@ class SettingsUpdate(ApiModel):
 
     default_provider: Annotated[str, StringConstraints(max_length=40)] | None = None
     default_model: Annotated[str, StringConstraints(max_length=120)] | None = None
-    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
-    max_tokens: Annotated[int, Field(ge=1, le=200_000)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2, strict=True)] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=200_000, strict=True)] | None = None
     system_prompt: Annotated[str, StringConstraints(max_length=20_000)] | None = None
     enabled_mcp_servers: (
         Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=50)] | None
     ) = None
-    memory_enabled: bool | None = None
+    memory_enabled: JsonBool | None = None
 
 
 class ApiKeyCreate(ApiModel):
     name: Name
     # Omitted: the key may do whatever its owner's roles allow, now and later ("*").
-    permissions: Annotated[list[str], Field(min_length=1, max_length=20)] = ["*"]
-    expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    permissions: Annotated[list[Permission], Field(min_length=1, max_length=20)] = ["*"]
+    expires_in_days: Annotated[int, Field(ge=1, le=3650, strict=True)] | None = None
 
 
 class ApiKeyPublic(ApiModel):
@@ -139,7 +155,7 @@ class ApiKeyCreated(ApiKeyPublic):
 
 
 class InviteUserRequest(ApiModel):
-    email: Email
+    email: NewEmail
     name: Name | None = None
     roles: Annotated[list[RoleName], Field(min_length=1, max_length=10)] = ["member"]
 
@@ -150,10 +166,16 @@ class RolesUpdate(ApiModel):
     roles: Annotated[list[RoleName], Field(min_length=1, max_length=10)]
 
 
+class UserStatusUpdate(ApiModel):
+    """`disabled` refuses every credential of the user at once; `active` lets them sign in again."""
+
+    status: Literal["active", "disabled"]
+
+
 class RoleCreate(ApiModel):
     name: RoleName
     description: Annotated[str, StringConstraints(max_length=200)] | None = None
-    permissions: Annotated[list[str], Field(min_length=1, max_length=50)]
+    permissions: Annotated[list[Permission], Field(min_length=1, max_length=50)]
 
 
 class RolePublic(ApiModel):

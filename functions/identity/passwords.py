@@ -19,6 +19,7 @@ _PARALLELISM = 1
 _KEY_BYTES = 32
 MIN_LENGTH = 10
 MAX_LENGTH = 256
+MIN_DISTINCT_CHARACTERS = 4
 
 
 def check_policy(password: str) -> None:
@@ -26,7 +27,7 @@ def check_policy(password: str) -> None:
         raise ValidationFailed(f"The password needs at least {MIN_LENGTH} characters", code="weak_password")
     if len(password) > MAX_LENGTH:
         raise ValidationFailed(f"The password may have at most {MAX_LENGTH} characters", code="weak_password")
-    if len(set(password)) < 4:
+    if len(set(password)) < MIN_DISTINCT_CHARACTERS:
         raise ValidationFailed("The password is too repetitive", code="weak_password")
 
 

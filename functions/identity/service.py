@@ -10,7 +10,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from functions.identity import passwords
 from functions.identity.models import (
@@ -206,7 +206,9 @@ def reset_password(token: str, password: str) -> None:
         raise BadRequest("The reset link is invalid or has expired", code="invalid_reset_token")
     user = store.get_user(user_id)
     cost = get_settings().password_hash_cost
-    store.update_user(user, password_hash=passwords.hash_password(password, cost), status="active")
+    # Setting a password activates an invited account, never a disabled one.
+    status = "disabled" if user.status == "disabled" else "active"
+    store.update_user(user, password_hash=passwords.hash_password(password, cost), status=status)
     store.revoke_all_sessions(user_id)
     store.clear_login_failures(_email_hash(user.email))
 
@@ -328,8 +330,34 @@ def set_roles(admin: Principal, user_id: str, roles: list[str]) -> UserPublic:
     if user_id == admin.user_id and "admin" in admin.roles and "admin" not in roles:
         raise Conflict("You cannot remove your own admin role", code="last_admin")
     user = store.get_user(user_id)
-    store.update_user(user, roles=sorted(set(roles)))
+    new_roles = sorted(set(roles))
+    if new_roles != sorted(user.roles):
+        store.update_user(user, roles=new_roles)
+        # Their access tokens carry the old roles: refused from now on, a refresh gets the new ones.
+        store.record_revocation("user", user_id)
     return public_user(store.get_user(user_id))
+
+
+def set_status(admin: Principal, user_id: str, status: Literal["active", "disabled"]) -> UserPublic:
+    """Disable a user (every session, token and API key of theirs refused at once) or let them back in.
+    Admins cannot disable themselves, so a stage never locks itself out."""
+    if user_id == admin.user_id and status == "disabled":
+        raise Conflict("You cannot disable your own account", code="last_admin")
+    user = store.get_user(user_id)
+    if status == "disabled":
+        if user.status != "disabled":
+            disable_user(user)
+    elif user.status == "disabled":
+        # An invited user who never set a password is invited again, not active.
+        store.update_user(user, status="active" if user.password_hash else "invited")
+    return public_user(store.get_user(user_id))
+
+
+def disable_user(user: UserRecord) -> None:
+    """Refuse every credential of the user from now on: sign-in, refresh, access tokens and API keys."""
+    store.update_user(user, status="disabled")
+    store.record_revocation("user", user.user_id)
+    store.revoke_all_sessions(user.user_id)
 
 
 def list_roles() -> list[RolePublic]:
@@ -361,6 +389,8 @@ def delete_role(name: str) -> None:
     if name in BUILTIN_ROLES:
         raise Conflict(f"'{name}' is a built-in role and cannot be deleted", code="builtin_role")
     store.delete_role(name)
+    # Credentials verified while the role still granted something are refused; fresh ones lack it.
+    store.record_revocation("role", name)
 
 
 def _require_known_roles(roles: list[str]) -> None:
@@ -389,9 +419,15 @@ def public_user(user: UserRecord) -> UserPublic:
         avatar_url=user.avatar_url,
         timezone=user.timezone,
         roles=list(user.roles),
-        status="invited" if user.status == "invited" else "active",
+        status=_public_status(user.status),
         created_at=user.created_at,
     )
+
+
+def _public_status(status: str) -> Literal["active", "invited", "disabled"]:
+    if status == "invited":
+        return "invited"
+    return "disabled" if status == "disabled" else "active"
 
 
 def _active_user(user_id: str) -> UserRecord:

@@ -12,6 +12,7 @@ Items (pk / sk):
   LOGINFAIL#<sha256> / LOGINFAIL failed logins for an email in the current window
   RESET#<sha256> / RESET         a one-time password reset (or invitation) token
   STAGE / FIRST_ADMIN            claimed once, by the stage's first user, who becomes its admin
+  REVOCATIONS / <ms>#<kind>#<id> a revoking act every function reads at once (shared.auth.revocations)
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from shared.auth.api_keys import api_key_item_key, role_item_key, user_item_key
+from shared.auth.revocations import (
+    REVOCATIONS_PARTITION,
+    RevocationKind,
+    revocation_horizon_seconds,
+    revocation_sort_key,
+)
 from shared.errors import Conflict, NotFound
 from shared.pagination import decode_cursor, encode_cursor
 from shared.storage import (
@@ -147,6 +154,14 @@ class ResetTokenRecord(Model):
     sk = UnicodeAttribute(range_key=True, default="RESET")
     user_id = UnicodeAttribute(attr_name="userId")
     expires_at = NumberAttribute(attr_name="expiresAt")
+    ttl = TTLAttribute()
+
+
+class RevocationRecord(Model):
+    Meta = _Meta
+
+    pk = UnicodeAttribute(hash_key=True, default=REVOCATIONS_PARTITION)
+    sk = UnicodeAttribute(range_key=True)
     ttl = TTLAttribute()
 
 
@@ -265,6 +280,8 @@ def rotate_session(session: SessionRecord, *, spent_jti: str, next_jti: str, exp
 
 
 def revoke_session(user_id: str, family_id: str) -> None:
+    """End a refresh-token family, and refuse its access tokens everywhere at once."""
+    record_revocation("session", family_id)
     session = SessionRecord(*session_key(user_id, family_id))
     try:
         session.update(actions=[SessionRecord.revoked.set(True)], condition=SessionRecord.pk.exists())
@@ -327,11 +344,12 @@ def list_api_keys(user_id: str, *, limit: int, cursor: str | None) -> tuple[list
 
 
 def delete_api_key(user_id: str, key_id: str) -> None:
-    """Revoke one of the user's keys; another user's key id is simply not found."""
+    """Revoke one of the user's keys, refused everywhere at once; another user's key id is simply not found."""
     matches = list(ApiKeyRecord.by_gsi1.query(api_keys_partition(user_id), ApiKeyRecord.gsi1sk == key_id))
     if not matches:
         raise NotFound("API key not found", code="api_key_not_found")
     matches[0].delete()
+    record_revocation("api_key", key_id)
 
 
 # Roles ------------------------------------------------------------------------------------------------------
@@ -367,6 +385,24 @@ def delete_role(name: str) -> None:
         if condition_failed(error):
             raise NotFound(f"The role '{name}' does not exist", code="role_not_found") from None
         raise
+
+
+# Revocations ------------------------------------------------------------------------------------------------
+
+
+def record_revocation(kind: RevocationKind, subject: str) -> int:
+    """Record a revoking act for every function to read (shared.auth.revocations); returns its time (epoch ms).
+
+    Kept as long as a credential it refuses could still be presented, then removed by TTL.
+    """
+    from shared.settings import get_settings
+
+    at_ms = int(time.time() * 1000)
+    horizon = revocation_horizon_seconds(get_settings().access_token_ttl_seconds)
+    RevocationRecord(
+        sk=revocation_sort_key(at_ms, kind, subject), ttl=datetime.fromtimestamp(at_ms / 1000 + horizon, UTC)
+    ).save()
+    return at_ms
 
 
 # Failed logins ----------------------------------------------------------------------------------------------

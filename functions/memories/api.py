@@ -24,6 +24,7 @@ from functions.memories.models import (
 from shared.http.app import create_app
 from shared.http.deps import CurrentPrincipal
 from shared.http.models import Page
+from shared.http.responses import refusals
 from shared.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
@@ -33,12 +34,12 @@ MemoryId = Annotated[str, Path(alias="memoryId", max_length=26)]
 router = APIRouter(prefix="/api/v1/memories", tags=["memories"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=MemoryPublic)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=MemoryPublic, responses=refusals(409))
 def create_memory(principal: CurrentPrincipal, body: MemoryCreate) -> MemoryPublic:
     return service.create_memory(principal.user_id, body)
 
 
-@router.get("", response_model=Page[MemoryPublic])
+@router.get("", response_model=Page[MemoryPublic], responses=refusals(400))
 def list_memories(
     principal: CurrentPrincipal,
     *,
@@ -54,7 +55,7 @@ def list_memories(
     return Page(items=items, next_cursor=next_cursor)
 
 
-@router.get("/active", response_model=Page[MemoryPublic])
+@router.get("/active", response_model=Page[MemoryPublic], responses=refusals(400))
 def active_memories(
     principal: CurrentPrincipal, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
 ) -> Page[MemoryPublic]:
@@ -67,7 +68,7 @@ def memory_stats(principal: CurrentPrincipal) -> MemoryStats:
     return service.memory_stats(principal.user_id)
 
 
-@router.get("/search", response_model=Page[MemoryPublic])
+@router.get("/search", response_model=Page[MemoryPublic], responses=refusals(400))
 def search_memories(
     principal: CurrentPrincipal,
     q: Annotated[SearchText, Query()],
@@ -78,33 +79,35 @@ def search_memories(
     return Page(items=items, next_cursor=next_cursor)
 
 
-@router.post("/bulk-import", response_model=BulkImportResult)
+@router.post("/bulk-import", response_model=BulkImportResult, responses=refusals(409))
 def bulk_import(principal: CurrentPrincipal, body: BulkImportRequest) -> BulkImportResult:
     return service.bulk_import(principal.user_id, body)
 
 
-@router.get("/{memoryId}", response_model=MemoryPublic)
+@router.get("/{memoryId}", response_model=MemoryPublic, responses=refusals(404))
 def get_memory(principal: CurrentPrincipal, memory_id: MemoryId) -> MemoryPublic:
     return service.get_memory(principal.user_id, memory_id)
 
 
-@router.put("/{memoryId}", response_model=MemoryPublic)
+@router.put("/{memoryId}", response_model=MemoryPublic, responses=refusals(404, 409))
 def update_memory(principal: CurrentPrincipal, memory_id: MemoryId, body: MemoryUpdate) -> MemoryPublic:
     return service.update_memory(principal.user_id, memory_id, body)
 
 
-@router.delete("/{memoryId}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.delete(
+    "/{memoryId}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses=refusals(404, 409)
+)
 def delete_memory(principal: CurrentPrincipal, memory_id: MemoryId) -> Response:
     service.delete_memory(principal.user_id, memory_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{memoryId}/archive", response_model=MemoryPublic)
+@router.post("/{memoryId}/archive", response_model=MemoryPublic, responses=refusals(404, 409))
 def archive_memory(principal: CurrentPrincipal, memory_id: MemoryId) -> MemoryPublic:
     return service.set_archived(principal.user_id, memory_id, archived=True)
 
 
-@router.post("/{memoryId}/restore", response_model=MemoryPublic)
+@router.post("/{memoryId}/restore", response_model=MemoryPublic, responses=refusals(404, 409))
 def restore_memory(principal: CurrentPrincipal, memory_id: MemoryId) -> MemoryPublic:
     return service.set_archived(principal.user_id, memory_id, archived=False)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AwareDatetime, Field, StringConstraints, field_validator, model_validator
 
-from shared.http.models import ApiModel
+from shared.http.models import ApiModel, JsonBool
 
 Category = Literal["preference", "fact", "instruction", "context", "general"]
 CATEGORIES: tuple[Category, ...] = get_args(Category)
@@ -16,7 +16,7 @@ MAX_BULK_IMPORT = 500
 DEFAULT_PRIORITY = 5
 
 Content = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CONTENT_CHARS)]
-Priority = Annotated[int, Field(ge=1, le=10)]
+Priority = Annotated[int, Field(ge=1, le=10, strict=True)]
 SearchText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
@@ -30,7 +30,7 @@ class MemoryCreate(ApiModel):
     content: Content
     category: Category = "general"
     priority: Priority = DEFAULT_PRIORITY
-    active: bool = True
+    active: JsonBool = True
     expires_at: AwareDatetime | None = None
 
     _expires_in_the_future = field_validator("expires_at")(_in_the_future)
@@ -42,7 +42,7 @@ class MemoryUpdate(ApiModel):
     content: Content | None = None
     category: Category | None = None
     priority: Priority | None = None
-    active: bool | None = None
+    active: JsonBool | None = None
     expires_at: AwareDatetime | None = None
 
     _expires_in_the_future = field_validator("expires_at")(_in_the_future)

@@ -21,8 +21,8 @@ from shared.errors import DomainError
 from shared.observability import logger
 
 # The authorizer context kept with the connection. Token expiry is left out on purpose: API Gateway checks
-# the token once, at connect, and bounds the connection to 2 h itself.
-_PRINCIPAL_KEYS = ("userId", "roles", "permissions", "authType", "sessionId", "apiKeyId")
+# the token once, at connect, and bounds the connection to 2 h itself. Revocations are checked on every frame.
+_PRINCIPAL_KEYS = ("userId", "roles", "permissions", "authType", "sessionId", "apiKeyId", "verifiedAt")
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from infra.catalog import AUTHORIZER_CACHE_SECONDS, FunctionSpec, Route
+from infra.local.asgi import scope_header
 from infra.local.events import (
     AuthorizerAnswer,
     GatewayResponse,
@@ -49,12 +50,12 @@ from infra.local.events import (
     parse_function_result,
 )
 from infra.local.routing import RouteTable
+from infra.local.websocket import WebSocketBridge
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
     from infra.local.openapi import ApiDocs
-    from infra.local.websocket import WebSocketBridge
 
 LambdaHandler = Callable[[Any, Any], Any]
 HandlerLoader = Callable[[str], LambdaHandler]
@@ -148,10 +149,10 @@ class Gateway:
         self._running_lock = threading.Lock()
         self.websocket: WebSocketBridge | None = None
         if websocket is not None:
-            from infra.local.websocket import WebSocketBridge
-
             self.websocket = WebSocketBridge(
-                self,
+                self._invoke,
+                stage=stage,
+                region=region,
                 authorizer=websocket.authorizer,
                 handler=websocket.handler,
                 actions=websocket.actions,
@@ -394,15 +395,6 @@ def _raw_path(scope: Scope) -> str:
     if isinstance(raw, bytes | bytearray) and raw:
         return bytes(raw).decode("latin-1").split("?", 1)[0]
     return str(scope["path"])
-
-
-def scope_header(scope: Scope, name: str) -> str | None:
-    """A request header of an ASGI scope (the first, when repeated)."""
-    wanted = name.encode()
-    for key, value in scope.get("headers", []):
-        if key.lower() == wanted:
-            return str(value.decode("latin-1"))
-    return None
 
 
 def _incoming_request(scope: Scope, raw_path: str, body: bytes) -> IncomingRequest:

@@ -1,8 +1,9 @@
 """One OpenAPI document for the whole API, merged from every context's FastAPI app, and Swagger UI over it.
 
-Each context's app knows its own operations; only the catalog knows which of them API Gateway routes and
-which sit behind the authorizer. So the merge keeps the operations the catalog routes, marks the protected
-ones with a bearer security requirement, and merges the component schemas: a name two apps define
+Each context's app knows its own operations and what its function answers; only the catalog knows which of
+them API Gateway routes and which sit behind the authorizer. So the merge keeps the operations the catalog
+routes, marks the protected ones with a bearer security requirement, adds what API Gateway answers itself
+on the routes it serves (see `GATEWAY_ANSWERS`), and merges the component schemas: a name two apps define
 identically is shared, a name they define differently is prefixed with the later context's name (and its
 `$ref`s rewritten), and anything still colliding fails loudly rather than documenting the wrong shape.
 """
@@ -16,7 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from infra.catalog import FunctionSpec
+from infra.catalog import FunctionSpec, Route
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
@@ -26,6 +27,24 @@ log = logging.getLogger("stratus.local")
 SECURITY_SCHEME = "bearerAuth"
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 _SCHEMA_REF = "#/components/schemas/"
+
+GATEWAY_ERROR = "GatewayError"
+_GATEWAY_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": GATEWAY_ERROR,
+    "description": "API Gateway's own answer, sent without (or instead of) the function's",
+    "properties": {"message": {"type": "string"}},
+    "required": ["message"],
+    "additionalProperties": False,
+}
+# What the HTTP API answers itself, whatever the function would: status → (when, routes it applies to).
+# `{"message": "Unauthorized"}` for a missing Authorization header never reaches the authorizer.
+GATEWAY_ANSWERS: dict[int, tuple[str, str]] = {
+    401: ('No Authorization header: API Gateway answers `{"message": "Unauthorized"}` itself', "protected"),
+    413: ('A body over 10 MB: API Gateway answers `{"message": "Request Entity Too Large"}`', "all"),
+    500: ('The function failed or timed out: `{"message": "Internal Server Error"}`', "all"),
+    503: ('The function did not answer within 30 s: `{"message": "Service Unavailable"}`', "all"),
+}
 
 
 class OpenApiMergeError(RuntimeError):
@@ -86,9 +105,7 @@ def merge_openapi(
                 target = merged["paths"].setdefault(path, {})
                 if method in target:
                     raise OpenApiMergeError(f"{method.upper()} {path} is documented by two functions")
-                if not route.public:
-                    operation["security"] = [{SECURITY_SCHEME: []}]
-                target[method] = operation
+                target[method] = _as_served(function, route, operation)
                 served.add((method, path))
             # Path-level fields (summary, parameters) travel with the path.
             for key, value in item.items():
@@ -103,7 +120,36 @@ def merge_openapi(
             tags.setdefault(tag["name"], tag)
     if tags:
         merged["tags"] = list(tags.values())
+    if GATEWAY_ERROR in merged["components"]["schemas"]:
+        raise OpenApiMergeError(f"schema {GATEWAY_ERROR!r} is the gateway's own: rename the app's")
+    merged["components"]["schemas"][GATEWAY_ERROR] = _GATEWAY_ERROR_SCHEMA
     return merged
+
+
+def _as_served(function: FunctionSpec, route: Route, operation: dict[str, Any]) -> dict[str, Any]:
+    """The operation as the deployed API serves it: behind the authorizer unless public, and through API
+    Gateway unless the function streams from its own URL."""
+    if not route.public:
+        operation["security"] = [{SECURITY_SCHEME: []}]
+    if not function.streaming:
+        _add_gateway_answers(operation, protected=not route.public)
+    return operation
+
+
+def _add_gateway_answers(operation: dict[str, Any], *, protected: bool) -> None:
+    """Document beside the function's own answers what API Gateway answers itself on this route: where the
+    function documents the same status, the body is either shape."""
+    responses = operation.setdefault("responses", {})
+    gateway_schema = {"$ref": _SCHEMA_REF + GATEWAY_ERROR}
+    for status, (when, applies_to) in GATEWAY_ANSWERS.items():
+        if applies_to == "protected" and not protected:
+            continue
+        response = responses.setdefault(str(status), {"description": when})
+        content = response.setdefault("content", {}).setdefault("application/json", {})
+        own = content.get("schema")
+        content["schema"] = {"anyOf": [own, gateway_schema]} if own else gateway_schema
+        if response["description"] != when:
+            response["description"] = f"{response['description']}. Or: {when}"
 
 
 def _resolve_schema_names(

@@ -25,23 +25,28 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 from infra.catalog import FunctionSpec
+from infra.local.asgi import scope_header
 from infra.local.events import ACCOUNT_ID, API_ID, RequestTime, event_headers, new_request_id, query_parameters
-from infra.local.gateway import scope_header
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
-
-    from infra.local.gateway import Gateway
 
 log = logging.getLogger("stratus.local")
 
 MAX_MESSAGE_BYTES = 128 * 1024  # API Gateway WebSocket message limit (frames are 32 KB)
 _INVOKE_PREFIX = "/2015-03-31/functions/"
 _CONNECTIONS_MARKER = "/@connections/"
+
+
+class Invoke(Protocol):
+    """Runs a catalog function on an event as the Lambda service would (the local gateway's invoker): its
+    result, or an exception once it fails or outlives `timeout`."""
+
+    async def __call__(self, function: FunctionSpec, event: dict[str, Any], timeout: float, /) -> Any: ...
 
 
 def new_connection_id() -> str:
@@ -78,18 +83,23 @@ class _Answer:
 
 
 class WebSocketBridge:
-    """The WebSocket endpoint and the two AWS APIs behind it, invoking functions through `gateway`."""
+    """The WebSocket endpoint and the two AWS APIs behind it, running functions through `invoke` (the local
+    gateway's, so they share its handlers, thread pool and timeouts) on the stage `stage` in `region`."""
 
     def __init__(
         self,
-        gateway: Gateway,
+        invoke: Invoke,
         *,
+        stage: str,
+        region: str,
         authorizer: FunctionSpec,
         handler: FunctionSpec,
         actions: Iterable[str],
         invocable: Iterable[FunctionSpec] = (),
     ) -> None:
-        self.gateway = gateway
+        self._invoke = invoke
+        self.stage = stage
+        self.region = region
         self.authorizer = authorizer
         self.handler = handler
         self.actions = tuple(actions)
@@ -153,7 +163,7 @@ class WebSocketBridge:
             task.add_done_callback(self._background.discard)
             return _Answer(202)
         try:
-            result = await self.gateway._invoke(spec, event, timeout)
+            result = await self._invoke(spec, event, timeout)
         except Exception as error:
             log.exception("function %s failed", spec.name)
             payload = {"errorMessage": str(error), "errorType": type(error).__name__}
@@ -162,12 +172,12 @@ class WebSocketBridge:
 
     def _function(self, name: str) -> FunctionSpec | None:
         # A name, `stratus-<stage>-<name>`, or an ARN ending in either.
-        short = name.rsplit(":", 1)[-1].removeprefix(f"stratus-{self.gateway.stage}-")
+        short = name.rsplit(":", 1)[-1].removeprefix(f"stratus-{self.stage}-")
         return self.invocable.get(short)
 
     async def _invoke_in_background(self, spec: FunctionSpec, event: dict[str, Any], timeout: float) -> None:
         try:
-            await self.gateway._invoke(spec, event, timeout)
+            await self._invoke(spec, event, timeout)
         except Exception:
             log.exception("asynchronous invocation of %s failed", spec.name)
 
@@ -216,7 +226,7 @@ class WebSocketBridge:
                 "isBase64Encoded": False,
             }
             try:
-                await self.gateway._invoke(self.handler, disconnect_event, float(self.handler.timeout_seconds))
+                await self._invoke(self.handler, disconnect_event, float(self.handler.timeout_seconds))
             except Exception:
                 log.exception("the $disconnect integration failed")
             await _drain(sender)
@@ -233,7 +243,7 @@ class WebSocketBridge:
             # The identity source is missing: API Gateway refuses without calling the authorizer.
             await _refuse(scope, send, 401, "Unauthorized")
             return None
-        region, stage = self.gateway.region, self.gateway.stage
+        region, stage = self.region, self.stage
         authorizer_event = {
             "type": "REQUEST",
             "methodArn": f"arn:aws:execute-api:{region}:{ACCOUNT_ID}:{API_ID}/{stage}/$connect",
@@ -243,9 +253,7 @@ class WebSocketBridge:
             "requestContext": base,
         }
         try:
-            answer = await self.gateway._invoke(
-                self.authorizer, authorizer_event, float(self.authorizer.timeout_seconds)
-            )
+            answer = await self._invoke(self.authorizer, authorizer_event, float(self.authorizer.timeout_seconds))
         except Exception:
             log.exception("the WebSocket authorizer failed")
             await _refuse(scope, send, 500, "Internal Server Error")
@@ -261,7 +269,7 @@ class WebSocketBridge:
             "isBase64Encoded": False,
         }
         try:
-            result = await self.gateway._invoke(self.handler, connect_event, float(self.handler.timeout_seconds))
+            result = await self._invoke(self.handler, connect_event, float(self.handler.timeout_seconds))
         except Exception:
             log.exception("the $connect integration failed")
             result = {"statusCode": 500}
@@ -310,7 +318,7 @@ class WebSocketBridge:
             "isBase64Encoded": False,
         }
         try:
-            await self.gateway._invoke(self.handler, event, float(self.handler.timeout_seconds))
+            await self._invoke(self.handler, event, float(self.handler.timeout_seconds))
         except Exception:
             # API Gateway drops the integration's failure; the client sees no frame for it.
             log.exception("the %s integration failed", route)
@@ -345,7 +353,7 @@ class WebSocketBridge:
             "extendedRequestId": new_request_id(),
             "requestTime": now.clf,
             "messageDirection": "IN",
-            "stage": self.gateway.stage,
+            "stage": self.stage,
             "connectedAt": connected_at,
             "requestTimeEpoch": now.epoch_ms,
             "identity": {"sourceIp": str(client[0]), "userAgent": scope_header(scope, "user-agent") or ""},

@@ -17,6 +17,16 @@ from shared.errors import Unauthorized
 from shared.tables import IDENTITY
 
 API_KEY_PREFIX = "sk-stratus-"
+# What resolving a key reads of the identity table, and nothing more: functions that re-resolve a key (its owner
+# changed since the authorizer's cached answer) are granted exactly these partitions and attributes, so they can
+# never read a password hash or a session.
+API_KEY_RESOLUTION_PARTITIONS = ("APIKEY#*", "USER#*", "ROLE#*")
+_KEY_ATTRIBUTES = ("userId", "keyId", "permissions", "expiresAt")
+_USER_ATTRIBUTES = ("status", "roles")
+_ROLE_ATTRIBUTES = ("permissions",)
+API_KEY_RESOLUTION_ATTRIBUTES = tuple(
+    dict.fromkeys(("pk", "sk", *_KEY_ATTRIBUTES, *_USER_ATTRIBUTES, *_ROLE_ATTRIBUTES))
+)
 
 
 def generate_api_key() -> str:
@@ -45,20 +55,21 @@ def role_item_key(role: str) -> tuple[str, str]:
 
 def resolve_api_key(raw_key: str) -> Principal:
     """The principal behind a presented key: its own permissions, cut to what its owner's roles still grant."""
-    key_item = _get_item(*api_key_item_key(hash_api_key(raw_key)))
+    resolved_at_ms = int(time.time() * 1000)
+    key_item = _get_item(api_key_item_key(hash_api_key(raw_key)), _KEY_ATTRIBUTES)
     if key_item is None:
         raise Unauthorized("The API key is not valid", code="invalid_api_key")
     expires_at = _number(key_item.get("expiresAt"))
     if expires_at is not None and expires_at <= time.time():
         raise Unauthorized("The API key has expired", code="invalid_api_key")
     user_id = _string(key_item["userId"])
-    user = _get_item(*user_item_key(user_id))
+    user = _get_item(user_item_key(user_id), _USER_ATTRIBUTES)
     if user is None or _string(user.get("status", {"S": "active"})) != "active":
         raise Unauthorized("The API key is not valid", code="invalid_api_key")
     roles = tuple(_strings(user.get("roles")))
     custom: dict[str, list[str]] = {}
     for role in roles:
-        role_item = _get_item(*role_item_key(role))
+        role_item = _get_item(role_item_key(role), _ROLE_ATTRIBUTES)
         if role_item is not None:
             custom[role] = _strings(role_item.get("permissions"))
     allowed = permissions_of(roles, custom)
@@ -77,13 +88,21 @@ def resolve_api_key(raw_key: str) -> Principal:
         auth_type="api_key",
         expires_at=expires_at,
         api_key_id=_string(key_item["keyId"]),
+        verified_at_ms=resolved_at_ms,
     )
 
 
-def _get_item(pk: str, sk: str) -> dict[str, Any] | None:
+def _get_item(key: tuple[str, str], attributes: tuple[str, ...]) -> dict[str, Any] | None:
     from shared.aws import client
 
-    response = client("dynamodb").get_item(TableName=IDENTITY.name_from_env(), Key={"pk": {"S": pk}, "sk": {"S": sk}})
+    pk, sk = key
+    names = {f"#a{index}": name for index, name in enumerate(attributes)}
+    response = client("dynamodb").get_item(
+        TableName=IDENTITY.name_from_env(),
+        Key={"pk": {"S": pk}, "sk": {"S": sk}},
+        ProjectionExpression=", ".join(names),
+        ExpressionAttributeNames=names,
+    )
     item: dict[str, Any] | None = response.get("Item")
     return item
 

@@ -54,6 +54,9 @@ class Principal:
     expires_at: int | None = None
     session_id: str | None = None
     api_key_id: str | None = None
+    # When the roles and permissions above were read (epoch ms): a token's issue time, an API key's resolution.
+    # A revocation of the user, or of one of their roles, refuses principals verified before it.
+    verified_at_ms: int | None = None
 
     def can(self, permission: str) -> bool:
         return grants(self.permissions, permission)
@@ -76,14 +79,19 @@ class Principal:
             context["sessionId"] = self.session_id
         if self.api_key_id:
             context["apiKeyId"] = self.api_key_id
+        if self.verified_at_ms is not None:
+            context["verifiedAt"] = self.verified_at_ms
         return context
 
     @classmethod
     def from_authorizer_context(cls, context: Mapping[str, object]) -> Principal:
         """Rebuild the principal the authorizer verified, or raise the error it found.
 
-        API Gateway may serve a cached answer past the token's expiry, so expiry is checked again here.
+        API Gateway may serve a cached answer past the token's expiry or after a revocation, so both are checked
+        again here.
         """
+        from shared.auth.revocations import ensure_not_revoked
+
         if context.get("authError"):
             raise Unauthorized(str(context.get("authMessage") or "Invalid credentials"), code=str(context["authError"]))
         user_id = context.get("userId")
@@ -93,7 +101,7 @@ class Principal:
         if expires_at is not None and expires_at <= time.time():
             raise Unauthorized("The access token has expired", code="token_expired")
         auth_type: Literal["token", "api_key"] = "api_key" if context.get("authType") == "api_key" else "token"
-        return cls(
+        principal = cls(
             user_id=user_id,
             roles=tuple(str(context.get("roles") or "").split()),
             permissions=frozenset(str(context.get("permissions") or "").split()),
@@ -101,4 +109,8 @@ class Principal:
             expires_at=expires_at,
             session_id=str(context["sessionId"]) if context.get("sessionId") else None,
             api_key_id=str(context["apiKeyId"]) if context.get("apiKeyId") else None,
+            # Unknown (an answer from before verification times were recorded): any later change refuses it.
+            verified_at_ms=int(str(context["verifiedAt"])) if context.get("verifiedAt") not in (None, "") else None,
         )
+        ensure_not_revoked(principal)
+        return principal

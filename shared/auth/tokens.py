@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from shared.auth.keys import ALGORITHM, KeyRing
 from shared.errors import Unauthorized
-from shared.ids import new_id
+from shared.ids import id_time_ms, new_id
 from shared.settings import Settings
 
 TokenType = Literal["access", "refresh"]
@@ -36,9 +36,11 @@ def issue_token(
 ) -> IssuedToken:
     import jwt
 
-    issued_at = int(time.time()) if now is None else now
+    issued_at_ms = int(time.time() * 1000) if now is None else now * 1000
+    issued_at = issued_at_ms // 1000
     ttl = settings.access_token_ttl_seconds if token_type == "access" else settings.refresh_token_ttl_seconds
-    jti = new_id()
+    # Minted in the issue millisecond, the jti dates the token more finely than `iat` (see `issued_at_ms`).
+    jti = new_id(issued_at_ms)
     payload = {
         **claims,
         "iss": settings.token_issuer,
@@ -52,6 +54,15 @@ def issue_token(
     signer = ring.active
     token = jwt.encode(payload, signer.private_key, algorithm=ALGORITHM, headers={"kid": signer.kid})
     return IssuedToken(token, jti, issued_at + ttl)
+
+
+def issued_at_ms(claims: dict[str, Any]) -> int:
+    """When a verified token was issued, to the millisecond: `iat` has whole seconds, and a revocation in the same
+    second as a sign-in must refuse the tokens issued before it and none issued after."""
+    try:
+        return id_time_ms(str(claims["jti"]))
+    except ValueError:
+        return int(claims["iat"]) * 1000
 
 
 def verify_token(token: str, ring: KeyRing, settings: Settings, *, token_type: TokenType) -> dict[str, Any]:

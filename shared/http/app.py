@@ -1,7 +1,8 @@
 """The one FastAPI app factory: error mapping, camelCase JSON, request ids, security headers, CORS, body limit.
 
 Routers are handed in as `public` or `protected`: every protected route requires a verified caller by
-construction, so a route cannot forget its auth check.
+construction, so a route cannot forget its auth check, and its OpenAPI operation documents the 401 (with the
+other refusals every route can answer: see `shared.http.responses`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,17 @@ def current_request_id() -> str | None:
     return request_id_var.get()
 
 
+class StratusApp(FastAPI):
+    """A context's app; its OpenAPI document gets the event-stream schemas its routes declare."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            from shared.http.responses import fill_event_streams
+
+            fill_event_streams(super().openapi())
+        return super().openapi()
+
+
 def create_app(
     *,
     title: str,
@@ -55,7 +67,7 @@ def create_app(
     settings: Settings | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(
+    app = StratusApp(
         title=title,
         version=settings.version,
         docs_url=None,
@@ -63,8 +75,10 @@ def create_app(
         openapi_url=None,  # local mode serves one merged document at /docs
     )
     for router in public:
+        _document_refusals(router, protected=False)
         app.include_router(router)
     for router in protected:
+        _document_refusals(router, protected=True)
         app.include_router(router, dependencies=[Depends(authenticate)])
 
     app.add_exception_handler(DomainError, _domain_error)  # type: ignore[arg-type]
@@ -85,6 +99,18 @@ def create_app(
         )
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
+
+
+def _document_refusals(router: APIRouter, *, protected: bool) -> None:
+    """Document on each route the refusals every route of its kind can answer (before it is included: FastAPI
+    builds the included copy's response models from the route's `responses`)."""
+    from fastapi.routing import APIRoute
+
+    from shared.http.responses import document_common_refusals
+
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            document_common_refusals(route, protected=protected)
 
 
 def error_response(error: DomainError) -> JSONResponse:

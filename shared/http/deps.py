@@ -18,11 +18,11 @@ def authenticate(request: Request) -> Principal:
         return cached
     event: dict[str, Any] = request.scope.get("aws.event") or {}
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
-    if "lambda" in authorizer:
-        principal = Principal.from_authorizer_context(authorizer["lambda"] or {})
-    else:
-        from shared.auth.verify import verify_authorization_header
+    from shared.auth.verify import principal_for_request, verify_authorization_header
 
+    if "lambda" in authorizer:
+        principal = principal_for_request(authorizer["lambda"] or {}, request.headers.get("authorization"))
+    else:
         principal = verify_authorization_header(request.headers.get("authorization"))
     request.state.principal = principal
     return principal

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Strict
 from pydantic.alias_generators import to_camel
 
 T = TypeVar("T")
+
+# A request's boolean: JSON `true` or `false` only, as the document says (pydantic would take 0, 1 or "yes").
+# Numbers in request bodies are `strict=True` for the same reason (no `true` for 1, no "5" for 5).
+JsonBool = Annotated[bool, Strict()]
 
 
 class ApiModel(BaseModel):

@@ -23,6 +23,8 @@ from shared.tables import TableSpec
 
 CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
 ACME_ORIGINS = "https://app.acme.example,https://admin.acme.example"
+# A tenant stage in a real account and region, as `cdk synth` resolves them: ARNs hold them, not their tokens.
+ACME_ENVIRONMENT = {"CDK_DEFAULT_ACCOUNT": "123456789012", "CDK_DEFAULT_REGION": "eu-west-1"}
 
 Resource = dict[str, Any]
 
@@ -80,7 +82,8 @@ class Synthesized:
         return logical_id
 
 
-def _synthesize(root: Path, stage: str, **context: str) -> Synthesized:
+def _synthesize(root: Path, stage: str, environment: dict[str, str], **context: str) -> Synthesized:
+    """Synthesize `stage` as `cdk synth` would, the CLI having resolved `environment` (CDK_DEFAULT_*)."""
     layers = {}
     for name in ("base", "ai"):
         layers[name] = root / "layers" / name / "build"
@@ -88,15 +91,33 @@ def _synthesize(root: Path, stage: str, **context: str) -> Synthesized:
     outdir = root / "cdk.out"
     flags = json.loads(CDK_JSON.read_text())["context"]
     app = App(outdir=str(outdir), context={**flags, "stage": stage, **context})
-    stack = add_stage(app, stage, layers)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
+            patch.delenv(name, raising=False)
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        stack = add_stage(app, stage, layers)
     return Synthesized(stage, stack, Template.from_stack(stack), outdir)
+
+
+# Every stage-independent assertion runs on both: a dev stage with no environment (tokens in every ARN) and a
+# tenant stage in a known account and region (literal values in its ARNs).
+STAGES = ("dev", "acme")
+
+
+@pytest.fixture(params=STAGES)
+def synth(request: pytest.FixtureRequest) -> Synthesized:
+    """Each stage in turn, synthesized once per session."""
+    return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return _synthesize(tmp_path_factory.mktemp("dev"), "dev")
+    return _synthesize(tmp_path_factory.mktemp("dev"), "dev", {})
 
 
 @pytest.fixture(scope="session")
 def acme(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return _synthesize(tmp_path_factory.mktemp("acme"), "acme", corsOrigins=ACME_ORIGINS, bedrock="true")
+    return _synthesize(
+        tmp_path_factory.mktemp("acme"), "acme", ACME_ENVIRONMENT, corsOrigins=ACME_ORIGINS, bedrock="true"
+    )

@@ -42,14 +42,14 @@ def _api(synth: Synthesized) -> dict[str, Any]:
     return api["Properties"]  # type: ignore[no-any-return]
 
 
-def test_api_serves_exactly_the_catalog_routes(dev: Synthesized) -> None:
-    assert sorted(_routes(dev)) == sorted(route.route_key for route, _ in all_routes())
+def test_api_serves_exactly_the_catalog_routes(synth: Synthesized) -> None:
+    assert sorted(_routes(synth)) == sorted(route.route_key for route, _ in all_routes())
 
 
 @pytest.mark.parametrize(("route", "spec"), ROUTES)
-def test_route_needs_the_authorizer_unless_public(dev: Synthesized, route: Route, spec: FunctionSpec) -> None:
-    deployed = _routes(dev)[route.route_key]
-    authorizer_id, _ = _authorizer(dev)
+def test_route_needs_the_authorizer_unless_public(synth: Synthesized, route: Route, spec: FunctionSpec) -> None:
+    deployed = _routes(synth)[route.route_key]
+    authorizer_id, _ = _authorizer(synth)
 
     if route.public:
         assert deployed["AuthorizationType"] == "NONE"
@@ -60,19 +60,19 @@ def test_route_needs_the_authorizer_unless_public(dev: Synthesized, route: Route
 
 
 @pytest.mark.parametrize(("route", "spec"), ROUTES)
-def test_route_reaches_the_function_that_serves_it(dev: Synthesized, route: Route, spec: FunctionSpec) -> None:
-    target = _routes(dev)[route.route_key]["Target"]
+def test_route_reaches_the_function_that_serves_it(synth: Synthesized, route: Route, spec: FunctionSpec) -> None:
+    target = _routes(synth)[route.route_key]["Target"]
     (integration_id,) = (part["Ref"] for part in target["Fn::Join"][1] if isinstance(part, dict))
-    function_id, _ = dev.function(spec)
+    function_id, _ = synth.function(spec)
 
     assert json.dumps({"Fn::GetAtt": [function_id, "Arn"]}) in json.dumps(
-        dev.resources[integration_id]["Properties"]["IntegrationUri"]
+        synth.resources[integration_id]["Properties"]["IntegrationUri"]
     )
 
 
-def test_authorizer_is_a_cached_simple_lambda_authorizer_on_the_authorization_header(dev: Synthesized) -> None:
-    _, authorizer = _authorizer(dev)
-    function_id, _ = dev.function(AUTHORIZER_FUNCTION)
+def test_authorizer_is_a_cached_simple_lambda_authorizer_on_the_authorization_header(synth: Synthesized) -> None:
+    _, authorizer = _authorizer(synth)
+    function_id, _ = synth.function(AUTHORIZER_FUNCTION)
 
     assert authorizer["AuthorizerType"] == "REQUEST"
     assert authorizer["EnableSimpleResponses"] is True
@@ -97,31 +97,31 @@ def test_tenant_cors_allows_only_its_frontends_with_credentials(acme: Synthesize
     assert sorted(cors["AllowHeaders"]) == ["authorization", "content-type", "x-request-id"]
 
 
-def test_default_stage_writes_json_access_logs_and_throttles(dev: Synthesized) -> None:
-    (stage,) = (s["Properties"] for s in _http(dev, "AWS::ApiGatewayV2::Stage").values())
+def test_default_stage_writes_json_access_logs_and_throttles(synth: Synthesized) -> None:
+    (stage,) = (s["Properties"] for s in _http(synth, "AWS::ApiGatewayV2::Stage").values())
     log_group_id = stage["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0]
     access_log = json.loads(stage["AccessLogSettings"]["Format"])
 
     assert stage["StageName"] == "$default"
     assert stage["AutoDeploy"] is True
-    assert dev.resources[log_group_id]["Type"] == "AWS::Logs::LogGroup"
+    assert synth.resources[log_group_id]["Type"] == "AWS::Logs::LogGroup"
     assert {"requestId", "ip", "routeKey", "status", "latency"} <= access_log.keys()
     assert stage["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
     assert stage["DefaultRouteSettings"]["ThrottlingBurstLimit"] > 0
 
 
-def test_outputs_give_the_frontend_the_api_url(dev: Synthesized) -> None:
-    outputs = dev.template.to_json()["Outputs"]
-    (api_id,) = _http(dev, "AWS::ApiGatewayV2::Api")
+def test_outputs_give_the_frontend_the_api_url(synth: Synthesized) -> None:
+    outputs = synth.template.to_json()["Outputs"]
+    (api_id,) = _http(synth, "AWS::ApiGatewayV2::Api")
     url = outputs["HttpApiUrl"]["Value"]["Fn::Join"][1]
 
     assert url[0] == "https://"
     assert {"Ref": api_id} in url
     assert url[-1].endswith("/api/v1")
-    assert outputs["SigningKeysSecretArn"]["Value"] == {"Ref": dev.signing_secret_id}
+    assert outputs["SigningKeysSecretArn"]["Value"] == {"Ref": synth.signing_secret_id}
 
 
-def test_outputs_name_every_table(dev: Synthesized) -> None:
-    values = [output["Value"] for output in dev.template.to_json()["Outputs"].values()]
+def test_outputs_name_every_table(synth: Synthesized) -> None:
+    values = [output["Value"] for output in synth.template.to_json()["Outputs"].values()]
 
-    assert all({"Ref": dev.table_id(spec)} in values for spec in TABLES)
+    assert all({"Ref": synth.table_id(spec)} in values for spec in TABLES)

@@ -8,7 +8,8 @@ import pytest
 from aws_cdk import App
 
 from infra.app import built_layers
-from infra.stack import ConfigurationError, StratusStack, deployment_settings
+from infra.stack import StratusStack
+from infra.stage import ConfigurationError, deployment_settings
 
 pytestmark = pytest.mark.infra
 

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 
 from infra.catalog import AUTHORIZER_FUNCTION, HTTP_FUNCTIONS, STREAMING_FUNCTIONS, FunctionSpec
-from infra.stack import SIGNING_KEYS_FUNCTION
+from infra.functions import SIGNING_KEYS_FUNCTION
 from shared.settings import settings_from_environ
+from shared.tables import IDENTITY
 from tests.infrastructure.conftest import ACME_ORIGINS, Synthesized
 
 pytestmark = pytest.mark.infra
 
 CATALOG_FUNCTIONS = (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION, *STREAMING_FUNCTIONS)
 OUR_FUNCTIONS = (*CATALOG_FUNCTIONS, SIGNING_KEYS_FUNCTION)
-STAGES = ("dev", "acme")
 
 
 def _name(spec: FunctionSpec) -> str:
@@ -34,6 +34,8 @@ def _expected_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, A
     }
     for table in (*spec.tables, *spec.read_only_tables, *spec.described_tables):
         environment[table.env_var] = {"Ref": synth.table_id(table)}
+    if spec.checks_revocations:  # the revocations are in the identity table
+        environment[IDENTITY.env_var] = {"Ref": synth.table_id(IDENTITY)}
     if spec.reads_signing_keys or spec.describes_signing_keys:
         environment["SIGNING_KEYS_SECRET"] = {"Ref": synth.signing_secret_id}
     if spec.uses_payload_bucket:
@@ -59,9 +61,9 @@ def _code_asset(synth: Synthesized) -> Path:
 
 @pytest.mark.parametrize("spec", OUR_FUNCTIONS, ids=_name)
 def test_function_runs_its_handler_on_python312_arm64_as_sized_in_the_catalog(
-    dev: Synthesized, spec: FunctionSpec
+    synth: Synthesized, spec: FunctionSpec
 ) -> None:
-    _, function = dev.function(spec)
+    _, function = synth.function(spec)
 
     assert function["Runtime"] == "python3.12"
     assert function["Architectures"] == ["arm64"]
@@ -70,14 +72,14 @@ def test_function_runs_its_handler_on_python312_arm64_as_sized_in_the_catalog(
 
 
 @pytest.mark.parametrize("spec", OUR_FUNCTIONS, ids=_name)
-def test_function_traces_and_logs_json_to_its_own_log_group(dev: Synthesized, spec: FunctionSpec) -> None:
-    _, function = dev.function(spec)
-    log_group = dev.resources[function["LoggingConfig"]["LogGroup"]["Ref"]]
+def test_function_traces_and_logs_json_to_its_own_log_group(synth: Synthesized, spec: FunctionSpec) -> None:
+    _, function = synth.function(spec)
+    log_group = synth.resources[function["LoggingConfig"]["LogGroup"]["Ref"]]
 
     assert function["TracingConfig"] == {"Mode": "Active"}
     assert function["LoggingConfig"]["LogFormat"] == "JSON"
     assert log_group["Type"] == "AWS::Logs::LogGroup"
-    assert log_group["Properties"]["RetentionInDays"] == 30
+    assert log_group["Properties"]["RetentionInDays"] == (30 if synth.stage == "dev" else 365)
 
 
 def test_tenant_logs_are_kept_for_a_year(acme: Synthesized) -> None:
@@ -86,23 +88,17 @@ def test_tenant_logs_are_kept_for_a_year(acme: Synthesized) -> None:
     assert retention == {365}
 
 
-@pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize("spec", CATALOG_FUNCTIONS, ids=_name)
-def test_function_environment_names_its_stage_tables_and_secret(
-    request: pytest.FixtureRequest, stage: str, spec: FunctionSpec
-) -> None:
-    synth: Synthesized = request.getfixturevalue(stage)
+def test_function_environment_names_its_stage_tables_and_secret(synth: Synthesized, spec: FunctionSpec) -> None:
     _, function = synth.function(spec)
 
     assert function["Environment"]["Variables"] == _expected_environment(synth, spec)
 
 
-@pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize("spec", CATALOG_FUNCTIONS, ids=_name)
 def test_function_environment_passes_the_settings_check_the_function_runs_at_cold_start(
-    request: pytest.FixtureRequest, stage: str, spec: FunctionSpec
+    synth: Synthesized, spec: FunctionSpec
 ) -> None:
-    synth: Synthesized = request.getfixturevalue(stage)
     _, function = synth.function(spec)
     # References (table names, the secret ARN) resolve at deploy time; any non-empty string stands in for them.
     environ = {
@@ -112,12 +108,12 @@ def test_function_environment_passes_the_settings_check_the_function_runs_at_col
 
     settings = settings_from_environ(environ)
 
-    assert settings.stage == stage
-    assert settings.is_dev_stage == (stage == "dev")
+    assert settings.stage == synth.stage
+    assert settings.is_dev_stage == (synth.stage == "dev")
 
 
-def test_every_function_gets_the_base_layer_built_for_python312_on_arm64(dev: Synthesized) -> None:
-    layers = dev.of_type("AWS::Lambda::LayerVersion")
+def test_every_function_gets_the_base_layer_built_for_python312_on_arm64(synth: Synthesized) -> None:
+    layers = synth.of_type("AWS::Lambda::LayerVersion")
     (base_id,) = (lid for lid, layer in layers.items() if "layers/base/" in layer["Properties"]["Description"])
 
     assert len(layers) == 2  # base and ai, as conftest maps them
@@ -125,11 +121,11 @@ def test_every_function_gets_the_base_layer_built_for_python312_on_arm64(dev: Sy
         assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
         assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
     for spec in OUR_FUNCTIONS:
-        assert {"Ref": base_id} in dev.function(spec)[1]["Layers"]
+        assert {"Ref": base_id} in synth.function(spec)[1]["Layers"]
 
 
-def test_code_asset_ships_only_functions_and_shared(dev: Synthesized) -> None:
-    asset = _code_asset(dev)
+def test_code_asset_ships_only_functions_and_shared(synth: Synthesized) -> None:
+    asset = _code_asset(synth)
     shipped = list(asset.rglob("*"))
 
     assert sorted(path.name for path in asset.iterdir()) == ["functions", "shared"]
@@ -137,11 +133,11 @@ def test_code_asset_ships_only_functions_and_shared(dev: Synthesized) -> None:
     assert (asset / "shared" / "settings.py").is_file()
 
 
-def test_every_function_runs_from_the_one_code_asset_that_holds_its_handler(dev: Synthesized) -> None:
-    asset = _code_asset(dev)
+def test_every_function_runs_from_the_one_code_asset_that_holds_its_handler(synth: Synthesized) -> None:
+    asset = _code_asset(synth)
 
     for spec in OUR_FUNCTIONS:
-        _, function = dev.function(spec)
+        _, function = synth.function(spec)
         assert function["Code"]["S3Key"] == f"{asset.name.removeprefix('asset.')}.zip"
         if spec.streaming:  # the Web Adapter runs a script that starts the app's server
             script = asset / spec.handler
@@ -153,13 +149,13 @@ def test_every_function_runs_from_the_one_code_asset_that_holds_its_handler(dev:
         assert (asset / (module.replace(".", "/") + ".py")).is_file(), spec.handler
 
 
-def test_custom_resource_puts_the_first_key_into_the_stage_secret_before_functions_start(dev: Synthesized) -> None:
-    ((resource_id, initial_key),) = dev.of_type("Custom::SigningKeys").items()
-    secret = dev.resources[dev.signing_secret_id]["Properties"]
+def test_custom_resource_puts_the_first_key_into_the_stage_secret_before_functions_start(synth: Synthesized) -> None:
+    ((resource_id, initial_key),) = synth.of_type("Custom::SigningKeys").items()
+    secret = synth.resources[synth.signing_secret_id]["Properties"]
 
-    assert secret["Name"] == "stratus/dev/signing-keys"
-    assert initial_key["Properties"]["SecretId"] == {"Ref": dev.signing_secret_id}
+    assert secret["Name"] == f"stratus/{synth.stage}/signing-keys"
+    assert initial_key["Properties"]["SecretId"] == {"Ref": synth.signing_secret_id}
     for spec in CATALOG_FUNCTIONS:
         if spec.reads_signing_keys:
-            function_id, _ = dev.function(spec)
-            assert resource_id in dev.resources[function_id]["DependsOn"], spec.name
+            function_id, _ = synth.function(spec)
+            assert resource_id in synth.resources[function_id]["DependsOn"], spec.name

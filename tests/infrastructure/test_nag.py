@@ -27,18 +27,14 @@ def _findings(scope: IConstruct) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("stage", ["dev", "acme"])
-def test_aws_solutions_rules_find_nothing_unacknowledged(request: pytest.FixtureRequest, stage: str) -> None:
-    synth: Synthesized = request.getfixturevalue(stage)
-
+def test_aws_solutions_rules_find_nothing_unacknowledged(synth: Synthesized) -> None:
     findings = _findings(synth.stack)
 
     assert not findings, "\n".join(findings)
 
 
-@pytest.mark.parametrize("stage", ["dev", "acme"])
-def test_synth_raises_no_cdk_errors_or_warnings(request: pytest.FixtureRequest, stage: str) -> None:
-    annotations = Annotations.from_stack(request.getfixturevalue(stage).stack)
+def test_synth_raises_no_cdk_errors_or_warnings(synth: Synthesized) -> None:
+    annotations = Annotations.from_stack(synth.stack)
     problems = [
         f"{message.id}: {message.entry.data}"
         for message in (

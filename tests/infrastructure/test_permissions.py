@@ -6,8 +6,17 @@ from typing import Any
 
 import pytest
 
-from infra.catalog import AUTHORIZER_FUNCTION, HEALTH_FUNCTION, HTTP_FUNCTIONS, STREAMING_FUNCTIONS, FunctionSpec
-from infra.stack import SIGNING_KEYS_FUNCTION
+from infra.catalog import (
+    AUTHORIZER_FUNCTION,
+    HEALTH_FUNCTION,
+    HTTP_FUNCTIONS,
+    STREAMING_FUNCTIONS,
+    WEBSOCKET_FUNCTIONS,
+    FunctionSpec,
+)
+from infra.functions import SIGNING_KEYS_FUNCTION
+from shared.auth.api_keys import API_KEY_RESOLUTION_ATTRIBUTES, API_KEY_RESOLUTION_PARTITIONS
+from shared.tables import IDENTITY
 from tests.infrastructure.conftest import Synthesized
 
 pytestmark = pytest.mark.infra
@@ -56,9 +65,12 @@ def _target(resource: Any) -> str:
 
 
 def _grants(synth: Synthesized, spec: FunctionSpec, service: str) -> dict[str, set[str]]:
-    """The actions of one service the function may perform, by the logical id they apply to."""
+    """The actions of one service the function may perform on whole resources, by the logical id they apply to
+    (statements narrowed by a condition are checked on their own, e.g. the revocation reads)."""
     grants: dict[str, set[str]] = {}
     for statement in _statements(synth, spec):
+        if service == "dynamodb" and "Condition" in statement:
+            continue
         actions = {action for action in _listed(statement["Action"]) if action.startswith(f"{service}:")}
         for resource in _listed(statement["Resource"]) if actions else ():
             grants.setdefault(_target(resource), set()).update(actions)
@@ -66,10 +78,10 @@ def _grants(synth: Synthesized, spec: FunctionSpec, service: str) -> dict[str, s
 
 
 @pytest.mark.parametrize("spec", CATALOG_FUNCTIONS, ids=_name)
-def test_role_has_no_wildcard_actions_and_no_managed_policies(dev: Synthesized, spec: FunctionSpec) -> None:
-    _, function = dev.function(spec)
-    role = dev.resources[function["Role"]["Fn::GetAtt"][0]]["Properties"]
-    actions = [action for statement in _statements(dev, spec) for action in _listed(statement["Action"])]
+def test_role_has_no_wildcard_actions_and_no_managed_policies(synth: Synthesized, spec: FunctionSpec) -> None:
+    _, function = synth.function(spec)
+    role = synth.resources[function["Role"]["Fn::GetAtt"][0]]["Properties"]
+    actions = [action for statement in _statements(synth, spec) for action in _listed(statement["Action"])]
 
     assert "ManagedPolicyArns" not in role
     assert [action for action in actions if "*" in action] == []
@@ -77,22 +89,30 @@ def test_role_has_no_wildcard_actions_and_no_managed_policies(dev: Synthesized, 
 
 @pytest.mark.parametrize("spec", CATALOG_FUNCTIONS, ids=_name)
 def test_function_may_use_only_its_logs_traces_tables_and_the_signing_keys(
-    dev: Synthesized, spec: FunctionSpec
+    synth: Synthesized, spec: FunctionSpec
 ) -> None:
-    services = {action.split(":")[0] for statement in _statements(dev, spec) for action in _listed(statement["Action"])}
-    _, function = dev.function(spec)
+    services = {
+        action.split(":")[0] for statement in _statements(synth, spec) for action in _listed(statement["Action"])
+    }
+    _, function = synth.function(spec)
 
-    assert services <= {"logs", "xray", "dynamodb", "secretsmanager"} | ({"s3"} if spec.uses_payload_bucket else set())
-    assert _grants(dev, spec, "logs") == {function["LoggingConfig"]["LogGroup"]["Ref"]: LOG_ACTIONS}
-    assert _grants(dev, spec, "xray") == {"*": TRACE_ACTIONS}
+    allowed = {"logs", "xray", "dynamodb", "secretsmanager"}
+    if spec.uses_payload_bucket:
+        allowed.add("s3")
+    if spec.calls_models and synth.stack.config.bedrock_enabled:
+        allowed.add("bedrock")
+
+    assert services <= allowed
+    assert _grants(synth, spec, "logs") == {function["LoggingConfig"]["LogGroup"]["Ref"]: LOG_ACTIONS}
+    assert _grants(synth, spec, "xray") == {"*": TRACE_ACTIONS}
 
 
 @pytest.mark.parametrize("spec", CATALOG_FUNCTIONS, ids=_name)
-def test_function_reaches_only_the_tables_its_spec_lists(dev: Synthesized, spec: FunctionSpec) -> None:
-    grants = _grants(dev, spec, "dynamodb")
-    writable = {dev.table_id(table) for table in spec.tables}
-    readable = {dev.table_id(table) for table in spec.read_only_tables} - writable
-    described = {dev.table_id(table) for table in spec.described_tables} - writable - readable
+def test_function_reaches_only_the_tables_its_spec_lists(synth: Synthesized, spec: FunctionSpec) -> None:
+    grants = _grants(synth, spec, "dynamodb")
+    writable = {synth.table_id(table) for table in spec.tables}
+    readable = {synth.table_id(table) for table in spec.read_only_tables} - writable
+    described = {synth.table_id(table) for table in spec.described_tables} - writable - readable
 
     assert set(grants) == writable | readable | described
     for table_id in writable:
@@ -107,43 +127,43 @@ def test_function_reaches_only_the_tables_its_spec_lists(dev: Synthesized, spec:
 
 
 @pytest.mark.parametrize("spec", [AUTHORIZER_FUNCTION, HEALTH_FUNCTION], ids=_name)
-def test_authorizer_and_health_cannot_write_anything(dev: Synthesized, spec: FunctionSpec) -> None:
-    actions = {action for statement in _statements(dev, spec) for action in _listed(statement["Action"])}
+def test_authorizer_and_health_cannot_write_anything(synth: Synthesized, spec: FunctionSpec) -> None:
+    actions = {action for statement in _statements(synth, spec) for action in _listed(statement["Action"])}
 
     assert not actions & (WRITE_ACTIONS | {"secretsmanager:PutSecretValue", "secretsmanager:UpdateSecret"})
 
 
 @pytest.mark.parametrize("spec", CATALOG_FUNCTIONS, ids=_name)
-def test_function_reads_the_signing_keys_only_if_its_spec_says_so(dev: Synthesized, spec: FunctionSpec) -> None:
-    expected = {dev.signing_secret_id: SECRET_READ_ACTIONS} if spec.reads_signing_keys else {}
+def test_function_reads_the_signing_keys_only_if_its_spec_says_so(synth: Synthesized, spec: FunctionSpec) -> None:
+    expected = {synth.signing_secret_id: SECRET_READ_ACTIONS} if spec.reads_signing_keys else {}
     if spec.describes_signing_keys:  # readiness: that the secret exists, never its keys
-        expected[dev.signing_secret_id] = {"secretsmanager:DescribeSecret"}
+        expected[synth.signing_secret_id] = {"secretsmanager:DescribeSecret"}
     if spec.streaming:  # only the chat function calls providers, so only it reads their keys
-        expected[dev.provider_keys_secret_id] = SECRET_READ_ACTIONS
+        expected[synth.provider_keys_secret_id] = SECRET_READ_ACTIONS
 
-    assert _grants(dev, spec, "secretsmanager") == expected
+    assert _grants(synth, spec, "secretsmanager") == expected
 
 
-def test_key_initializer_may_only_read_and_put_the_signing_secret(dev: Synthesized) -> None:
+def test_key_initializer_may_only_read_and_put_the_signing_secret(synth: Synthesized) -> None:
     services = {
         action.split(":")[0]
-        for statement in _statements(dev, SIGNING_KEYS_FUNCTION)
+        for statement in _statements(synth, SIGNING_KEYS_FUNCTION)
         for action in _listed(statement["Action"])
     }
 
     assert services == {"logs", "xray", "secretsmanager"}
-    assert _grants(dev, SIGNING_KEYS_FUNCTION, "secretsmanager") == {
-        dev.signing_secret_id: {"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"}
+    assert _grants(synth, SIGNING_KEYS_FUNCTION, "secretsmanager") == {
+        synth.signing_secret_id: {"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"}
     }
 
 
 @pytest.mark.parametrize("spec", CATALOG_FUNCTIONS, ids=_name)
 def test_payload_objects_are_reached_only_under_their_prefix_by_functions_that_store_them(
-    dev: Synthesized, spec: FunctionSpec
+    synth: Synthesized, spec: FunctionSpec
 ) -> None:
     s3_statements = [
         statement
-        for statement in _statements(dev, spec)
+        for statement in _statements(synth, spec)
         if any(action.startswith("s3:") for action in _listed(statement["Action"]))
     ]
     if not spec.uses_payload_bucket:
@@ -156,8 +176,8 @@ def test_payload_objects_are_reached_only_under_their_prefix_by_functions_that_s
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["conversations/*"]}}
 
 
-def test_payload_bucket_is_private_encrypted_and_tls_only(dev: Synthesized) -> None:
-    bucket = dev.resources[dev.payload_bucket_id]["Properties"]
+def test_payload_bucket_is_private_encrypted_and_tls_only(synth: Synthesized) -> None:
+    bucket = synth.resources[synth.payload_bucket_id]["Properties"]
     assert bucket["PublicAccessBlockConfiguration"] == {
         "BlockPublicAcls": True,
         "BlockPublicPolicy": True,
@@ -167,19 +187,19 @@ def test_payload_bucket_is_private_encrypted_and_tls_only(dev: Synthesized) -> N
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
         "SSEAlgorithm": "AES256"
     }
-    (policy,) = dev.of_type("AWS::S3::BucketPolicy").values()
+    (policy,) = synth.of_type("AWS::S3::BucketPolicy").values()
     denials = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
     assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denials)
 
 
 @pytest.mark.parametrize("spec", STREAMING_FUNCTIONS, ids=_name)
 def test_streaming_function_answers_through_a_response_streaming_function_url(
-    dev: Synthesized, spec: FunctionSpec
+    synth: Synthesized, spec: FunctionSpec
 ) -> None:
-    function_id, function = dev.function(spec)
+    function_id, function = synth.function(spec)
     (url,) = (
         resource["Properties"]
-        for resource in dev.of_type("AWS::Lambda::Url").values()
+        for resource in synth.of_type("AWS::Lambda::Url").values()
         if resource["Properties"]["TargetFunctionArn"] == {"Fn::GetAtt": [function_id, "Arn"]}
     )
     assert url["InvokeMode"] == "RESPONSE_STREAM"
@@ -197,3 +217,40 @@ def test_only_a_stage_that_enables_bedrock_lets_chat_invoke_it(dev: Synthesized,
     assert [_listed(statement["Action"]) for statement in bedrock] == [["bedrock:InvokeModelWithResponseStream"]]
     _, function = acme.function(chat)
     assert function["Environment"]["Variables"]["BEDROCK_ENABLED"] == "true"
+
+
+@pytest.mark.parametrize("spec", [*CATALOG_FUNCTIONS, *WEBSOCKET_FUNCTIONS], ids=_name)
+def test_functions_that_accept_a_principal_read_only_the_revocations_and_what_an_api_key_resolves_through(
+    dev: Synthesized, spec: FunctionSpec
+) -> None:
+    narrowed = [
+        statement
+        for statement in _statements(dev, spec)
+        if "Condition" in statement and any(a.startswith("dynamodb:") for a in _listed(statement["Action"]))
+    ]
+    _, function = dev.function(spec)
+    if not spec.checks_revocations:
+        assert narrowed == []
+        return
+    identity = {"Fn::GetAtt": [dev.table_id(IDENTITY), "Arn"]}
+    assert sorted(narrowed, key=lambda statement: str(statement["Action"])) == [
+        {
+            "Action": "dynamodb:GetItem",
+            "Effect": "Allow",
+            "Resource": identity,
+            "Condition": {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(API_KEY_RESOLUTION_PARTITIONS)},
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": list(API_KEY_RESOLUTION_ATTRIBUTES)},
+                "StringEqualsIfExists": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
+            },
+        },
+        {
+            "Action": "dynamodb:Query",
+            "Effect": "Allow",
+            "Resource": identity,
+            "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["REVOCATIONS"]}},
+        },
+    ]
+    # Never the attributes that hold secrets, whatever the item.
+    assert not {"passwordHash", "currentJti"} & set(API_KEY_RESOLUTION_ATTRIBUTES)
+    assert function["Environment"]["Variables"][IDENTITY.env_var] == {"Ref": dev.table_id(IDENTITY)}

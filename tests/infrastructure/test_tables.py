@@ -14,16 +14,16 @@ def _by_name(items: list[dict[str, str]]) -> list[dict[str, str]]:
     return sorted(items, key=lambda item: item["AttributeName"])
 
 
-def test_the_stack_deploys_exactly_the_catalog_tables(dev: Synthesized) -> None:
-    deployed = {table["Properties"]["TableName"] for table in dev.of_type("AWS::DynamoDB::Table").values()}
+def test_the_stack_deploys_exactly_the_catalog_tables(synth: Synthesized) -> None:
+    deployed = {table["Properties"]["TableName"] for table in synth.of_type("AWS::DynamoDB::Table").values()}
 
-    assert deployed == {spec.physical_name("dev") for spec in TABLES}
+    assert deployed == {spec.physical_name(synth.stage) for spec in TABLES}
 
 
 @pytest.mark.parametrize("spec", TABLES, ids=lambda spec: spec.context)
-def test_table_has_the_keys_and_indexes_local_mode_creates(dev: Synthesized, spec: TableSpec) -> None:
-    table = dev.resources[dev.table_id(spec)]["Properties"]
-    local = spec.create_table_request(spec.physical_name("dev"))
+def test_table_has_the_keys_and_indexes_local_mode_creates(synth: Synthesized, spec: TableSpec) -> None:
+    table = synth.resources[synth.table_id(spec)]["Properties"]
+    local = spec.create_table_request(spec.physical_name(synth.stage))
 
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["KeySchema"] == local["KeySchema"]
@@ -32,8 +32,8 @@ def test_table_has_the_keys_and_indexes_local_mode_creates(dev: Synthesized, spe
 
 
 @pytest.mark.parametrize("spec", TABLES, ids=lambda spec: spec.context)
-def test_table_expires_items_by_the_spec_ttl_attribute(dev: Synthesized, spec: TableSpec) -> None:
-    ttl = dev.resources[dev.table_id(spec)]["Properties"].get("TimeToLiveSpecification")
+def test_table_expires_items_by_the_spec_ttl_attribute(synth: Synthesized, spec: TableSpec) -> None:
+    ttl = synth.resources[synth.table_id(spec)]["Properties"].get("TimeToLiveSpecification")
 
     if spec.ttl_attribute:
         assert ttl == {"AttributeName": spec.ttl_attribute, "Enabled": True}
@@ -42,8 +42,8 @@ def test_table_expires_items_by_the_spec_ttl_attribute(dev: Synthesized, spec: T
 
 
 @pytest.mark.parametrize("spec", TABLES, ids=lambda spec: spec.context)
-def test_table_is_recoverable_and_encrypted_at_rest(dev: Synthesized, spec: TableSpec) -> None:
-    table = dev.resources[dev.table_id(spec)]["Properties"]
+def test_table_is_recoverable_and_encrypted_at_rest(synth: Synthesized, spec: TableSpec) -> None:
+    table = synth.resources[synth.table_id(spec)]["Properties"]
 
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["SSESpecification"]["SSEEnabled"] is True

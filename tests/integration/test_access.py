@@ -100,7 +100,9 @@ def test_settings_merge_partial_updates_and_validate_ranges(api: TestClient) -> 
     assert response.json() | {} == defaults | {
         "defaultModel": "claude-sonnet-4-5", "temperature": 0.3, "maxTokens": 2048, "memoryEnabled": False,
     }  # fmt: skip
-    for bad in ({"temperature": 2.5}, {"maxTokens": 0}, {"temperature": "hot"}, {"enabledMcpServers": "all"}):
+    # What the document says is a number or a boolean must be one: no false for 0, no 0 for false, no "5" for 5.
+    coerced = ({"temperature": False}, {"memoryEnabled": 0}, {"memoryEnabled": "yes"}, {"maxTokens": "5"})
+    for bad in ({"temperature": 2.5}, {"maxTokens": 0}, {"temperature": "hot"}, {"enabledMcpServers": "all"}, *coerced):
         refused = api.put("/api/v1/users/settings", headers=user.auth, json=bad)
         assert refused.status_code == 422, bad
     assert api.get("/api/v1/users/settings", headers=user.auth).json()["temperature"] == 0.3
@@ -252,6 +254,8 @@ def test_health_routes(api: TestClient) -> None:
         *(f"table:{spec.context}" for spec in TABLES),
         "secret:signing-keys",
     }
+    # Readiness says only whether each dependency answers (as its schema does); the detailed report adds how fast.
+    assert all(set(dep) == {"name", "healthy", "error"} for dep in ready.json()["dependencies"])
     detailed = api.get("/api/v1/health/detailed").json()
     assert all(dep["healthy"] and dep["latencyMs"] >= 0 for dep in detailed["dependencies"])
     assert api.get("/api/v1/health/info").json()["stage"] == "test"

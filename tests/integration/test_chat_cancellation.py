@@ -13,10 +13,11 @@ from typing import Any
 import anyio
 import pytest
 
-from functions.chat import limits, reply, store
+from functions.chat import limits, reply
 from functions.chat.models import ChatRequest
 from functions.conversations import service as conversations
 from functions.identity import service as identity
+from functions.usage import service as usage
 from shared.auth.principal import Principal
 from shared.auth.verify import verify_credential
 from shared.llm.providers import estimate_tokens
@@ -123,7 +124,7 @@ def spent_tokens(principal: Principal) -> int:
 
 
 def usage_records(principal: Principal) -> int:
-    return sum(total.requests for total in store.daily_totals(principal.user_id, store.today(), store.today()))
+    return usage.usage_stats(principal.user_id, 1).totals.requests
 
 
 def history(principal: Principal, conversation_id: str) -> list[Any]:
@@ -230,14 +231,14 @@ async def test_a_consumer_cancelled_during_the_writes_ends_only_after_them_and_s
     llm_environment(ANTHROPIC_API_KEY="test-key", ANTHROPIC_BASE_URL=anthropic_fake.base_url)
     anthropic_fake.reply(WORDS)
     writing, release = threading.Event(), threading.Event()
-    record_usage = store.record_usage
+    record_reply = usage.record_reply
 
-    def slow_record_usage(*args: Any) -> None:
+    def slow_record_reply(*args: Any) -> None:
         writing.set()
         assert release.wait(WAIT_SECONDS), "the test never released the write"
-        record_usage(*args)
+        record_reply(*args)
 
-    monkeypatch.setattr(store, "record_usage", slow_record_usage)
+    monkeypatch.setattr(usage, "record_reply", slow_record_reply)
     prepared = await reply.prepare(principal, ChatRequest(message="count"))
 
     async def consume() -> None:

@@ -101,20 +101,15 @@ def test_what_other_containers_spend_reaches_the_ceiling_within_seconds(monkeypa
 
 
 @pytest.mark.usefixtures("chat_limits")
-def test_deleting_a_users_data_takes_their_usage_and_windows_and_only_theirs() -> None:
+def test_deleting_a_users_data_takes_their_limit_windows_and_only_theirs() -> None:
     from functions.chat import store
 
-    moment = datetime.fromtimestamp(NOW, UTC)
     for user_id in ("leaver", "stayer"):
-        admission = limits.admit(user_id, now=NOW)
-        limits.settle(admission, tokens=10, cost_usd=Decimal("0.01"))
-        for number in range(30):  # more than one BatchWriteItem of keys
-            entry = store.UsageEntry(user_id, "anthropic", "claude-haiku-4-5", 5, 5, 0, 0, Decimal("0.001"), 100, 10,
-                                     "c", f"m{number}", "complete")  # fmt: skip
-            store.record_usage(entry, moment, f"r{number}")
+        for window in range(30):  # more than one BatchWriteItem of keys
+            admission = limits.admit(user_id, now=NOW - window * get_settings().chat_window_seconds)
+            limits.settle(admission, tokens=10, cost_usd=Decimal("0.01"))
 
-    assert store.delete_user_data("leaver") == 30 + 1 + 1  # usage records, the day's total, the window
-    assert store.daily_totals("leaver", moment.date(), moment.date()) == []
+    assert limits.delete_user_data("leaver") == 30
     assert store.window_counts("leaver", admission.window_start).requests == 0
-    assert store.daily_totals("stayer", moment.date(), moment.date())[0].requests == 30
     assert store.window_counts("stayer", admission.window_start).requests == 1
+    assert limits.delete_user_data("leaver") == 0

@@ -321,3 +321,29 @@ def test_a_worker_that_fails_mid_reply_keeps_it_and_does_not_raise(
     assert result["events"] == 2
     assert [m["role"] for m in messages] == ["user", "assistant"]
     assert messages[-1]["metadata"]["incomplete"] is True
+
+
+def test_an_open_connection_of_a_signed_out_session_is_refused_on_its_next_frame(
+    api: TestClient, users: tuple[User, User], management: StubManagementApi
+) -> None:
+    ada, bob = users
+    connect_as(ada, "c-ada")
+    connect_as(bob, "c-bob")
+    ada_connection = store.get_connection("c-ada")
+    assert ada_connection is not None
+
+    assert api.post("/api/v1/auth/logout", headers=ada.auth).status_code == 204
+
+    send("c-ada", {"action": "ping"})
+    send("c-bob", {"action": "ping"})
+    assert [(f["event"], f["data"].get("code")) for f in management.frames("c-ada")] == [
+        ("chat:error", "session_revoked")
+    ]
+    assert [f["event"] for f in management.frames("c-bob")] == ["pong"]
+    # A reply already handed to the worker is refused too, before anything is generated.
+    result = worker.lambda_handler(
+        {"connectionId": "c-ada", "endpoint": "https://x/test", "principal": ada_connection.principal,
+         "request": {"message": "hi"}},
+        lambda_context(),
+    )  # fmt: skip
+    assert result == {"status": "refused", "code": "session_revoked"}

@@ -12,6 +12,7 @@ from shared.errors import Conflict, RateLimited
 from shared.http.app import create_app
 from shared.http.deps import CurrentPrincipal
 from shared.http.models import ApiModel
+from shared.http.responses import ErrorBody
 from shared.settings import settings_from_environ
 
 
@@ -67,6 +68,7 @@ def client() -> Iterator[TestClient]:
 def _error(response):  # type: ignore[no-untyped-def]
     body = response.json()
     assert set(body) == {"error"}
+    ErrorBody.model_validate(body)  # what the OpenAPI document says every error looks like
     assert body["error"]["requestId"] == response.headers["x-request-id"]
     return body["error"]
 

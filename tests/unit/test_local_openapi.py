@@ -30,6 +30,7 @@ def document(paths: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
 
 
 ERROR = {"type": "object", "properties": {"message": {"type": "string"}}}
+ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 
 
 def test_merges_routed_operations_and_marks_protected_ones() -> None:
@@ -46,7 +47,7 @@ def test_merges_routed_operations_and_marks_protected_ones() -> None:
     assert "security" not in merged["paths"]["/api/v1/things"]["get"]
     assert merged["paths"]["/api/v1/things"]["post"]["security"] == [{"bearerAuth": []}]
     assert merged["paths"]["/api/v1/other"]["get"]["security"] == [{"bearerAuth": []}]
-    assert set(merged["components"]["schemas"]) == {"Thing", "Error"}
+    assert set(merged["components"]["schemas"]) == {"Thing", "Error", "GatewayError"}
     assert merged["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http",
         "scheme": "bearer",
@@ -59,7 +60,11 @@ def test_clashing_schema_is_renamed_with_its_refs() -> None:
     alpha = document({"/api/v1/things": {"get": operation("Item")}}, {"Item": {"type": "object"}})
     beta = document({"/api/v1/other": {"get": operation("Item")}}, {"Item": {"type": "array"}})
     merged = merge_openapi([(ALPHA, alpha), (BETA, beta)], title="T", version="1")
-    assert merged["components"]["schemas"] == {"Item": {"type": "object"}, "BetaItem": {"type": "array"}}
+    schemas = merged["components"]["schemas"]
+    assert {name: schemas[name] for name in ("Item", "BetaItem")} == {
+        "Item": {"type": "object"},
+        "BetaItem": {"type": "array"},
+    }
     ref = merged["paths"]["/api/v1/other"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert ref == {"$ref": "#/components/schemas/BetaItem"}
 
@@ -76,3 +81,32 @@ def test_one_operation_documented_twice_fails() -> None:
     beta = document({"/api/v1/other": {"get": operation("Error")}}, {"Error": ERROR})
     with pytest.raises(OpenApiMergeError, match="two functions"):
         merge_openapi([(BETA, beta), (twin, beta)], title="T", version="1")
+
+
+def gateway_schema(operation: dict[str, Any], status: str) -> Any:
+    return operation["responses"][status]["content"]["application/json"]["schema"]
+
+
+def test_routes_behind_api_gateway_document_its_own_answers() -> None:
+    function_401 = {"description": "No credential", "content": {"application/json": {"schema": ERROR_REF}}}
+    protected = {"responses": {"200": {"description": "OK"}, "401": function_401}}
+    alpha = document({"/api/v1/things": {"get": {"responses": {"200": {"description": "OK"}}}, "post": protected}}, {})
+    merged = merge_openapi([(ALPHA, alpha)], title="T", version="1")
+    gateway = {"$ref": "#/components/schemas/GatewayError"}
+    public, guarded = merged["paths"]["/api/v1/things"]["get"], merged["paths"]["/api/v1/things"]["post"]
+    # A missing header is refused by API Gateway before the authorizer: either body on a protected route.
+    assert gateway_schema(guarded, "401") == {"anyOf": [ERROR_REF, gateway]}
+    assert "401" not in public["responses"]
+    for operation in (public, guarded):
+        assert gateway_schema(operation, "413") == gateway
+        assert gateway_schema(operation, "503") == gateway
+    assert merged["components"]["schemas"]["GatewayError"]["required"] == ["message"]
+
+
+def test_streaming_functions_get_no_gateway_answers() -> None:
+    streaming = FunctionSpec(
+        name="chat", handler="c.h", description="", routes=(Route("POST", "/api/v1/ai/chat"),), streaming=True
+    )
+    chat = document({"/api/v1/ai/chat": {"post": {"responses": {"200": {"description": "OK"}}}}}, {})
+    merged = merge_openapi([(streaming, chat)], title="T", version="1")
+    assert set(merged["paths"]["/api/v1/ai/chat"]["post"]["responses"]) == {"200"}

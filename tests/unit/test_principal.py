@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from shared.auth.principal import Principal, permissions_of
+from shared.auth.revocations import RevocationView, use_revocation_view
 from shared.errors import Forbidden, Unauthorized
+
+
+@pytest.fixture(autouse=True)
+def nothing_revoked() -> Iterator[None]:
+    previous = use_revocation_view(RevocationView(read_since=lambda _start: []))
+    yield
+    use_revocation_view(previous)
 
 
 def _principal(**overrides: object) -> Principal:

@@ -1,6 +1,6 @@
-"""Lambda entry point of the usage routes."""
+"""Lambda entry point of the usage context."""
 
-from functions.chat.usage_api import app
+from functions.usage.api import app
 from shared.http.handler import lambda_handler_for
 
 lambda_handler = lambda_handler_for(app)

@@ -1,0 +1,114 @@
+"""What a stage keeps: a DynamoDB table per context in `shared.tables`, the payload bucket, and the secrets (the
+token signing-key ring, the LLM provider keys). Tenant stages retain all of it when the stack goes."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.nag import acknowledge
+from infra.stage import StageConfig, StageConstruct, pascal
+from shared.tables import TABLES, TableSpec
+
+# Large message bodies live under this prefix of the payload bucket; it is all a function may touch there.
+PAYLOAD_PREFIX = "conversations/"
+
+
+class Storage(StageConstruct):
+    """The stage's tables (by context), payload bucket and secrets."""
+
+    def __init__(self, scope: Construct, construct_id: str, config: StageConfig) -> None:
+        super().__init__(scope, construct_id, config)
+        self.tables = {spec.context: self._table(spec) for spec in TABLES}
+        self.signing_keys = self._secret(
+            "SigningKeys",
+            "signing-keys",
+            "ES256 key ring that signs and verifies access and refresh tokens",
+            rotation="The key ring rotates by adding a key in front (every listed key still verifies) and dropping "
+            "the oldest later; a scheduled rotation Lambda is future work.",
+        )
+        self.payload_bucket = self._payload_bucket()
+        self.provider_keys = self._secret(
+            "ProviderKeys",
+            "provider-keys",
+            "LLM provider API keys, JSON by provider name; set by the operator",
+            rotation="Provider API keys are issued by the providers and rotated in their consoles; the operator "
+            "updates the secret, which chat reads on its next cold start.",
+        )
+
+        CfnOutput(
+            self.stack,
+            "SigningKeysSecretArn",
+            value=self.signing_keys.secret_arn,
+            description="Secret holding the token signing key ring",
+        )
+        for spec in TABLES:
+            CfnOutput(
+                self.stack,
+                f"{pascal(spec.context)}TableName",
+                value=self.tables[spec.context].table_name,
+                description=f"DynamoDB table of the {spec.context} context",
+            )
+
+    def _table(self, spec: TableSpec) -> dynamodb.Table:
+        table = dynamodb.Table(
+            self.stack,
+            f"{pascal(spec.context)}Table",
+            table_name=spec.physical_name(self.config.stage),
+            partition_key=dynamodb.Attribute(name=spec.partition_key, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=spec.sort_key, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute=spec.ttl_attribute,
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES if spec.stream else None,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            # AWS managed key: its use shows in CloudTrail and there is no key policy to maintain. A customer
+            # managed key would add cost and a policy without narrowing who may read: grants are per table.
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            deletion_protection=not self.config.is_dev,
+            removal_policy=self.config.removal_policy,
+        )
+        for index in spec.indexes:
+            table.add_global_secondary_index(
+                index_name=index.name,
+                partition_key=dynamodb.Attribute(name=index.partition_key, type=dynamodb.AttributeType.STRING),
+                sort_key=dynamodb.Attribute(name=index.sort_key, type=dynamodb.AttributeType.STRING),
+                projection_type=dynamodb.ProjectionType.ALL,
+            )
+        return table
+
+    def _secret(self, construct_id: str, name: str, holds: str, *, rotation: str) -> secretsmanager.Secret:
+        """A secret named `stratus/<stage>/<name>`; `rotation` says how it is rotated without a rotation Lambda."""
+        stage = self.config.stage
+        secret = secretsmanager.Secret(
+            self.stack,
+            construct_id,
+            secret_name=f"stratus/{stage}/{name}",
+            description=f"Stratus {stage}: {holds}",
+            removal_policy=self.config.removal_policy,
+        )
+        acknowledge(secret, "AwsSolutions-SMG4", rotation)
+        return secret
+
+    def _payload_bucket(self) -> s3.Bucket:
+        """Message bodies too large for a DynamoDB item: private, encrypted, TLS only."""
+        bucket = s3.Bucket(
+            self.stack,
+            "PayloadBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=self.config.removal_policy,
+        )
+        acknowledge(
+            bucket,
+            "AwsSolutions-S1",
+            "Objects are reached only through the conversations function, whose every call is logged with its "
+            "request id; server access logs would add a second bucket without a reader.",
+        )
+        return bucket
