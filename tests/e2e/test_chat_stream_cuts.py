@@ -104,7 +104,7 @@ def after_bytes(count: int) -> Callable[[bytes], int | None]:
 
 SLOW_CUTS = {
     "before start (headers only)": Cut(after_bytes(0), "none"),
-    "inside start": Cut(after_bytes(20), "none"),
+    "inside start": Cut(after_bytes(20), "partial"),
     "right after start": Cut(through_events(1), "partial"),
     "after the first word": Cut(through_events(2), "partial"),
     "inside the third word": Cut(through_events(3, extra_bytes=12), "partial"),
@@ -173,10 +173,12 @@ def register(http: httpx.Client) -> dict[str, str]:
 def cut_and_check(http: httpx.Client, cut: Cut, whole_reply: str) -> None:
     """A new user's stream, cut; then what their conversation holds, as `cut` says it should."""
     auth = register(http)
-    received = events_in(read_then_cut(http, auth, cut))
+    body = read_then_cut(http, auth, cut)
+    received = events_in(body)
     received_text = "".join(event["delta"] for event in received if event["type"] == "content")
-    # The model's first word goes out with `start`: a client that saw `start` was sent a reply.
-    reply_sent = cut.reply in ("partial", "whole") or bool(received)
+    # The body starts with `start`, which goes out with the model's first word: a client that got any of the body
+    # was sent a reply.
+    reply_sent = cut.reply in ("partial", "whole") or bool(body)
 
     def has_user_message(state: dict[str, Any]) -> bool:
         return bool(state["messages"])
