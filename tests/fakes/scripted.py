@@ -93,6 +93,8 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any] | None
+    # The client's address and port: two requests from one port came over one kept-alive connection.
+    client: str = ""
 
 
 class ScriptedServer:
@@ -167,7 +169,8 @@ class ScriptedServer:
         body = None
         if raw:
             body = json.loads(raw)
-        self.requests.append(RecordedRequest(request.method, request.url.path, dict(request.headers), body))
+        client = f"{request.client.host}:{request.client.port}" if request.client else ""
+        self.requests.append(RecordedRequest(request.method, request.url.path, dict(request.headers), body, client))
         return body
 
     async def wait(self, seconds: float) -> None:
