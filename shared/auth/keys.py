@@ -94,6 +94,11 @@ class _KeyRingCache:
                 self._read_at = time.monotonic()
             return self._ring
 
+    def is_fresh(self) -> bool:
+        """True when `get` answers from memory, reading nothing."""
+        with self._lock:
+            return self._ring is not None and time.monotonic() - self._read_at <= KEY_RING_MAX_AGE_SECONDS
+
     def clear(self) -> None:
         with self._lock:
             self._ring = None
@@ -112,4 +117,5 @@ def _read_key_ring() -> KeyRing:
 
 _cache = _KeyRingCache()
 key_ring = _cache.get
+key_ring_is_fresh = _cache.is_fresh
 forget_key_ring = _cache.clear

@@ -102,6 +102,11 @@ class RevocationView:
         if refusal is not None:
             raise refusal
 
+    def is_fresh(self) -> bool:
+        """True when `check` answers from this view, reading nothing."""
+        with self._lock:
+            return not self._refresh_due()
+
     def forget(self) -> None:
         with self._lock:
             for entries in (self._sessions, self._api_keys, self._users, self._roles):
@@ -126,10 +131,13 @@ class RevocationView:
             )
         return None
 
+    def _refresh_due(self) -> bool:
+        return self._read_from_ms is None or self._monotonic() - self._refreshed_at >= self._refresh_seconds()
+
     def _refresh_if_due(self) -> None:
-        now = self._monotonic()
-        if self._read_from_ms is not None and now - self._refreshed_at < self._refresh_seconds():
+        if not self._refresh_due():
             return
+        now = self._monotonic()
         from shared.settings import get_settings
 
         wall_ms = int(self._wall_clock() * 1000)
@@ -200,6 +208,11 @@ _view = RevocationView()
 def ensure_not_revoked(principal: Credential) -> None:
     """Raise `Unauthorized` when a revocation recorded since covers `principal` (this container's view)."""
     _view.check(principal)
+
+
+def revocations_are_fresh() -> bool:
+    """True when `ensure_not_revoked` answers from this container's view, reading nothing."""
+    return _view.is_fresh()
 
 
 def forget_revocations() -> None:

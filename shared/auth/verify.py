@@ -46,6 +46,20 @@ def verify_credential(credential: str) -> Principal:
     return principal
 
 
+def verifies_from_memory(authorization: str | None) -> bool:
+    """True when verifying `authorization` reads nothing from storage: no credential or a malformed one, or an
+    access token while this container's signing keys and revocation view are fresh. An API key is always read."""
+    from shared.auth.api_keys import looks_like_api_key
+    from shared.auth.keys import key_ring_is_fresh
+    from shared.auth.revocations import revocations_are_fresh
+
+    try:
+        credential = bearer_credential(authorization)
+    except Unauthorized:
+        return True
+    return not looks_like_api_key(credential) and key_ring_is_fresh() and revocations_are_fresh()
+
+
 def verify_authorization_header(authorization: str | None) -> Principal:
     return verify_credential(bearer_credential(authorization))
 

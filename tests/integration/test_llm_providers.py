@@ -150,6 +150,23 @@ def test_anthropic_tool_call_is_parsed_from_streamed_json(anthropic_fake: FakeAn
     assert events[-1] == Finished("tool_use")
 
 
+def replies_in_one_loop(provider: Provider, count: int) -> list[list[ProviderEvent]]:
+    """`count` replies from one provider, one after another, as one container's event loop serves them."""
+
+    async def run() -> list[list[ProviderEvent]]:
+        return [[event async for event in provider.stream(CONVERSATION)] for _ in range(count)]
+
+    return asyncio.run(run())
+
+
+def test_anthropic_replies_reuse_one_connection(anthropic_fake: FakeAnthropic) -> None:
+    # A new connection per reply is a new TLS handshake before every first token.
+    replies = replies_in_one_loop(anthropic_provider(anthropic_fake), 3)
+
+    assert all(reply[-1] == Finished("end_turn") for reply in replies)
+    assert len({request.client for request in anthropic_fake.requests}) == 1
+
+
 @pytest.mark.parametrize(
     ("status", "retryable"),
     [(529, True), (500, True), (429, True), (400, False), (401, False), (403, False), (404, False)],
@@ -263,6 +280,13 @@ def test_compatible_endpoint_is_served_under_its_own_name_with_max_tokens(openai
     collect(openai_provider(openai_fake, name="ollama"))
     assert openai_fake.last_request.body is not None
     assert openai_fake.last_request.body["max_tokens"] == 321
+
+
+def test_openai_replies_reuse_one_connection(openai_fake: FakeOpenAI) -> None:
+    replies = replies_in_one_loop(openai_provider(openai_fake), 3)
+
+    assert all(isinstance(reply[-1], Finished) for reply in replies)
+    assert len({request.client for request in openai_fake.requests}) == 1
 
 
 def test_openai_tool_call_deltas_assemble(openai_fake: FakeOpenAI) -> None:

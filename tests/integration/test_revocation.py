@@ -224,3 +224,13 @@ def test_a_valid_token_costs_no_dynamodb_call_and_a_revocation_lands_within_the_
     assert refused.status_code == 401
     assert error_code(refused) == "session_revoked"
     assert dynamodb_calls == ["Query"]  # the one read that brought the view up to date
+
+    # The chat function verifies a token on its event loop while the view is fresh, on a thread when it is due:
+    # both refuse the signed-out session.
+    for advance, reads in ((0.0, []), (2.0, ["Query"])):
+        clock.now += advance
+        dynamodb_calls.clear()
+        refused = api.get(CHAT_MODELS, headers=user.auth)
+        assert refused.status_code == 401
+        assert error_code(refused) == "session_revoked"
+        assert dynamodb_calls == reads

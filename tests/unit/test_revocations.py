@@ -129,6 +129,21 @@ def test_the_view_reads_once_per_interval_and_then_only_what_is_new(
     assert table.reads[1] == int(NOW * 1000) - 10_000
 
 
+def test_the_view_says_whether_a_check_would_read(view: RevocationView, table: Revocations, clock: Clock) -> None:
+    # The HTTP layer verifies on the event loop only what reads nothing: a due view must say so.
+    assert not view.is_fresh()  # never read
+    view.check(token())
+    assert view.is_fresh()
+    clock.now += 1.9
+    assert view.is_fresh()
+    clock.now += 0.2
+    assert not view.is_fresh()
+    assert len(table.reads) == 1  # asking reads nothing
+    view.check(token())
+    assert view.is_fresh()
+    assert len(table.reads) == 2
+
+
 def test_a_failed_read_keeps_the_last_view_but_a_view_never_read_fails_closed(table: Revocations, clock: Clock) -> None:
     failing = True
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from shared.llm.providers import (
     STOP_END_TURN,
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
 
 # Error types Anthropic sends in a mid-stream `error` event (HTTP status already 200) that another try may survive.
 _RETRYABLE_ERROR_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
+# How long a finished reply waits for the end of the response body (which follows `message_stop` at once).
+_END_OF_BODY_SECONDS = 1.0
 
 
 class AnthropicProvider:
@@ -115,6 +120,7 @@ class AnthropicProvider:
                 elif isinstance(event, RawMessageStopEvent):
                     yield usage.report()
                     yield Finished(stop_reason)
+                    await _read_to_the_end(stream)
                     return
         raise transport_error(self.name, "the stream ended before message_stop")
 
@@ -144,6 +150,16 @@ class AnthropicProvider:
         if isinstance(error, anthropic.AnthropicError):
             return ProviderError(f"{self.name}: {type(error).__name__}", provider=self.name, retryable=False)
         return None
+
+
+async def _read_to_the_end(stream: AsyncIterable[object]) -> None:
+    """Read what follows `message_stop` (the end of the body, at once), so the connection goes back to the client's
+    pool: closing the stream before its end closes the connection, and the next reply would open a new one (a TLS
+    handshake before its first token). The reply is whole by then: a server slow to end the body, or failing to, is
+    given up on after a moment, as before."""
+    with anyio.move_on_after(_END_OF_BODY_SECONDS), contextlib.suppress(Exception):
+        async for _ in stream:
+            pass
 
 
 class _Usage:
