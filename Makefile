@@ -16,7 +16,7 @@ RUN := $(UV) run --frozen --no-sync
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: dev test lint format bench synth deploy layers uv install-dev install-all clean
+.PHONY: dev test lint format bench synth deploy layers uv install-dev install-all test-servers clean
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
@@ -28,11 +28,18 @@ install-dev: uv
 install-all: uv
 	@$(UV) sync --frozen --quiet
 
+# The MCP servers the tests run against that come from npm, pinned by tests/mcp_servers/package-lock.json.
+MCP_TEST_SERVERS := tests/mcp_servers/node_modules/.package-lock.json
+test-servers: $(MCP_TEST_SERVERS)
+
+$(MCP_TEST_SERVERS): tests/mcp_servers/package-lock.json
+	npm ci --prefix tests/mcp_servers --no-audit --no-fund --loglevel=error
+
 dev: install-dev
 	$(RUN) python -m infra.local --port $(PORT)
 
 # Lint first: CI runs exactly this, so style and types are held to on every change.
-test: install-all
+test: install-all test-servers
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
@@ -67,4 +74,4 @@ deploy: install-all layers
 	$(CDK) deploy $(CDK_CONTEXT) --require-approval broadening
 
 clean:
-	rm -rf cdk.out .venv layers/*/build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out .venv layers/*/build .pytest_cache .mypy_cache .ruff_cache tests/mcp_servers/node_modules
