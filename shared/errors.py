@@ -70,6 +70,16 @@ class ProviderFailed(DomainError):
     status, code = 502, "provider_error"
 
 
+class McpServerFailed(DomainError):
+    """An MCP server could not be reached, broke the protocol, or answered with an error."""
+
+    status, code = 502, "mcp_unavailable"
+
+
+class McpServerTimedOut(McpServerFailed):
+    status, code = 504, "mcp_timeout"
+
+
 def error_body(
     code: str, message: str, request_id: str | None, details: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:

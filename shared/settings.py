@@ -5,6 +5,7 @@ A misconfigured function fails on init with a message naming the setting, never 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from decimal import Decimal
@@ -18,6 +19,11 @@ _DEV_STAGES = frozenset({"local", "dev", "test"})
 _STAGE = re.compile(r"^[a-z][a-z0-9-]{1,23}$")
 # scrypt's N = 2**cost. 17 is OWASP's recommendation (128 MiB of memory per hash).
 PRODUCTION_PASSWORD_HASH_COST = 17
+# The stdio MCP servers a stage ships with; `python` names the function's own interpreter.
+DEFAULT_MCP_STDIO_ALLOWED: tuple[tuple[str, ...], ...] = (
+    ("python", "-m", "mcp_server_time"),
+    ("python", "-m", "mcp_server_fetch"),
+)
 MINIMUM_DEPLOYED_PASSWORD_HASH_COST = 15
 
 
@@ -59,6 +65,12 @@ class Settings(BaseModel):
     stage_daily_cost_ceiling_usd: Annotated[Decimal, Field(gt=0)] = Decimal("500")
 
     cors_allow_origins: tuple[str, ...] = ()
+
+    # MCP: the argv prefixes a stdio server must start with (JSON), a call's deadline, and (dev stages only)
+    # whether HTTP servers on loopback and private addresses may be called.
+    mcp_stdio_allowed: tuple[tuple[str, ...], ...] = DEFAULT_MCP_STDIO_ALLOWED
+    mcp_call_timeout_seconds: Annotated[float, Field(gt=0, le=900)] = 30.0
+    mcp_allow_private: bool = False
     max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
 
     @field_validator("stage")
@@ -75,6 +87,21 @@ class Settings(BaseModel):
             return tuple(origin.strip() for origin in value.split(",") if origin.strip())
         return value
 
+    @field_validator("mcp_stdio_allowed", mode="before")
+    @classmethod
+    def _parse_stdio_allowed(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ValueError('must be a JSON list of argv prefixes, e.g. [["python", "-m", "x"]]') from None
+        if not isinstance(value, list | tuple) or not all(
+            isinstance(entry, list | tuple) and entry and all(isinstance(part, str) and part for part in entry)
+            for entry in value
+        ):
+            raise ValueError("must be a list of non-empty lists of non-empty strings")
+        return value
+
     @model_validator(mode="after")
     def _safe_outside_dev(self) -> Settings:
         if not self.token_issuer:
@@ -83,6 +110,8 @@ class Settings(BaseModel):
             return self
         if self.password_hash_cost < MINIMUM_DEPLOYED_PASSWORD_HASH_COST:
             raise ValueError(f"password_hash_cost below {MINIMUM_DEPLOYED_PASSWORD_HASH_COST} is for dev stages only")
+        if self.mcp_allow_private:
+            raise ValueError("mcp_allow_private is for dev stages only")
         if "*" in self.cors_allow_origins:
             raise ValueError("cors_allow_origins may not be '*' outside dev stages: name the frontends")
         return self
