@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT_SECONDS = 10.0
 # What one tool result may put in front of the model.
 MAX_TOOL_RESULT_BYTES = 64 * 1024
-# One line of a stdio server's output (one JSON-RPC message); longer lines end the session.
-MAX_STDIO_LINE_BYTES = 8 * 1024 * 1024
+# One line of a stdio server's output (one JSON-RPC message); a longer line ends the session. Read linearly, 16 MB
+# parse in well under a second; what reaches the model is cut far lower (MAX_TOOL_RESULT_BYTES).
+MAX_STDIO_LINE_BYTES = 16 * 1024 * 1024
 # A stdio child gets this environment and the server's own `env`, nothing of ours (no AWS credentials, no HOME).
 _STDIO_BASE_ENVIRONMENT = {"LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
 _STDIO_STOP_GRACE_SECONDS = 2.0
@@ -120,12 +121,10 @@ def domain_error_of(error: BaseException, *, doing: str) -> DomainError:
     return McpServerFailed(f"the MCP server failed {doing}")
 
 
-class _StdioTooLong(Exception):
-    pass
-
-
 @asynccontextmanager
-async def _bounded_stdio(argv: list[str], env: dict[str, str], max_line_bytes: int) -> AsyncIterator[Any]:
+async def _bounded_stdio(
+    argv: list[str], env: dict[str, str], max_line_bytes: int, problems: list[DomainError]
+) -> AsyncIterator[Any]:
     """A stdio transport that reads at most `max_line_bytes` per message and kills the child's group on exit."""
     import anyio
     import mcp_types
@@ -155,7 +154,8 @@ async def _bounded_stdio(argv: list[str], env: dict[str, str], max_line_bytes: i
                             message = error
                         await read_writer.send(message)
                     if len(buffer) > max_line_bytes:
-                        await read_writer.send(_StdioTooLong())
+                        megabytes = max_line_bytes / (1024 * 1024)
+                        problems.append(McpServerFailed(f"the MCP server sent a message over {megabytes:g} MB"))
                         return
             except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError):
                 return
@@ -197,9 +197,8 @@ async def _stop_child(process: Process) -> None:
             await process.wait()
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    if process.returncode is None:
-        with anyio.move_on_after(_STDIO_STOP_GRACE_SECONDS):
-            await process.wait()
+    with anyio.move_on_after(_STDIO_STOP_GRACE_SECONDS), suppress(OSError):
+        await process.aclose()
 
 
 def _as_data(model: Any) -> dict[str, Any]:
@@ -241,8 +240,9 @@ def capped_tool_result(result: dict[str, Any], max_bytes: int) -> dict[str, Any]
 class McpSession:
     """An open connection to one MCP server; every method runs under the call deadline."""
 
-    def __init__(self, client: Client, deadline: CancelScope, limits: McpLimits) -> None:
+    def __init__(self, client: Client, deadline: CancelScope, limits: McpLimits, problems: list[DomainError]) -> None:
         self._client = client
+        self._problems = problems
         self._deadline = deadline
         self._limits = limits
         self.doing = "the connection"
@@ -258,7 +258,7 @@ class McpSession:
         except DomainError:
             raise
         except Exception as error:
-            raise domain_error_of(error, doing=doing) from None
+            raise (self._problems[0] if self._problems else domain_error_of(error, doing=doing)) from None
         self._deadline.deadline = float("inf")
 
     @property
@@ -311,7 +311,9 @@ async def mcp_session(
 
     settings = settings or get_settings()
     limits = limits or McpLimits.from_settings(settings)
-    transport, http_client = await _transport(server, settings, limits, resolver)
+    # What the transport saw go wrong (a stdio line over the cap): a clearer reason than the closed connection.
+    problems: list[DomainError] = []
+    transport, http_client = await _transport(server, settings, limits, resolver, problems)
     from mcp import Client
 
     session: McpSession | None = None
@@ -323,16 +325,14 @@ async def mcp_session(
                     await stack.enter_async_context(http_client)
                 client = await stack.enter_async_context(Client(transport))
                 deadline.deadline = float("inf")
-                session = McpSession(client, deadline, limits)
+                session = McpSession(client, deadline, limits, problems)
                 yield session
         except DomainError:
             raise
         except Exception as error:
+            if problems:
+                raise problems[0] from None
             doing = session.doing if session is not None else "the connection"
-            if any(isinstance(leaf, _StdioTooLong) for leaf in _leaves(error)):
-                raise McpServerFailed(
-                    f"the MCP server sent a message over {limits.max_stdio_line_bytes // (1024 * 1024)} MB"
-                ) from None
             raise domain_error_of(error, doing=doing) from None
     if deadline.cancelled_caught:
         seconds = limits.call_timeout_seconds if session is not None else limits.connect_timeout_seconds
@@ -341,11 +341,11 @@ async def mcp_session(
 
 
 async def _transport(
-    server: McpServer, settings: Settings, limits: McpLimits, resolver: Resolver
+    server: McpServer, settings: Settings, limits: McpLimits, resolver: Resolver, problems: list[DomainError]
 ) -> tuple[Any, httpx2.AsyncClient | None]:
     if isinstance(server, StdioServer):
         argv = stdio_argv(server, settings.mcp_stdio_allowed)
-        return _bounded_stdio(argv, stdio_environment(server), limits.max_stdio_line_bytes), None
+        return _bounded_stdio(argv, stdio_environment(server), limits.max_stdio_line_bytes, problems), None
     from mcp.client.streamable_http import streamable_http_client
 
     policy = stage_policy(
