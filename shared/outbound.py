@@ -72,21 +72,28 @@ def _runtime_api_addresses() -> frozenset[IPAddress]:
         return frozenset()
 
 
-# (test, why): the first list is refused on every stage, the second unless the policy allows private addresses.
-_ALWAYS_REFUSED: tuple[tuple[Callable[[IPAddress], bool], str], ...] = (
+# (test, why), checked in this order: refused on every stage; private (refused unless the policy allows them);
+# then whatever is still not a public address (reserved, documentation, benchmarking ranges...).
+_Check = tuple[Callable[[IPAddress], bool], str]
+_ALWAYS_REFUSED: tuple[_Check, ...] = (
     (lambda address: address in METADATA_ADDRESSES, "a cloud metadata address"),
     (lambda address: address in _runtime_api_addresses(), "the function's runtime API address"),
     (lambda address: address.is_unspecified, "an unspecified address"),
     (lambda address: address.is_multicast, "a multicast address"),
-    (lambda address: address.is_reserved, "a reserved address"),
+    # ::1 sits in IPv6's reserved ::/8; it is judged as loopback below.
+    (lambda address: address.is_reserved and not address.is_loopback, "a reserved address"),
 )
-_PRIVATE: tuple[tuple[Callable[[IPAddress], bool], str], ...] = (
+_PRIVATE: tuple[_Check, ...] = (
     (lambda address: address.is_loopback, "a loopback address"),
     (lambda address: address.is_link_local, "a link-local address"),
     (lambda address: address in _CARRIER_GRADE_NAT, "a carrier-grade NAT address"),
     (lambda address: address.is_private, "a private address"),
-    (lambda address: not address.is_global, "not a public address"),
 )
+_NOT_PUBLIC: tuple[_Check, ...] = ((lambda address: not address.is_global, "not a public address"),)
+
+
+def _first_reason(address: IPAddress, checks: tuple[_Check, ...]) -> str | None:
+    return next((why for refuses, why in checks if refuses(address)), None)
 
 
 def refusal_reason(address: IPAddress, policy: OutboundPolicy) -> str | None:
@@ -98,8 +105,13 @@ def refusal_reason(address: IPAddress, policy: OutboundPolicy) -> str | None:
         )
         if embedded is not None:
             return refusal_reason(embedded, policy)
-    checks = _ALWAYS_REFUSED if policy.allow_private else _ALWAYS_REFUSED + _PRIVATE
-    return next((why for refuses, why in checks if refuses(address)), None)
+    reason = _first_reason(address, _ALWAYS_REFUSED)
+    if reason is not None:
+        return reason
+    private = _first_reason(address, _PRIVATE)
+    if private is not None:
+        return None if policy.allow_private else private
+    return _first_reason(address, _NOT_PUBLIC)
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
