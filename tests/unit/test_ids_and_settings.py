@@ -41,3 +41,29 @@ def test_bad_settings_fail_at_cold_start_naming_the_setting(environ: dict[str, s
 def test_dev_stages_may_use_cheap_hashing_and_any_origin() -> None:
     settings = settings_from_environ({"STAGE": "dev", "PASSWORD_HASH_COST": "12", "CORS_ALLOW_ORIGINS": "*"})
     assert settings.password_hash_cost == 12
+
+
+def test_mcp_settings_default_to_the_shipped_stdio_servers_and_a_30_second_call() -> None:
+    settings = settings_from_environ({"STAGE": "dev"})
+    assert settings.mcp_stdio_allowed == (("python", "-m", "mcp_server_time"), ("python", "-m", "mcp_server_fetch"))
+    assert settings.mcp_call_timeout_seconds == 30
+    assert settings.mcp_allow_private is False
+    custom = settings_from_environ(
+        {"STAGE": "dev", "MCP_STDIO_ALLOWED": '[["node", "server.js"]]', "MCP_CALL_TIMEOUT_SECONDS": "5"}
+    )
+    assert custom.mcp_stdio_allowed == (("node", "server.js"),)
+    assert custom.mcp_call_timeout_seconds == 5
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"STAGE": "dev", "MCP_STDIO_ALLOWED": "python -m x"}, "MCP_STDIO_ALLOWED"),
+        ({"STAGE": "dev", "MCP_STDIO_ALLOWED": '[["python", ""]]'}, "MCP_STDIO_ALLOWED"),
+        ({"STAGE": "dev", "MCP_CALL_TIMEOUT_SECONDS": "0"}, "MCP_CALL_TIMEOUT_SECONDS"),
+        ({"STAGE": "acme", "SIGNING_KEYS_SECRET": "s", "MCP_ALLOW_PRIVATE": "true"}, "mcp_allow_private"),
+    ],
+)
+def test_bad_mcp_settings_fail_at_cold_start(environ: dict[str, str], named: str) -> None:
+    with pytest.raises(RuntimeError, match=named):
+        settings_from_environ(environ)
