@@ -58,6 +58,24 @@ McpServer = HttpServer | StdioServer
 
 
 @dataclass(frozen=True)
+class ToolServer:
+    """A registered server as chat's tool runner uses it: its registry id, its name (the prefix of its tools' names
+    toward the model), how to reach it (header secrets already unsealed), and which of its tools need approval.
+    `version` changes whenever the registration does, so a tool list cached for an older one is not used."""
+
+    id: str
+    name: str
+    server: McpServer
+    require_approval: bool | frozenset[str] = False
+    version: str = ""
+
+    def needs_approval(self, tool_name: str) -> bool:
+        if isinstance(self.require_approval, frozenset):
+            return tool_name in self.require_approval
+        return self.require_approval
+
+
+@dataclass(frozen=True)
 class McpLimits:
     connect_timeout_seconds: float = CONNECT_TIMEOUT_SECONDS
     call_timeout_seconds: float = 30.0
@@ -85,7 +103,9 @@ def stdio_argv(server: StdioServer, allowed: Sequence[Sequence[str]]) -> list[st
 
 
 def stdio_environment(server: StdioServer) -> dict[str, str]:
-    return {"PATH": os.environ.get("PATH", os.defpath), **_STDIO_BASE_ENVIRONMENT, **server.env}
+    """PATH, and PYTHONPATH where we have one (in Lambda it names the layers, where the shipped servers live)."""
+    inherited = {name: os.environ[name] for name in ("PYTHONPATH",) if os.environ.get(name)}
+    return {"PATH": os.environ.get("PATH", os.defpath), **inherited, **_STDIO_BASE_ENVIRONMENT, **server.env}
 
 
 def _short(text: str) -> str:
