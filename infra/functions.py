@@ -94,6 +94,8 @@ class Functions(StageConstruct):
                 self._grant_bedrock(function)
         if spec.checks_revocations:
             self._grant_revocation_reads(function)
+        if spec.secret_contexts or spec.unsealed_secret_contexts:
+            self._grant_secret_contexts(spec, function)
         return function
 
     def _layer(self, name: str, path: Path) -> lambda_.LayerVersion:
@@ -169,6 +171,8 @@ class Functions(StageConstruct):
         }
         if spec.reads_signing_keys or spec.describes_signing_keys:
             environment["SIGNING_KEYS_SECRET"] = storage.signing_keys.secret_arn
+        if spec.secret_contexts or spec.unsealed_secret_contexts:
+            environment["SECRETS_KEY_ID"] = storage.secrets_key.key_arn
         if spec.uses_payload_bucket:
             environment["PAYLOAD_BUCKET"] = storage.payload_bucket.bucket_name
         if self.config.is_dev:
@@ -225,6 +229,23 @@ class Functions(StageConstruct):
                 },
             )
         )
+
+    def _grant_secret_contexts(self, spec: FunctionSpec, function: lambda_.Function) -> None:
+        """Encrypt and decrypt with the secrets key for the spec's own contexts, decrypt only for those it unseals:
+        KMS checks the encryption context of every call, so no role opens another context's secrets."""
+        key_arn = self.storage.secrets_key.key_arn
+        for actions, contexts in (
+            (["kms:Decrypt", "kms:Encrypt"], spec.secret_contexts),
+            (["kms:Decrypt"], tuple(c for c in spec.unsealed_secret_contexts if c not in spec.secret_contexts)),
+        ):
+            if contexts:
+                function.add_to_role_policy(
+                    iam.PolicyStatement(
+                        actions=actions,
+                        resources=[key_arn],
+                        conditions={"StringEquals": {"kms:EncryptionContext:context": sorted(contexts)}},
+                    )
+                )
 
     def _grant_bedrock(self, function: lambda_.Function) -> None:
         """Stream replies from Bedrock's models, on demand or through cross-region inference profiles."""

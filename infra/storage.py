@@ -1,10 +1,12 @@
-"""What a stage keeps: a DynamoDB table per context in `shared.tables`, the payload bucket, and the secrets (the
-token signing-key ring, the LLM provider keys). Tenant stages retain all of it when the stack goes."""
+"""What a stage keeps: a DynamoDB table per context in `shared.tables`, the payload bucket, the secrets (the
+token signing-key ring, the LLM provider keys) and the KMS key that seals secrets stored in tables (shared.secrets).
+Tenant stages retain all of it when the stack goes."""
 
 from __future__ import annotations
 
 from aws_cdk import CfnOutput
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
@@ -31,6 +33,15 @@ class Storage(StageConstruct):
             "the oldest later; a scheduled rotation Lambda is future work.",
         )
         self.payload_bucket = self._payload_bucket()
+        # One key for every context's stored secrets; encryption contexts keep them apart (infra/functions.py).
+        self.secrets_key = kms.Key(
+            self.stack,
+            "SecretsKey",
+            alias=f"alias/stratus-{config.stage}-secrets",
+            description=f"Stratus {config.stage}: seals secrets stored in tables (MCP headers, channel tokens)",
+            enable_key_rotation=True,
+            removal_policy=self.config.removal_policy,
+        )
         self.provider_keys = self._secret(
             "ProviderKeys",
             "provider-keys",

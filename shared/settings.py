@@ -71,6 +71,8 @@ class Settings(BaseModel):
     mcp_stdio_allowed: tuple[tuple[str, ...], ...] = DEFAULT_MCP_STDIO_ALLOWED
     mcp_call_timeout_seconds: Annotated[float, Field(gt=0, le=900)] = 30.0
     mcp_allow_private: bool = False
+    # The KMS key (id, ARN or alias) that seals stored secrets (shared.secrets); set by CDK and local mode.
+    secrets_key_id: str = ""
     max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
 
     @field_validator("stage")

@@ -30,6 +30,7 @@ os.environ.update(
         "PASSWORD_HASH_COST": "12",
         "SIGNING_KEYS_SECRET": f"stratus/{TEST_STAGE}/signing-keys",
         "PAYLOAD_BUCKET": f"stratus-{TEST_STAGE}-payloads",
+        "SECRETS_KEY_ID": f"alias/stratus-{TEST_STAGE}-secrets",
         "CORS_ALLOW_ORIGINS": "https://app.example.com",
         # Every check reads the revocations recorded since the last one, so a test sees its own revocations at
         # once; tests of the refresh interval drive a view with a clock of their own.

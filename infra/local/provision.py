@@ -13,9 +13,13 @@ def payload_bucket_name(stage: str) -> str:
     return f"stratus-{stage}-payloads"
 
 
+def secrets_key_alias(stage: str) -> str:
+    return f"alias/stratus-{stage}-secrets"
+
+
 def provision_stage(stage: str) -> dict[str, str]:
-    """Tables, the signing key secret with its first key, and the payload bucket; returns the environment that
-    points functions at them (the names CDK passes in a deployed stage)."""
+    """Tables, the signing key secret with its first key, the payload bucket and the secrets key; returns the
+    environment that points functions at them (the names CDK passes in a deployed stage)."""
     from functions.identity.signing_keys import ensure_signing_keys
     from shared.aws import client
 
@@ -26,4 +30,12 @@ def provision_stage(stage: str) -> dict[str, str]:
     ensure_signing_keys(secret_id)
     bucket = payload_bucket_name(stage)
     client("s3").create_bucket(Bucket=bucket)
-    return {**environment, "SIGNING_KEYS_SECRET": secret_id, "PAYLOAD_BUCKET": bucket}
+    kms = client("kms")
+    key_id = kms.create_key(Description=f"Stratus {stage}: seals stored secrets")["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=secrets_key_alias(stage), TargetKeyId=key_id)
+    return {
+        **environment,
+        "SIGNING_KEYS_SECRET": secret_id,
+        "PAYLOAD_BUCKET": bucket,
+        "SECRETS_KEY_ID": secrets_key_alias(stage),
+    }

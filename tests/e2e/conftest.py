@@ -27,7 +27,16 @@ STOP_TIMEOUT_SECONDS = 10.0
 # What the stack is configured by: the test session's own settings (tests/conftest.py) or a developer's
 # shell must not leak into it, so the e2e tier runs exactly what `make dev` runs.
 _SCRUBBED_NAMES = frozenset(
-    {"PORT", "STAGE", "LOCAL_MODE", "CORS_ALLOW_ORIGINS", "SIGNING_KEYS_SECRET", "PASSWORD_HASH_COST", "MOTO_PORT"}
+    {
+        "PORT",
+        "STAGE",
+        "LOCAL_MODE",
+        "CORS_ALLOW_ORIGINS",
+        "SIGNING_KEYS_SECRET",
+        "SECRETS_KEY_ID",
+        "PASSWORD_HASH_COST",
+        "MOTO_PORT",
+    }
 )
 _SCRUBBED_PREFIXES = ("AWS_", "POWERTOOLS_")
 _SCRUBBED_SUFFIXES = ("_TABLE",)
