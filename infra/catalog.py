@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.tables import CHAT, CONVERSATIONS, IDENTITY, MEMORIES, REALTIME, TABLES, TableSpec
+from shared.tables import CHAT, CONVERSATIONS, IDENTITY, MCP, MEMORIES, REALTIME, TABLES, TableSpec
 
 API_PREFIX = "/api/v1"
 
@@ -52,6 +52,10 @@ class FunctionSpec:
     # Accepts a principal (verifies a credential, or is handed a verified one): reads the identity table's
     # revocation partition, and the items an API key resolves through (shared.auth.revocations).
     checks_revocations: bool = False
+    # Seals and unseals secrets (shared.secrets) of these contexts with the stage's secrets key; only unseals those
+    # of `unsealed_secret_contexts`. The key's use is granted for exactly these encryption contexts.
+    secret_contexts: tuple[str, ...] = ()
+    unsealed_secret_contexts: tuple[str, ...] = ()
     layers: tuple[str, ...] = ("base",)
     memory_mb: int = 512
     timeout_seconds: int = 29
@@ -180,6 +184,37 @@ MEMORIES_FUNCTION = FunctionSpec(
     checks_revocations=True,
 )
 
+MCP_FUNCTION = FunctionSpec(
+    name="mcp",
+    handler="functions.mcp.handler.lambda_handler",
+    app="functions.mcp.api:app",
+    description="MCP server registry; live tools, resources, prompts, tool calls and health",
+    routes=_routes(
+        ("POST", "/mcp/servers"),
+        ("GET", "/mcp/servers"),
+        ("GET", "/mcp/servers/{serverId}"),
+        ("PUT", "/mcp/servers/{serverId}"),
+        ("DELETE", "/mcp/servers/{serverId}"),
+        ("GET", "/mcp/servers/{serverId}/health"),
+        ("GET", "/mcp/servers/{serverId}/tools"),
+        ("GET", "/mcp/servers/{serverId}/resources"),
+        ("GET", "/mcp/servers/{serverId}/resources/read"),
+        ("GET", "/mcp/servers/{serverId}/prompts"),
+        ("POST", "/mcp/servers/{serverId}/prompts/{promptName}/get"),
+        ("POST", "/mcp/servers/{serverId}/tools/{toolName}/call"),
+    ),
+    tables=(MCP,),
+    checks_revocations=True,
+    secret_contexts=("mcp",),
+    # It imports mcp (lazily, on the live routes) and spawns the stdio servers the stage ships.
+    layers=("base", "ai"),
+    memory_mb=1024,
+    # The HTTP API answers 503 at 30 s whatever the function does, so the function stops at 29 s and the live
+    # routes run under tighter MCP deadlines than chat's (functions.mcp.service.ROUTE_LIMITS): a slow server gets
+    # our 504 `mcp_timeout`, with a message, before API Gateway cuts the request.
+    timeout_seconds=29,
+)
+
 USAGE_FUNCTION = FunctionSpec(
     name="usage",
     handler="functions.usage.handler.lambda_handler",
@@ -204,7 +239,9 @@ CHAT_FUNCTION = FunctionSpec(
         ("GET", "/ai/health"),
     ),
     tables=(CHAT, CONVERSATIONS),
-    read_only_tables=(IDENTITY, MEMORIES),
+    # The MCP registry and its header secrets: chat connects to the servers a user enabled.
+    read_only_tables=(IDENTITY, MEMORIES, MCP),
+    unsealed_secret_contexts=("mcp",),
     reads_signing_keys=True,
     uses_payload_bucket=True,
     streaming=True,
@@ -233,6 +270,7 @@ HTTP_FUNCTIONS: tuple[FunctionSpec, ...] = (
     IDENTITY_FUNCTION,
     CONVERSATIONS_FUNCTION,
     MEMORIES_FUNCTION,
+    MCP_FUNCTION,
     USAGE_FUNCTION,
     HEALTH_FUNCTION,
 )
@@ -282,6 +320,7 @@ WEBSOCKET_WORKER_FUNCTION = FunctionSpec(
     # What chat needs to produce a reply, plus the realtime table (a gone connection is removed).
     tables=(*CHAT_FUNCTION.tables, REALTIME),
     read_only_tables=CHAT_FUNCTION.read_only_tables,
+    unsealed_secret_contexts=CHAT_FUNCTION.unsealed_secret_contexts,
     # Not the signing keys: the worker is handed a principal the $connect authorizer verified; it checks no token.
     uses_payload_bucket=CHAT_FUNCTION.uses_payload_bucket,
     calls_models=True,

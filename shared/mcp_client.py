@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import DomainError, McpServerFailed, McpServerTimedOut, ValidationFailed
-from shared.outbound import Resolver, checked_destination, guarded_http_client, stage_policy, system_resolver
+from shared.outbound import (
+    OutboundPolicy,
+    Resolver,
+    checked_destination,
+    guarded_http_client,
+    stage_policy,
+    system_resolver,
+)
 from shared.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -85,6 +92,13 @@ class McpLimits:
     @classmethod
     def from_settings(cls, settings: Settings) -> McpLimits:
         return cls(call_timeout_seconds=settings.mcp_call_timeout_seconds)
+
+
+def outbound_policy(settings: Settings) -> OutboundPolicy:
+    """What an HTTP server's URL may reach on this stage: checked at registration and before every connect."""
+    return stage_policy(
+        dev_stage=settings.is_dev_stage or settings.local_mode, allow_private=settings.mcp_allow_private
+    )
 
 
 def stdio_argv(server: StdioServer, allowed: Sequence[Sequence[str]]) -> list[str]:
@@ -368,10 +382,7 @@ async def _transport(
         return _bounded_stdio(argv, stdio_environment(server), limits.max_stdio_line_bytes, problems), None
     from mcp.client.streamable_http import streamable_http_client
 
-    policy = stage_policy(
-        dev_stage=settings.is_dev_stage or settings.local_mode, allow_private=settings.mcp_allow_private
-    )
-    destination = await checked_destination(server.url, policy, resolver=resolver)
+    destination = await checked_destination(server.url, outbound_policy(settings), resolver=resolver)
     http_client = guarded_http_client(
         destination, headers=server.headers, timeout_seconds=max(limits.call_timeout_seconds, 1.0)
     )

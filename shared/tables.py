@@ -110,7 +110,11 @@ REALTIME = TableSpec(
     indexes=(Index("gsi1", "gsi1pk", "gsi1sk"),),
 )
 
-TABLES: tuple[TableSpec, ...] = (IDENTITY, CONVERSATIONS, MEMORIES, CHAT, REALTIME)
+# The MCP server registry: the stage's servers are one partition, each user's own servers another, so either
+# listing is one Query; the names taken (unique among what one user can see) are items of their own.
+MCP = TableSpec(context="mcp")
+
+TABLES: tuple[TableSpec, ...] = (IDENTITY, CONVERSATIONS, MEMORIES, CHAT, REALTIME, MCP)
 
 
 def create_tables(dynamodb_client: Any, stage: str) -> dict[str, str]:
