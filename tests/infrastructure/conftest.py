@@ -66,6 +66,11 @@ class Synthesized:
         return logical_id
 
     @property
+    def secrets_key_id(self) -> str:
+        (logical_id,) = self.of_type("AWS::KMS::Key")
+        return logical_id
+
+    @property
     def signing_secret_id(self) -> str:
         return self._secret_named("signing-keys")
 

@@ -40,6 +40,8 @@ def _expected_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, A
         environment["SIGNING_KEYS_SECRET"] = {"Ref": synth.signing_secret_id}
     if spec.uses_payload_bucket:
         environment["PAYLOAD_BUCKET"] = {"Ref": synth.payload_bucket_id}
+    if spec.secret_contexts or spec.unsealed_secret_contexts:
+        environment["SECRETS_KEY_ID"] = {"Fn::GetAtt": [synth.secrets_key_id, "Arn"]}
     if spec.streaming:
         environment |= {
             "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",

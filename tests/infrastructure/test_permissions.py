@@ -8,10 +8,13 @@ import pytest
 
 from infra.catalog import (
     AUTHORIZER_FUNCTION,
+    CHAT_FUNCTION,
     HEALTH_FUNCTION,
     HTTP_FUNCTIONS,
+    MCP_FUNCTION,
     STREAMING_FUNCTIONS,
     WEBSOCKET_FUNCTIONS,
+    WEBSOCKET_WORKER_FUNCTION,
     FunctionSpec,
 )
 from infra.functions import SIGNING_KEYS_FUNCTION
@@ -101,6 +104,8 @@ def test_function_may_use_only_its_logs_traces_tables_and_the_signing_keys(
         allowed.add("s3")
     if spec.calls_models and synth.stack.config.bedrock_enabled:
         allowed.add("bedrock")
+    if spec.secret_contexts or spec.unsealed_secret_contexts:
+        allowed.add("kms")
 
     assert services <= allowed
     assert _grants(synth, spec, "logs") == {function["LoggingConfig"]["LogGroup"]["Ref"]: LOG_ACTIONS}
@@ -254,3 +259,45 @@ def test_functions_that_accept_a_principal_read_only_the_revocations_and_what_an
     # Never the attributes that hold secrets, whatever the item.
     assert not {"passwordHash", "currentJti"} & set(API_KEY_RESOLUTION_ATTRIBUTES)
     assert function["Environment"]["Variables"][IDENTITY.env_var] == {"Ref": dev.table_id(IDENTITY)}
+
+
+@pytest.mark.parametrize("spec", [*CATALOG_FUNCTIONS, *WEBSOCKET_FUNCTIONS], ids=_name)
+def test_the_secrets_key_is_used_only_for_the_contexts_a_function_seals_or_unseals(
+    synth: Synthesized, spec: FunctionSpec
+) -> None:
+    kms_statements = [
+        statement
+        for statement in _statements(synth, spec)
+        if any(action.startswith("kms:") for action in _listed(statement["Action"]))
+    ]
+    granted = {
+        (tuple(sorted(_listed(statement["Action"]))), _target(statement["Resource"]),
+         tuple(statement["Condition"]["StringEquals"]["kms:EncryptionContext:context"]))
+        for statement in kms_statements
+    }  # fmt: skip
+    expected = set()
+    if spec.secret_contexts:
+        expected.add((("kms:Decrypt", "kms:Encrypt"), synth.secrets_key_id, tuple(sorted(spec.secret_contexts))))
+    unsealed_only = tuple(sorted(set(spec.unsealed_secret_contexts) - set(spec.secret_contexts)))
+    if unsealed_only:
+        expected.add((("kms:Decrypt",), synth.secrets_key_id, unsealed_only))
+    assert granted == expected
+    assert all(set(statement["Condition"]) == {"StringEquals"} for statement in kms_statements)
+
+
+def test_mcp_seals_its_secrets_and_chat_only_unseals_them(synth: Synthesized) -> None:
+    assert MCP_FUNCTION.secret_contexts == ("mcp",)
+    for spec in (CHAT_FUNCTION, WEBSOCKET_WORKER_FUNCTION):
+        assert spec.unsealed_secret_contexts == ("mcp",)
+        assert spec.secret_contexts == ()
+        decrypt_only = [
+            statement for statement in _statements(synth, spec) if "kms:Decrypt" in _listed(statement["Action"])
+        ]
+        assert [_listed(statement["Action"]) for statement in decrypt_only] == [["kms:Decrypt"]]
+
+
+def test_the_secrets_key_rotates_and_is_kept_like_the_tables(dev: Synthesized, acme: Synthesized) -> None:
+    for synth, kept in ((dev, False), (acme, True)):
+        key = synth.resources[synth.secrets_key_id]
+        assert key["Properties"]["EnableKeyRotation"] is True
+        assert (key.get("DeletionPolicy") == "Retain") is kept

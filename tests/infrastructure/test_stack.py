@@ -29,8 +29,11 @@ DEPLOYED_LOGICAL_IDS = {
         "ConversationsTableCD91EB96",
         "IdentityTableA085AC59",
         "MemoriesTableD97C7518",
+        "McpTableD14CBD3C",
         "RealtimeTable73AED3EE",
     },
+    # Replacing the key would leave every sealed secret unreadable.
+    "AWS::KMS::Key": {"SecretsKey317DCF94"},
     "AWS::S3::Bucket": {"PayloadBucket357F5869"},
     "AWS::SecretsManager::Secret": {"ProviderKeys2563E0B5", "SigningKeysA56F0358"},
     "AWS::ApiGatewayV2::Api": {"HttpApiF5A9A8A7", "WebSocketApi34BCF99B"},
@@ -58,6 +61,8 @@ def _expected_counts(synth: Synthesized) -> dict[str, int]:
         "AWS::DynamoDB::Table": len(TABLES),
         "AWS::S3::Bucket": 1,
         "AWS::SecretsManager::Secret": 2,
+        "AWS::KMS::Key": 1,  # seals the secrets stored in tables, with its alias
+        "AWS::KMS::Alias": 1,
         "Custom::SigningKeys": 1,
         "AWS::ApiGatewayV2::Api": 2,
         "AWS::ApiGatewayV2::Stage": 2,
