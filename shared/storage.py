@@ -3,14 +3,19 @@ failed condition from a real storage error. Imported only by `store` modules, wh
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import random
+import time
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from pynamodb.attributes import ListAttribute, UnicodeAttribute
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
+from shared.errors import Conflict
 from shared.settings import get_settings
 from shared.tables import Index, TableSpec
 
@@ -63,3 +68,22 @@ def condition_failed(error: Exception) -> bool:
 def transaction_cancellations(error: Any) -> list[str | None]:
     """The cancellation reason of each item of a failed transaction, in order (None where it was not at fault)."""
     return [reason.code if reason else None for reason in (getattr(error, "cancellation_reasons", None) or [])]
+
+
+def transact(
+    write: Callable[[TransactWrite], None], *, model: type[Model], conflict: Conflict, attempts: int = 4
+) -> None:
+    """Run the transaction `write` builds on `model`'s table, again after a short random pause when DynamoDB
+    cancelled it for a conflict with a concurrent transaction on the same items; `conflict` when that persists.
+    A failed condition is the caller's to read (`transaction_cancellations`)."""
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not a secret
+        try:
+            with TransactWrite(connection=model._get_connection().connection) as transaction:
+                write(transaction)
+            return
+        except TransactWriteError as error:
+            if "TransactionConflict" not in transaction_cancellations(error):
+                raise
+    raise conflict

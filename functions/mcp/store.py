@@ -13,8 +13,6 @@ Secret values never reach this module in clear: a record holds them sealed (shar
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +24,14 @@ from pynamodb.transactions import TransactWrite
 
 from shared.errors import BadRequest, Conflict, NotFound
 from shared.pagination import decode_cursor, encode_cursor
-from shared.storage import condition_failed, string_list, table_meta, transaction_cancellations, update_existing
+from shared.storage import (
+    condition_failed,
+    string_list,
+    table_meta,
+    transact,
+    transaction_cancellations,
+    update_existing,
+)
 from shared.tables import MCP
 
 STAGE_PARTITION = "STAGE"
@@ -246,15 +251,9 @@ def server_not_found() -> NotFound:
 
 
 def _transact(write: Callable[[TransactWrite], None]) -> None:
-    """Run a transaction, again after a short random pause when DynamoDB cancelled it for a concurrent one."""
-    for attempt in range(_TRANSACTION_ATTEMPTS):
-        if attempt:
-            time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not a secret
-        try:
-            with TransactWrite(connection=ServerRecord._get_connection().connection) as transaction:
-                write(transaction)
-            return
-        except TransactWriteError as error:
-            if "TransactionConflict" not in transaction_cancellations(error):
-                raise
-    raise Conflict("MCP servers are being changed by another request; try again", code="mcp_write_conflict")
+    transact(
+        write,
+        model=ServerRecord,
+        conflict=Conflict("MCP servers are being changed by another request; try again", code="mcp_write_conflict"),
+        attempts=_TRANSACTION_ATTEMPTS,
+    )

@@ -17,8 +17,6 @@ moto never does), so every read filters expired memories out, and TTL removals d
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +30,7 @@ from pynamodb.transactions import TransactWrite
 
 from shared.errors import Conflict, NotFound
 from shared.pagination import decode_cursor, encode_cursor
-from shared.storage import condition_failed, secondary_index, table_meta, transaction_cancellations
+from shared.storage import condition_failed, secondary_index, table_meta, transact, transaction_cancellations
 from shared.tables import MEMORIES
 
 MEMORY_PREFIX = "MEM#"
@@ -387,16 +385,11 @@ def delete_user_items(user_id: str) -> int:
 
 
 def _transact(write: Callable[[TransactWrite], None]) -> None:
-    """Run a transaction, again after a short random pause if DynamoDB cancelled it for a conflict with another
-    transaction on the same item (concurrent writes to one user's count do that)."""
-    for attempt in range(_TRANSACTION_ATTEMPTS):
-        if attempt:
-            time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not a secret
-        try:
-            with TransactWrite(connection=MemoryRecord._get_connection().connection) as transaction:
-                write(transaction)
-            return
-        except TransactWriteError as error:
-            if "TransactionConflict" not in transaction_cancellations(error):
-                raise
-    raise Conflict("Your memories are being changed by another request; try again", code="memory_write_conflict")
+    transact(
+        write,
+        model=MemoryRecord,
+        conflict=Conflict(
+            "Your memories are being changed by another request; try again", code="memory_write_conflict"
+        ),
+        attempts=_TRANSACTION_ATTEMPTS,
+    )
