@@ -528,3 +528,25 @@ def test_servers_for_chat_are_the_enabled_visible_ones_unsealed_in_one_read(
     assert service.servers_for_chat(principal, []) == []
     viewer = principal_of(people["viewer"], api)
     assert service.servers_for_chat(viewer, [stage["id"]]) == []
+
+
+@pytest.mark.usefixtures("public_resolver")
+def test_a_users_servers_export_without_secrets_and_go_with_their_account(
+    api: TestClient, people: dict[str, User]
+) -> None:
+    admin, ada = people["admin"], people["ada"]
+    stage = register_server(api, admin, **http_server("docs", "https://docs.example.com/mcp", scope="stage"))
+    body = http_server("mine", "https://mcp.example.com/")
+    body["config"]["headers"] = {"Authorization": SECRET}
+    register_server(api, ada, **body)
+
+    exported = service.export_user_data(ada.id)
+    assert [server["name"] for server in exported] == ["mine"]
+    assert exported[0]["config"]["headers"] == {"Authorization": "••••••"}
+    assert "s3cret" not in json.dumps(exported)
+
+    assert service.delete_user_data(ada.id) == 1
+    assert listed_names(api, ada) == ["docs"]
+    assert api.get(f"{SERVERS}/{stage['id']}", headers=ada.auth).status_code == 200
+    # The name is free again.
+    register_server(api, ada, **http_server("mine", "https://mcp.example.com/"))
