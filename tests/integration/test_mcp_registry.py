@@ -550,3 +550,24 @@ def test_a_users_servers_export_without_secrets_and_go_with_their_account(
     assert api.get(f"{SERVERS}/{stage['id']}", headers=ada.auth).status_code == 200
     # The name is free again.
     register_server(api, ada, **http_server("mine", "https://mcp.example.com/"))
+
+
+@pytest.mark.usefixtures("public_resolver")
+def test_a_stage_and_a_personal_server_registered_at_once_never_share_a_name(
+    api: TestClient, people: dict[str, User]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    admin, ada = people["admin"], people["ada"]
+    for round_ in range(4):
+        name = f"race-{round_}"
+        bodies = [
+            (admin, http_server(name, "https://s.example.com/", scope="stage")),
+            (ada, http_server(name, "https://o.example.com/")),
+        ]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            statuses = list(
+                pool.map(lambda sent: api.post(SERVERS, headers=sent[0].auth, json=sent[1]).status_code, bodies)
+            )
+        assert sorted(statuses) == [201, 409], statuses
+        assert listed_names(api, ada).count(name) == statuses.count(201)
