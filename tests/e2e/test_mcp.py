@@ -46,3 +46,22 @@ def test_an_unknown_server_is_404_on_the_live_routes(http: httpx.Client) -> None
     missing = http.get(f"{SERVERS}/01ARZ3NDEKTSV4RRFFQ69G5FAV/tools", headers=member)
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "mcp_server_not_found"
+
+
+def test_a_personal_server_keeps_its_header_sealed_and_is_no_one_elses(http: httpx.Client) -> None:
+    owner, other = _register(http, "mcp-owner"), _register(http, "mcp-other")
+    # A public address literal: nothing to resolve, and registration connects to nothing.
+    body = {
+        "name": "personal",
+        "type": "http",
+        "config": {"url": "https://93.184.215.14/mcp", "headers": {"Authorization": "Bearer e2e-s3cret"}},
+    }
+    created = http.post(SERVERS, headers=owner, json=body)
+    assert created.status_code == 201, created.text
+    path = f"{SERVERS}/{created.json()['id']}"
+    shown = http.get(path, headers=owner)
+    assert shown.json()["config"] == {"url": "https://93.184.215.14/mcp", "headers": {"Authorization": "••••••"}}
+    assert "e2e-s3cret" not in created.text + shown.text + http.get(SERVERS, headers=owner).text
+    for response in (http.get(path, headers=other), http.delete(path, headers=other)):
+        assert response.status_code == 404
+    assert http.delete(path, headers=owner).status_code == 204

@@ -267,6 +267,14 @@ def test_a_personal_server_does_not_exist_for_anyone_else(api: TestClient, peopl
         assert call.status_code == 404
         assert "mine" not in listed_names(api, other)
     assert api.get(path, headers=ada.auth).json() == mine
+    # An update passes the same checks as a registration, and a refused one changes nothing.
+    moved = api.put(path, headers=ada.auth, json={"config": {"url": "http://169.254.169.254/latest/meta-data"}})
+    assert moved.status_code == 422
+    assert error_code(moved) == "url_not_allowed"
+    wrong_kind = api.put(path, headers=ada.auth, json={"config": TIME_SERVER})
+    assert wrong_kind.status_code == 422
+    assert error_code(wrong_kind) == "config_mismatch"
+    assert api.get(path, headers=ada.auth).json() == mine
     assert api.delete(path, headers=ada.auth).status_code == 204
     assert api.get(path, headers=ada.auth).status_code == 404
 
@@ -289,6 +297,8 @@ def test_stage_servers_are_seen_by_members_and_changed_by_managers_only(
     assert changed.json()["requireApproval"] == ["search"]
     assert changed.json()["updatedAt"] > stage["updatedAt"]
     assert api.put(path, headers=admin.auth, json={"name": "renamed"}).status_code == 422
+    assert api.delete(path, headers=admin.auth).status_code == 204
+    assert listed_names(api, ada) == ["mine"]
 
 
 @pytest.mark.usefixtures("public_resolver")
