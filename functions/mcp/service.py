@@ -80,7 +80,8 @@ def create_server(principal: Principal, request: ServerCreate) -> ServerPublic:
     settings = get_settings()
     _check_reachable_config(request.config, settings)
     server_id = new_id()
-    secrets = _secrets_sent(request.config) or {}
+    # Nothing is stored yet, so a masked value (copied from another server's answer) is refused.
+    secrets = merged_secrets({}, _secrets_sent(request.config) or {})
     record = store.new_server(
         server_id=server_id, owner_id=None if request.scope == "stage" else principal.user_id,
         created_by=principal.user_id, name=request.name, display_name=request.display_name or request.name,

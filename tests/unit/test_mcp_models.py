@@ -70,6 +70,8 @@ def test_a_masked_value_keeps_the_stored_one_and_anything_else_replaces_it() -> 
         "Authorization": "Bearer old", "X-Team": "red",
     }  # fmt: skip
     assert merged_secrets(stored, {}) == {}
+    with pytest.raises(ValidationFailed):
+        merged_secrets({}, {"Authorization": MASK})  # a registration: nothing is stored to keep
     with pytest.raises(ValidationFailed) as refused:
         merged_secrets(stored, {"X-New": MASK})
     assert refused.value.error_code == "unknown_secret"
