@@ -206,8 +206,9 @@ MCP_FUNCTION = FunctionSpec(
     tables=(MCP,),
     checks_revocations=True,
     secret_contexts=("mcp",),
-    # It imports mcp (lazily, on the live routes) and spawns the stdio servers the stage ships.
-    layers=("base", "ai"),
+    # It imports mcp (lazily, on the live routes) and spawns the stdio servers the stage ships (the mcp-servers
+    # layer, as chat does).
+    layers=("base", "ai", "mcp-servers"),
     memory_mb=1024,
     # The HTTP API answers 503 at 30 s whatever the function does, so the function stops at 29 s and the live
     # routes run under tighter MCP deadlines than chat's (functions.mcp.service.ROUTE_LIMITS): a slow server gets
