@@ -210,7 +210,8 @@ CHAT_FUNCTION = FunctionSpec(
     streaming=True,
     calls_models=True,
     checks_revocations=True,
-    layers=("base", "ai"),
+    # The stdio MCP servers the stage allows by default run from the mcp-servers layer.
+    layers=("base", "ai", "mcp-servers"),
     memory_mb=1024,
     # A long reply may stream for minutes; the Function URL has no 30-second integration limit.
     timeout_seconds=300,

@@ -4,10 +4,12 @@ project-written stdio server that hangs, floods and reports its environment."""
 from __future__ import annotations
 
 import asyncio
+import http.server
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,6 +154,48 @@ def test_the_time_server_answers_over_stdio() -> None:
     health = asyncio.run(server_health(TIME_SERVER, settings=dev_settings()))
     assert health["reachable"] is True
     assert health["tools"] == 2
+
+
+def test_the_fetch_server_the_stage_ships_refuses_internal_addresses_unless_told_otherwise() -> None:
+    page = b"<html><body><p>Stratus fetched this page.</p></body></html>"
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = self.path == "/page"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(page if found else b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/page"
+
+    def fetch(*options: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        fetcher = StdioServer("python", ("-m", "mcp_server_fetch", *options))
+        allowed = '[["python", "-m", "mcp_server_fetch"]]'  # the stage's default entry: any options may follow
+        settings = settings_from_environ({"STAGE": "dev", "MCP_STDIO_ALLOWED": allowed})
+
+        async def scenario() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+            async with mcp_session(fetcher, settings=settings) as session:
+                return await session.list_tools(), await session.call_tool("fetch", {"url": url, "raw": True})
+
+        return asyncio.run(scenario())
+
+    try:
+        tools, refused = fetch()
+        _, fetched = fetch("--allow-private-ips")
+    finally:
+        server.shutdown()
+    assert [tool["name"] for tool in tools] == ["fetch"]
+    # As shipped it refuses what our own outbound guard refuses: nothing internal, the Lambda runtime API included.
+    assert refused["isError"] is True
+    assert "not a public address" in refused["content"][0]["text"]
+    assert fetched["isError"] is False
+    assert "Stratus fetched this page." in fetched["content"][0]["text"]
 
 
 def test_a_command_not_in_the_allow_list_is_refused_before_anything_is_spawned(tmp_path: Path) -> None:
