@@ -22,15 +22,16 @@ class ImportedMessage:
 
 @dataclass
 class ImportedConversation:
-    """One conversation. `messages` is read lazily from a Stratus archive: consume it before asking the import
-    for its next item (a list, for the formats read a conversation at a time)."""
+    """One conversation. `messages` holds its messages in order, with a RejectedItem in place of each one that
+    could not be imported. From a Stratus archive it is read lazily: consume it before asking the import for its
+    next item (a list, for the formats read a conversation at a time)."""
 
     source_id: str | None
     """The conversation's id in the file it came from: what a retried import deduplicates on."""
     title: str
     created_at: datetime
     updated_at: datetime
-    messages: Iterable[ImportedMessage]
+    messages: Iterable[ImportedMessage | RejectedItem]
     model: str | None = None
     system_prompt: str | None = None
     archived: bool = False
@@ -61,8 +62,9 @@ class ImportedPrompt:
 class ImportedMemory:
     source_id: str | None
     content: str
-    category: str
-    priority: int
+    category: str | None
+    """As exported; None lets the memories context apply its default, as for priority."""
+    priority: int | None
     active: bool
     archived: bool
     expires_at: datetime | None

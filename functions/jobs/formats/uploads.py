@@ -145,6 +145,10 @@ class SafeZip:
                 code="archive_too_large",
             )
 
+    def restart_budget(self) -> None:
+        """Starts counting inflated bytes afresh: for a second pass over the same entries."""
+        self.budget = UnpackBudget(self._limits.max_unpacked_bytes)
+
     def find(self, basename: str) -> str | None:
         """The shallowest entry called `basename` (at the root, or in the one folder an export unpacks to)."""
         matches = [name for name in self.entries if PurePosixPath(name).name == basename]
