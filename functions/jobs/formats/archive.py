@@ -169,6 +169,7 @@ class ExportArchive:
         try:
             archive = cls(files, _read_manifest(files), limits)
             archive._check_files()
+            files.restart_budget()  # the records are read again, each pass under the cap
         except BaseException:
             files.close()
             raise

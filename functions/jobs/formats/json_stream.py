@@ -1,8 +1,10 @@
-"""The elements of a large top-level JSON array, one at a time: the array is scanned in chunks for its element
-boundaries (strings, escapes and nesting tracked), so memory holds one element, never the whole file."""
+"""The elements of a large top-level JSON array, one at a time: each element is decoded by the standard JSON
+decoder from a buffer that grows only until the element is whole, so memory holds one element (at most the cap
+and a read chunk), never the whole file. An element over the cap is stepped over unparsed."""
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterator
@@ -12,14 +14,15 @@ from typing import IO, Any
 from shared.errors import ValidationFailed
 
 _CHUNK = 1024 * 1024
-_OUTSIDE_STRING = re.compile(rb'[\[\]{}",]')
-_INSIDE_STRING = re.compile(rb'["\\]')
-_WHITESPACE = b" \t\r\n"
+_WHITESPACE = re.compile(r"[ \t\r\n]*")
+_OUTSIDE_STRING = re.compile(r'[\[\]{}"]')
+_INSIDE_STRING = re.compile(r'["\\]')
+_DECODER = json.JSONDecoder()
 
 
 @dataclass(frozen=True)
 class OversizedElement:
-    """An element longer than the cap: skipped unread; `size` is how many bytes it spans."""
+    """An element longer than the cap: stepped over unparsed; `size` is at least the cap."""
 
     index: int
     size: int
@@ -31,127 +34,137 @@ def _not_json(reason: str) -> ValidationFailed:
 
 def array_elements(stream: IO[bytes], *, max_element_bytes: int) -> Iterator[tuple[int, Any] | OversizedElement]:
     """Each element of the JSON array `stream` holds, as `(index, value)`, or an `OversizedElement` for one over
-    `max_element_bytes`. Raises ValidationFailed (`not_json`, or `wrong_shape` when the file is JSON but not an
-    array) as soon as the file stops being what it claims; call it through once before trusting any element."""
-    scanner = _ArrayScanner(max_element_bytes)
-    while chunk := stream.read(_CHUNK):
-        yield from scanner.feed(chunk)
-    scanner.finish()
+    `max_element_bytes` (counted in characters). Raises ValidationFailed (`not_json`, or `wrong_shape` when the
+    file is JSON but not an array) as soon as the file stops being what it claims: read it through once before
+    trusting any element."""
+    return _ArrayReader(stream, max_element_bytes).elements()
 
 
-class _ArrayScanner:
-    def __init__(self, max_element_bytes: int) -> None:
-        self._max = max_element_bytes
-        self._started = False  # the opening `[` was seen
-        self._ended = False  # the closing `]` was seen
-        self._depth = 0  # nesting inside the array: 0 between elements
-        self._in_string = False
-        self._escape = False  # the chunk ended just after a backslash inside a string
-        self._element = bytearray()
-        self._element_size = 0
-        self._index = 0
-        self._seen_comma = False
+class _ArrayReader:
+    def __init__(self, stream: IO[bytes], max_element: int) -> None:
+        self._stream = stream
+        self._max = max_element
+        self._text = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
+        self._buffer = ""
+        self._pos = 0
+        self._eof = False
 
-    def feed(self, chunk: bytes) -> Iterator[tuple[int, Any] | OversizedElement]:
-        if not self._started:
-            chunk = self._begin(chunk)
-            if not chunk:
-                return
-        position = start = 0  # `start`: where the current element's part within this chunk begins
-        end = len(chunk)
-        while position < end:
-            if self._ended:
-                if chunk[position:].strip(_WHITESPACE):
-                    raise _not_json("text after the end of the array")
-                return
-            if self._escape or self._in_string:
-                position = self._through_string(chunk, position)
-                continue
-            match = _OUTSIDE_STRING.search(chunk, position)
-            if match is None:
-                break
-            token = match.group()
-            position = match.end()
-            if self._depth == 0 and token in (b",", b"]"):
-                self._keep(chunk[start : match.start()])
-                start = position
-                self._ended = token == b"]"
-                element = self._take(last=self._ended)
-                if element is not None:
-                    yield element
-            else:
-                self._nest(token)
-        if not self._ended:
-            self._keep(chunk[start:end])
+    def _more(self, at_least: int = _CHUNK) -> bool:
+        """Reads on (at least `at_least` bytes, unless the file ends); False at the end of the file."""
+        if self._eof:
+            return False
+        if self._pos > _CHUNK:
+            self._buffer, self._pos = self._buffer[self._pos :], 0
+        raw = self._stream.read(max(at_least, _CHUNK))
+        try:
+            self._buffer += self._text.decode(raw, final=not raw)
+        except UnicodeDecodeError as error:
+            raise _not_json("it is not UTF-8 text") from error
+        self._eof = not raw
+        return True
 
-    def _begin(self, chunk: bytes) -> bytes:
-        """The chunk past the opening `[` (empty while only whitespace has come)."""
-        stripped = chunk.lstrip(_WHITESPACE)
-        if stripped[:3] == b"\xef\xbb\xbf":
-            stripped = stripped[3:].lstrip(_WHITESPACE)
-        if not stripped:
-            return b""
-        if stripped[:1] != b"[":
-            raise self._shape_error(stripped[:5])
-        self._started = True
-        return stripped[1:]
+    def _next_significant(self) -> str:
+        """The next character that is not whitespace ('' at the end of the file), not consumed."""
+        while True:
+            self._pos = _WHITESPACE.match(self._buffer, self._pos).end()  # type: ignore[union-attr]  # `*` always matches
+            if self._pos < len(self._buffer):
+                return self._buffer[self._pos]
+            if not self._more():
+                return ""
 
-    def _through_string(self, chunk: bytes, position: int) -> int:
-        """Where the scan goes on inside a string: past an escaped byte, or past the closing quote."""
-        if self._escape:
-            self._escape = False
-            return position + 1
-        match = _INSIDE_STRING.search(chunk, position)
-        if match is None:
-            return len(chunk)
-        if match.group() == b"\\":
-            self._escape = match.end() == len(chunk)  # the escaped byte comes with the next chunk
-            return min(match.end() + 1, len(chunk))
-        self._in_string = False
-        return match.end()
-
-    def _nest(self, token: bytes) -> None:
-        if token == b'"':
-            self._in_string = True
-        elif token in (b"[", b"{"):
-            self._depth += 1
-        elif token in (b"]", b"}"):
-            if self._depth == 0:
-                raise _not_json("a closing bracket without its opening one")
-            self._depth -= 1
-
-    def _keep(self, part: bytes) -> None:
-        self._element_size += len(part)
-        if self._element_size <= self._max:
-            self._element += part
-
-    def _take(self, *, last: bool) -> tuple[int, Any] | OversizedElement | None:
-        size, raw = self._element_size, bytes(self._element).strip(_WHITESPACE)
-        self._element.clear()
-        self._element_size = 0
-        if size > self._max:
-            element: tuple[int, Any] | OversizedElement = OversizedElement(self._index, size)
-        elif not raw:
-            if last and self._index == 0 and not self._seen_comma:
-                return None  # `[]`
-            raise _not_json("an empty element in the array")
+    def elements(self) -> Iterator[tuple[int, Any] | OversizedElement]:
+        first = self._next_significant()
+        if first != "[":
+            raise self._shape_error()
+        self._pos += 1
+        index = 0
+        if self._next_significant() == "]":
+            self._pos += 1
         else:
-            try:
-                element = (self._index, json.loads(raw))
-            except (ValueError, RecursionError) as error:
-                raise _not_json(f"element {self._index} does not parse") from error
-        self._seen_comma = not last
-        self._index += 1
-        return element
+            while True:
+                yield self._element(index)
+                index += 1
+                separator = self._next_significant()
+                self._pos += 1
+                if separator == "]":
+                    break
+                if not separator:
+                    raise _not_json("the array never ends (the file is cut short)")
+                if separator != ",":
+                    raise _not_json(f"element {index} is not followed by a comma or the end of the array")
+        if self._next_significant():
+            raise _not_json("text after the end of the array")
 
-    def finish(self) -> None:
-        if not self._started:
-            raise _not_json("the file holds only whitespace")
-        if not self._ended:
+    def _element(self, index: int) -> tuple[int, Any] | OversizedElement:
+        if not self._next_significant():
             raise _not_json("the array never ends (the file is cut short)")
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self._buffer, self._pos)
+            except json.JSONDecodeError as error:
+                if len(self._buffer) - self._pos > self._max:
+                    return OversizedElement(index, self._skip_element())
+                # growing fourfold, the partial decodes of an element cost a third of its whole decode
+                if not self._more(3 * (len(self._buffer) - self._pos)):
+                    raise _not_json(f"element {index} does not parse") from error
+                continue
+            except RecursionError as error:
+                raise _not_json(f"element {index} nests too deep") from error
+            if end == len(self._buffer) and not self._eof:
+                self._more()  # a number may go on in the next chunk
+                continue
+            if end - self._pos > self._max:
+                size, self._pos = end - self._pos, end
+                return OversizedElement(index, size)
+            self._pos = end
+            return index, value
 
-    @staticmethod
-    def _shape_error(head: bytes) -> ValidationFailed:
-        if head[:1] in (b"{", b'"', b"-") or head[:1].isdigit() or head.startswith((b"true", b"false", b"null")):
+    def _skip_element(self) -> int:
+        """Steps over one element without parsing it (strings and nesting tracked); returns its length."""
+        depth, in_string, skipped = 0, False, 0
+        while True:
+            if self._pos >= len(self._buffer):
+                skipped += self._pos
+                self._buffer, self._pos = "", 0
+                if not self._more():
+                    raise _not_json("the array never ends (the file is cut short)")
+            if in_string:
+                in_string = self._through_string()
+                continue
+            match = _OUTSIDE_STRING.search(self._buffer, self._pos)
+            if match is None:
+                self._pos = len(self._buffer)
+                continue
+            token, self._pos = match.group(), match.end()
+            if token == '"':
+                in_string = True
+            elif token in "[{":
+                depth += 1
+            else:
+                depth -= 1
+                if depth == 0:
+                    return skipped + self._pos
+                if depth < 0:
+                    raise _not_json("a closing bracket without its opening one")
+
+    def _through_string(self) -> bool:
+        """Moves on inside a string; whether the scan is still inside it."""
+        match = _INSIDE_STRING.search(self._buffer, self._pos)
+        if match is None:
+            self._pos = len(self._buffer)
+            return True
+        if match.group() == '"':
+            self._pos = match.end()
+            return False
+        if match.end() == len(self._buffer) and not self._more():
+            raise _not_json("the array never ends (the file is cut short)")
+        self._pos = match.end() + 1  # past the escaped character
+        return True
+
+    def _shape_error(self) -> ValidationFailed:
+        head = self._buffer[self._pos : self._pos + 5]
+        if head[:1] in ("{", '"', "-") or head[:1].isdigit() or head.startswith(("true", "false", "null")):
             return ValidationFailed("The file is JSON but not a list of conversations", code="wrong_shape")
+        if not head:
+            return _not_json("the file holds only whitespace")
         return _not_json("it does not start as JSON does")

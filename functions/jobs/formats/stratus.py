@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from functions.jobs.formats.archive import CONVERSATIONS, ExportArchive
+from functions.jobs.formats.archive import ExportArchive
 from functions.jobs.formats.items import (
     ImportedConversation,
     ImportedItem,
@@ -21,6 +21,7 @@ from functions.jobs.formats.items import (
 )
 
 _ROLES: dict[str, Role] = {"user": "user", "assistant": "assistant", "system": "system"}
+_SINGULAR = {"projects": "project", "conversations": "conversation", "prompts": "prompt", "memories": "memory"}
 
 
 class _Missing(Exception):
@@ -52,14 +53,11 @@ def import_archive(archive: ExportArchive) -> Iterator[ImportedItem]:
     readers = (("projects", _project), ("conversations", _conversation), ("prompts", _prompt), ("memories", _memory))
     for context, convert in readers:
         for number, record in enumerate(archive.records(context), start=1):
-            label = f"{context[:-1]} {number}"
+            label = f"{_SINGULAR[context]} {number}"
             try:
                 yield convert(record, label)
             except _Missing as missing:
-                if context == CONVERSATIONS:
-                    for _ in record.get("messages") or ():  # skipped with their conversation
-                        pass
-                yield RejectedItem(label, missing.reason)
+                yield RejectedItem(label, missing.reason)  # a conversation's messages are skipped with it
 
 
 def _project(record: dict[str, Any], _: str) -> ImportedProject:
