@@ -212,31 +212,11 @@ class ExportArchive:
             number = 0
             while raw := stream.readline(cap + 1):
                 number += 1
-                if len(raw) > cap:
-                    raise _corrupt(f"{file} line {number} is longer than {cap} bytes")
-                try:
-                    record = json.loads(raw)
-                except ValueError as error:
-                    raise _corrupt(f"{file} line {number} is not JSON") from error
-                if not isinstance(record, dict):
-                    raise _corrupt(f"{file} line {number} is not a JSON object")
-                yield number, record
+                yield number, _json_object(raw, f"{file} line {number}", cap)
 
     def document(self, name: str) -> dict[str, Any]:
         """`profile.json` or `settings.json` ({} when the archive has none)."""
-        if name not in self._files.entries:
-            return {}
-        with self._files.open(name) as stream:
-            raw = stream.read(_MAX_DOCUMENT_BYTES + 1)
-        if len(raw) > _MAX_DOCUMENT_BYTES:
-            raise _corrupt(f"{name} is longer than {_MAX_DOCUMENT_BYTES} bytes")
-        try:
-            document = json.loads(raw)
-        except ValueError as error:
-            raise _corrupt(f"{name} is not JSON") from error
-        if not isinstance(document, dict):
-            raise _corrupt(f"{name} is not a JSON object")
-        return document
+        return _json_document(self._files, name) if name in self._files.entries else {}
 
     def records(self, name: str) -> Iterator[dict[str, Any]]:
         """The records of context `name` in archive order (none when the archive has no such context). For
@@ -296,31 +276,40 @@ def _read_manifest(files: SafeZip) -> Manifest:
         raise ValidationFailed(
             "The file is a ZIP but not a Stratus export: it has no manifest.json", code="wrong_shape"
         )
-    with files.open(MANIFEST) as stream:
-        raw = stream.read(_MAX_DOCUMENT_BYTES + 1)
-    try:
-        manifest = json.loads(raw) if len(raw) <= _MAX_DOCUMENT_BYTES else None
-    except ValueError:
-        manifest = None
-    if not isinstance(manifest, dict):
-        raise _corrupt("manifest.json is not a JSON object")
+    manifest = _json_document(files, MANIFEST)
     if manifest.get("format") != EXPORT_FORMAT:
-        raise ValidationFailed("The archive is not a Stratus export (its manifest names another format)",
-                               code="unsupported_export")  # fmt: skip
+        raise ValidationFailed(
+            "The archive is not a Stratus export (its manifest names another format)", code="unsupported_export"
+        )
     if manifest.get("version") != EXPORT_VERSION:
         raise ValidationFailed(
             f"The archive is a Stratus export of version {manifest.get('version')!r}; this stage reads version "
             f"{EXPORT_VERSION}",
             code="unsupported_export",
         )
-    user_id, exported_at, contexts = (
-        manifest.get("userId"),
-        from_iso(manifest.get("exportedAt")),
-        manifest.get("contexts"),
-    )
+    user_id, contexts = manifest.get("userId"), manifest.get("contexts")
+    exported_at = from_iso(manifest.get("exportedAt"))
     if not isinstance(user_id, str) or exported_at is None or not isinstance(contexts, dict):
         raise _corrupt("the manifest lacks userId, exportedAt or contexts")
     return Manifest(user_id, exported_at, {name: _context_file(files, name, entry) for name, entry in contexts.items()})
+
+
+def _json_document(files: SafeZip, name: str) -> dict[str, Any]:
+    with files.open(name) as stream:
+        return _json_object(stream.read(_MAX_DOCUMENT_BYTES + 1), name, _MAX_DOCUMENT_BYTES)
+
+
+def _json_object(raw: bytes, where: str, cap: int) -> dict[str, Any]:
+    """`raw` (read up to one byte past `cap`) as a JSON object, or the archive refused naming `where`."""
+    if len(raw) > cap:
+        raise _corrupt(f"{where} is longer than {cap} bytes")
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        raise _corrupt(f"{where} is not JSON") from error
+    if not isinstance(value, dict):
+        raise _corrupt(f"{where} is not a JSON object")
+    return value
 
 
 def _context_file(files: SafeZip, name: object, entry: object) -> ContextFile:

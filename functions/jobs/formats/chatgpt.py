@@ -12,8 +12,9 @@ from functions.jobs.formats.items import (
     ImportedMessage,
     RejectedItem,
     Role,
+    conversation_label,
+    conversation_read,
     from_epoch_seconds,
-    short_title,
 )
 from functions.jobs.formats.limits import ImportLimits
 
@@ -26,18 +27,11 @@ _TEXT_TYPES = ("text", "multimodal_text")
 _TEXT_PART_TYPES = ("audio_transcription",)
 
 
-def conversation_label(index: int, raw: Mapping[str, Any]) -> str:
-    title = raw.get("title")
-    return (
-        f'conversation {index + 1} "{title[:80]}"' if isinstance(title, str) and title else f"conversation {index + 1}"
-    )
-
-
 def import_conversation(index: int, raw: object, limits: ImportLimits) -> ImportedConversation | RejectedItem:
     """The conversation along the branch the user saw, or why it cannot be imported."""
     if not isinstance(raw, dict):
         return RejectedItem(f"conversation {index + 1}", "not a conversation (a JSON object)")
-    label = conversation_label(index, raw)
+    label = conversation_label(index, raw.get("title"))
     mapping = raw.get("mapping")
     if not isinstance(mapping, dict) or not mapping:
         return RejectedItem(label, "it has no message tree (mapping)")
@@ -47,19 +41,14 @@ def import_conversation(index: int, raw: object, limits: ImportLimits) -> Import
     if branch is None:
         return RejectedItem(label, "its message tree loops back on itself")
     started = from_epoch_seconds(raw.get("create_time"))
-    messages = list(_messages(branch, label, started))
-    imported = [m for m in messages if isinstance(m, ImportedMessage)]
-    if not imported:
-        return RejectedItem(label, "it has no message with text")
-    created = started or imported[0].created_at
-    updated = from_epoch_seconds(raw.get("update_time")) or imported[-1].created_at
-    source_id = raw.get("conversation_id") or raw.get("id")
-    return ImportedConversation(
-        source_id=source_id if isinstance(source_id, str) else None,
-        title=short_title(raw.get("title"), "Imported from ChatGPT"),
-        created_at=created,
-        updated_at=max(updated, created),
-        messages=messages,
+    return conversation_read(
+        label,
+        list(_messages(branch, label, started)),
+        started=started,
+        updated=from_epoch_seconds(raw.get("update_time")),
+        source_id=raw.get("conversation_id") or raw.get("id"),
+        title=raw.get("title"),
+        untitled="Imported from ChatGPT",
         model=_model(raw, branch),
         archived=raw.get("is_archived") is True,
     )

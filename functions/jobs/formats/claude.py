@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -12,8 +12,9 @@ from functions.jobs.formats.items import (
     ImportedMessage,
     RejectedItem,
     Role,
+    conversation_label,
+    conversation_read,
     from_iso,
-    short_title,
 )
 from functions.jobs.formats.limits import ImportLimits
 
@@ -23,37 +24,26 @@ MARKER = "chat_messages"
 _SENDERS: dict[str, Role] = {"human": "user", "user": "user", "assistant": "assistant"}
 
 
-def conversation_label(index: int, raw: Mapping[str, Any]) -> str:
-    name = raw.get("name")
-    return f'conversation {index + 1} "{name[:80]}"' if isinstance(name, str) and name else f"conversation {index + 1}"
-
-
 def import_conversation(index: int, raw: object, limits: ImportLimits) -> ImportedConversation | RejectedItem:
     """The conversation with its messages in order, or why it cannot be imported."""
     if not isinstance(raw, dict):
         return RejectedItem(f"conversation {index + 1}", "not a conversation (a JSON object)")
-    label = conversation_label(index, raw)
+    label = conversation_label(index, raw.get("name"))
     chat_messages = raw.get("chat_messages")
     if not isinstance(chat_messages, list):
         return RejectedItem(label, "it has no chat_messages")
     if len(chat_messages) > limits.max_messages_per_conversation:
         return RejectedItem(label, f"it has more than {limits.max_messages_per_conversation} messages")
     started = from_iso(raw.get("created_at"))
-    messages = list(_messages(chat_messages, label, started))
-    imported = [m for m in messages if isinstance(m, ImportedMessage)]
-    if not imported:
-        return RejectedItem(label, "it has no message with text")
-    created = started or imported[0].created_at
-    updated = from_iso(raw.get("updated_at")) or imported[-1].created_at
-    source_id = raw.get("uuid")
-    model = raw.get("model")
-    return ImportedConversation(
-        source_id=source_id if isinstance(source_id, str) else None,
-        title=short_title(raw.get("name"), "Imported from Claude"),
-        created_at=created,
-        updated_at=max(updated, created),
-        messages=messages,
-        model=model if isinstance(model, str) and model else None,
+    return conversation_read(
+        label,
+        list(_messages(chat_messages, label, started)),
+        started=started,
+        updated=from_iso(raw.get("updated_at")),
+        source_id=raw.get("uuid"),
+        title=raw.get("name"),
+        untitled="Imported from Claude",
+        model=raw.get("model"),
     )
 
 

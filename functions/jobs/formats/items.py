@@ -86,6 +86,41 @@ class RejectedItem:
 ImportedItem = ImportedProject | ImportedConversation | ImportedPrompt | ImportedMemory | RejectedItem
 
 
+def conversation_label(index: int, title: object) -> str:
+    """How a rejected conversation of an export is named to its user: its place in the file and its title."""
+    if isinstance(title, str) and title.strip():
+        return f'conversation {index + 1} "{short_title(title, "")[:80]}"'
+    return f"conversation {index + 1}"
+
+
+def conversation_read(
+    label: str,
+    messages: list[ImportedMessage | RejectedItem],
+    *,
+    started: datetime | None,
+    updated: datetime | None,
+    source_id: object,
+    title: object,
+    untitled: str,
+    model: object = None,
+    archived: bool = False,
+) -> ImportedConversation | RejectedItem:
+    """A conversation read from an export, its times defaulting to its messages'; refused without any message."""
+    imported = [m for m in messages if isinstance(m, ImportedMessage)]
+    if not imported:
+        return RejectedItem(label, "it has no message with text")
+    created = started or imported[0].created_at
+    return ImportedConversation(
+        source_id=source_id if isinstance(source_id, str) and source_id else None,
+        title=short_title(title, untitled),
+        created_at=created,
+        updated_at=max(updated or imported[-1].created_at, created),
+        messages=messages,
+        model=model if isinstance(model, str) and model else None,
+        archived=archived,
+    )
+
+
 def from_epoch_seconds(value: object) -> datetime | None:
     """A Unix timestamp in seconds (ChatGPT's `create_time`, a float) as an aware UTC datetime."""
     if isinstance(value, bool) or not isinstance(value, int | float):
