@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import tracemalloc
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import IO, Any
 
 import pytest
 
+from functions.jobs.formats import json_stream
 from functions.jobs.formats.importers import read_import
 from functions.jobs.formats.items import (
     ImportedConversation,
@@ -233,6 +235,40 @@ def test_chatgpt_conversation_over_the_size_cap_is_skipped_unparsed_and_reported
 
     assert rejected == RejectedItem("conversation 1", f"it is larger than {1 * MB} bytes")
     assert turns(kept) == [("user", "a")]
+
+
+def test_a_large_conversations_json_is_read_one_conversation_at_a_time() -> None:
+    count, size = 40, MB
+    upload = as_file([chatgpt_linear(f"C{n}", "question", chr(65 + n % 26) * size) for n in range(count)])
+
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        lengths = [len(turns(c)[1][1]) for c in read_import("chatgpt", upload) if isinstance(c, ImportedConversation)]
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert lengths == [size] * count
+    assert peak < 12 * size  # of the 40 MB file
+
+
+@pytest.mark.parametrize("read_size", [1, 2, 3, 7, 64, MB])
+def test_conversations_are_split_right_wherever_the_reads_cut_the_file(
+    read_size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tricky = [chatgpt_linear('quotes " ] } [ , and \\ backslashes', 'a "quoted" \\"]}', "é ✓ 会話")]
+    oversized = chatgpt_linear("Big", '\\"]}' * 1000)
+    upload = as_file([*tricky, oversized, chatgpt_linear("Last", "bye")])
+    monkeypatch.setattr(json_stream, "_CHUNK", read_size)
+
+    first, rejected, last = imported("chatgpt", upload, ImportLimits(max_conversation_bytes=4000))
+
+    assert (first.title, turns(first)) == (
+        tricky[0]["title"],
+        [("user", 'a "quoted" \\"]}'), ("assistant", "é ✓ 会話")],
+    )
+    assert rejected == RejectedItem("conversation 2", "it is larger than 4000 bytes")
+    assert turns(last) == [("user", "bye")]
 
 
 @pytest.mark.parametrize(

@@ -47,20 +47,23 @@ class _ArrayReader:
         self._text = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
         self._buffer = ""
         self._pos = 0
+        self._dropped = 0  # characters decoded and dropped from the buffer's front
         self._eof = False
 
     def _more(self, at_least: int = _CHUNK) -> bool:
         """Reads on (at least `at_least` bytes, unless the file ends); False at the end of the file."""
         if self._eof:
             return False
-        if self._pos > _CHUNK:
-            self._buffer, self._pos = self._buffer[self._pos :], 0
         raw = self._stream.read(max(at_least, _CHUNK))
         try:
-            self._buffer += self._text.decode(raw, final=not raw)
+            text = self._text.decode(raw, final=not raw)
         except UnicodeDecodeError as error:
             raise _not_json("it is not UTF-8 text") from error
         self._eof = not raw
+        del raw
+        # what was decoded already is dropped in the same copy that appends the new text
+        self._dropped += self._pos
+        self._buffer, self._pos = self._buffer[self._pos :] + text, 0
         return True
 
     def _next_significant(self) -> str:
@@ -104,8 +107,8 @@ class _ArrayReader:
             except json.JSONDecodeError as error:
                 if len(self._buffer) - self._pos > self._max:
                     return OversizedElement(index, self._skip_element())
-                # growing fourfold, the partial decodes of an element cost a third of its whole decode
-                if not self._more(3 * (len(self._buffer) - self._pos)):
+                # doubling: the partial decodes of an element cost about one whole decode more
+                if not self._more(len(self._buffer) - self._pos):
                     raise _not_json(f"element {index} does not parse") from error
                 continue
             except RecursionError as error:
@@ -121,13 +124,11 @@ class _ArrayReader:
 
     def _skip_element(self) -> int:
         """Steps over one element without parsing it (strings and nesting tracked); returns its length."""
-        depth, in_string, skipped = 0, False, 0
+        start = self._dropped + self._pos
+        depth, in_string = 0, False
         while True:
-            if self._pos >= len(self._buffer):
-                skipped += self._pos
-                self._buffer, self._pos = "", 0
-                if not self._more():
-                    raise _not_json("the array never ends (the file is cut short)")
+            if self._pos >= len(self._buffer) and not self._more():
+                raise _not_json("the array never ends (the file is cut short)")
             if in_string:
                 in_string = self._through_string()
                 continue
@@ -143,7 +144,7 @@ class _ArrayReader:
             else:
                 depth -= 1
                 if depth == 0:
-                    return skipped + self._pos
+                    return self._dropped + self._pos - start
                 if depth < 0:
                     raise _not_json("a closing bracket without its opening one")
 
@@ -156,8 +157,11 @@ class _ArrayReader:
         if match.group() == '"':
             self._pos = match.end()
             return False
-        if match.end() == len(self._buffer) and not self._more():
-            raise _not_json("the array never ends (the file is cut short)")
+        if match.end() == len(self._buffer):
+            self._pos = match.start()  # the backslash waits, unconsumed, for the character it escapes
+            if not self._more():
+                raise _not_json("the array never ends (the file is cut short)")
+            return True
         self._pos = match.end() + 1  # past the escaped character
         return True
 

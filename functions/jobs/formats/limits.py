@@ -11,11 +11,12 @@ MB = 1024 * 1024
 class ImportLimits:
     """Every cap an import is checked against. The defaults are the stage's; tests shrink them.
 
-    Memory: a Stratus archive is read one JSON line at a time (a message or a record), so a task holds at most
-    `max_record_bytes` of input at once, whatever the size of a conversation. ChatGPT and Claude exports hold a
-    whole conversation (its message tree) at once, so each conversation is capped at `max_conversation_bytes` of
-    JSON and `max_messages_per_conversation` messages; a conversation over either is rejected on its own, the rest
-    of the file imported.
+    Memory: a Stratus archive is read one JSON line at a time (a message or a record), so a task holds a few
+    `max_record_bytes` of input at once, whatever the size of a conversation or of the file. ChatGPT and Claude
+    exports hold one whole conversation (its message tree) at once, decoded from a buffer of at most twice its
+    JSON: about ten times `max_conversation_bytes` at the worst (160 MB with the defaults), whatever the size of
+    the file. A conversation over `max_conversation_bytes` or `max_messages_per_conversation` is rejected on its
+    own (stepped over unparsed when too large), the rest of the file imported.
     """
 
     max_bytes: int = 200 * MB
@@ -32,7 +33,7 @@ class ImportLimits:
     max_record_bytes: int = 8 * MB
     """One line of a Stratus archive: the longest message the API takes (1.5 million characters, 4 bytes each at
     worst in UTF-8) fits, so an archive Stratus wrote is never refused for it."""
-    max_conversation_bytes: int = 32 * MB
+    max_conversation_bytes: int = 16 * MB
     """One conversation of a ChatGPT or Claude export, as JSON."""
     max_messages_per_conversation: int = 10_000
     """Messages (tree nodes, for ChatGPT) of one ChatGPT or Claude conversation."""
