@@ -153,6 +153,8 @@ def test_manifest_names_each_file_and_its_counts() -> None:
     with zipfile.ZipFile(io.BytesIO(data)) as files:
         manifest = json.loads(files.read("manifest.json"))
         names = set(files.namelist())
+    with ExportArchive.open(io.BytesIO(data)) as archive:
+        assert archive.manifest.as_json() == manifest
     assert manifest == {
         "format": "stratus-export",
         "version": 1,
@@ -178,6 +180,11 @@ def test_a_conversation_longer_than_any_third_party_import_may_be_round_trips_st
     sink = UnseekableSink()
     with ExportWriter(sink, user_id="u", exported_at=EXPORTED_AT) as writer:
         writer.write_conversations([{**conversation(1, []), "messages": messages()}])
+    assert writer.manifest is not None
+    assert (writer.manifest.contexts["conversations"].count, writer.manifest.contexts["conversations"].messages) == (
+        1,
+        count,
+    )
 
     with ExportArchive.open(io.BytesIO(bytes(sink.data))) as archive:
         seqs = [m["seq"] for c in archive.records("conversations") for m in c["messages"]]

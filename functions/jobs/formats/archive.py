@@ -83,6 +83,8 @@ class ExportWriter:
         self._exported_at = exported_at
         self._contexts: dict[str, ContextFile] = {}
         self._documents: set[str] = set()
+        self.manifest: Manifest | None = None
+        """What was written, once closed: the job's `result.counts` come from it."""
 
     def __enter__(self) -> ExportWriter:
         return self
@@ -146,6 +148,7 @@ class ExportWriter:
         manifest = Manifest(self._user_id, self._exported_at, dict(self._contexts))
         self._zip.writestr(MANIFEST, json.dumps(manifest.as_json(), indent=2))
         self._zip.close()
+        self.manifest = manifest
         return manifest
 
 

@@ -9,7 +9,6 @@ from typing import Any, Literal
 
 Role = Literal["user", "assistant", "system"]
 ImportFormat = Literal["stratus", "chatgpt", "claude"]
-IMPORT_FORMATS: tuple[ImportFormat, ...] = ("stratus", "chatgpt", "claude")
 
 
 @dataclass(frozen=True)
