@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -324,9 +324,11 @@ async def mcp_session(
     settings: Settings | None = None,
     limits: McpLimits | None = None,
     resolver: Resolver = system_resolver,
+    on_tools_changed: Callable[[], None] | None = None,
 ) -> AsyncIterator[McpSession]:
     """Connect to `server` (checked first: its URL by the outbound guard, its command by the allow-list) and yield
-    a session; a stdio child is killed when the block ends."""
+    a session; a stdio child is killed when the block ends. `on_tools_changed` is called whenever the server says
+    its tool list changed (`notifications/tools/list_changed`)."""
     import anyio
 
     settings = settings or get_settings()
@@ -343,7 +345,9 @@ async def mcp_session(
             async with AsyncExitStack() as stack:
                 if http_client is not None:
                     await stack.enter_async_context(http_client)
-                client = await stack.enter_async_context(Client(transport))
+                client = await stack.enter_async_context(
+                    Client(transport, message_handler=_notification_handler(on_tools_changed))
+                )
                 deadline.deadline = float("inf")
                 session = McpSession(client, deadline, limits, problems)
                 yield session
@@ -358,6 +362,21 @@ async def mcp_session(
         seconds = limits.call_timeout_seconds if session is not None else limits.connect_timeout_seconds
         doing = session.doing if session is not None else "the connection"
         raise McpServerTimedOut(f"the MCP server did not answer {doing} within {seconds:g} s")
+
+
+def _notification_handler(on_tools_changed: Callable[[], None] | None) -> Any:
+    """The SDK's message handler: every server message passes through it; only a tool-list change is acted on."""
+    if on_tools_changed is None:
+        return None
+
+    async def handle(message: Any) -> None:
+        import anyio
+
+        if getattr(message, "method", None) == "notifications/tools/list_changed":
+            on_tools_changed()
+        await anyio.lowlevel.checkpoint()
+
+    return handle
 
 
 async def _transport(
