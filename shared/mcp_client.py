@@ -348,6 +348,8 @@ async def mcp_session(
                 client = await stack.enter_async_context(
                     Client(transport, message_handler=_notification_handler(on_tools_changed))
                 )
+                if on_tools_changed is not None:
+                    await _listen_for_tool_changes(client, stack, on_tools_changed)
                 deadline.deadline = float("inf")
                 session = McpSession(client, deadline, limits, problems)
                 yield session
@@ -377,6 +379,35 @@ def _notification_handler(on_tools_changed: Callable[[], None] | None) -> Any:
         await anyio.lowlevel.checkpoint()
 
     return handle
+
+
+async def _listen_for_tool_changes(client: Client, stack: AsyncExitStack, on_tools_changed: Callable[[], None]) -> None:
+    """On a 2026-07-28 connection a tool-list change arrives on a `subscriptions/listen` stream, not as a
+    notification: listen (in a task that ends with the session) if the server offers it."""
+    import anyio
+    from anyio.abc import TaskStatus
+    from mcp.client.subscriptions import ListenNotSupportedError
+    from mcp.shared.exceptions import MCPError
+    from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+    if client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        return  # earlier versions notify through the message handler
+
+    async def listen(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        listening = False
+        try:
+            async with client.listen(tools_list_changed=True) as subscription:
+                task_status.started()
+                listening = True
+                async for _ in subscription:
+                    on_tools_changed()
+        except (ListenNotSupportedError, MCPError, RuntimeError, TimeoutError):
+            if not listening:  # a server that cannot tell us: its list is refreshed by age alone
+                task_status.started()
+
+    tasks = await stack.enter_async_context(anyio.create_task_group())
+    stack.callback(tasks.cancel_scope.cancel)
+    await tasks.start(listen)
 
 
 async def _transport(
