@@ -413,7 +413,7 @@ class _Progress:
         if self.tool_calls:
             from functions.chat.tools import stored_tool_calls
 
-            metadata["toolCalls"] = stored_tool_calls(self.tool_calls)
+            metadata.update(stored_tool_calls(self.tool_calls))
         now = time.monotonic()
         reply_usage = ReplyUsage(
             user_id=prepared.principal.user_id,

@@ -50,6 +50,7 @@ _NAME_LIMIT = 64
 # body (functions.conversations keeps up to 350 KB inline, in a 400 KB item).
 STORED_TOOL_CALLS_BYTES = 32 * 1024
 STORED_RESULT_BYTES = 4 * 1024
+STORED_TOOL_CALLS_MAX = 100
 
 REFUSED = "The user refused this tool call"
 NO_ANSWER = "No answer within 5 minutes"
@@ -156,23 +157,32 @@ def content_for_model(result: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def stored_tool_calls(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The reply's tool calls as its metadata keeps them: each result (and input) cut so the whole list stays
-    within STORED_TOOL_CALLS_BYTES however many calls the rounds made."""
+def stored_tool_calls(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The reply's tool calls as its metadata keeps them (`toolCalls`, and `toolCallsOmitted` past the first
+    STORED_TOOL_CALLS_MAX): each result and input cut so the whole stays within STORED_TOOL_CALLS_BYTES."""
     if not records:
-        return []
-    share = max(256, min(STORED_RESULT_BYTES, STORED_TOOL_CALLS_BYTES // len(records) - 256))
+        return {}
+    kept = records[:STORED_TOOL_CALLS_MAX]
+    share = max(256, min(STORED_RESULT_BYTES, STORED_TOOL_CALLS_BYTES // len(kept) - 256))
     stored = []
-    for record in records:
+    for record in kept:
         entry = dict(record)
         content = str(entry.get("content", ""))
         if len(content.encode()) > share:
-            kept = content.encode()[:share].decode(errors="ignore")
-            entry["content"] = f"{kept}… [cut: {len(content.encode()):,} bytes in all]"
+            cut = content.encode()[:share].decode(errors="ignore")
+            entry["content"] = f"{cut}… [cut: {len(content.encode()):,} bytes in all]"
         if len(json.dumps(entry.get("toolInput", {})).encode()) > share:
             entry["toolInput"] = {"cut": json.dumps(entry["toolInput"])[: share // 2]}
         stored.append(entry)
-    return stored
+    # Very many calls: the last ones keep only what was called, and how it ended.
+    for entry in reversed(stored):
+        if len(json.dumps(stored).encode()) <= STORED_TOOL_CALLS_BYTES - 64:  # room for toolCallsOmitted
+            break
+        entry.update(toolInput={}, content="[not kept]")
+    metadata: dict[str, Any] = {"toolCalls": stored}
+    if len(records) > len(kept):
+        metadata["toolCallsOmitted"] = len(records) - len(kept)
+    return metadata
 
 
 # Sessions --------------------------------------------------------------------------------------------------------
@@ -208,11 +218,14 @@ class _Connection:
                 while True:
                     work, pending = await self._work.get()
                     try:
-                        pending.set_result(await work(session))
-                    except DomainError as error:
-                        if not pending.done():
-                            pending.set_exception(error)
-                        raise
+                        result = await work(session)
+                    except DomainError as error:  # the call failed; the session serves the next one
+                        result = error
+                    if not pending.done():
+                        if isinstance(result, DomainError):
+                            pending.set_exception(result)
+                        else:
+                            pending.set_result(result)
                     pending = None
         except DomainError as error:
             self._fail_waiting(pending, error)
