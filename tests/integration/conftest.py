@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,9 +108,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def everything_url() -> Iterator[str]:
-    """The streamable HTTP URL of a running @modelcontextprotocol/server-everything (started once a session)."""
+@contextmanager
+def running_everything() -> Iterator[str]:
+    """Start @modelcontextprotocol/server-everything on a free port (installing it first if need be); yields its
+    streamable HTTP URL and stops it after."""
     if not EVERYTHING.exists():
         subprocess.run(["make", "test-servers"], cwd=ROOT, check=True)
     port = free_port()
@@ -133,6 +135,13 @@ def everything_url() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def everything_url() -> Iterator[str]:
+    """The streamable HTTP URL of a running server-everything, started once a session."""
+    with running_everything() as url:
+        yield url
 
 
 @pytest.fixture
