@@ -165,41 +165,38 @@ def approval_status(message_id: str, tool_call_id: str) -> str | None:
     return item["status"]["S"] if item else None
 
 
-def answer_approval(message_id: str, tool_call_id: str, user_id: str, *, approved: bool) -> None:
-    """Record the answer of a pending approval owned by `user_id`; `ApprovalNotPending` otherwise."""
+def _settle_pending_approval(message_id: str, tool_call_id: str, status: str, owner: str | None = None) -> bool:
+    """Move a pending approval (owned by `owner`, when named) to `status`; False if it was not pending."""
+    condition, values = "#status = :pending", {":status": {"S": status}, ":pending": {"S": "pending"}}
+    if owner is not None:
+        condition, values[":owner"] = f"attribute_exists(pk) AND userId = :owner AND {condition}", {"S": owner}
     dynamodb = client("dynamodb")
     try:
         dynamodb.update_item(
             TableName=_table(),
             Key=_approval_key(message_id, tool_call_id),
-            UpdateExpression="SET #status = :answer",
-            ConditionExpression="attribute_exists(pk) AND userId = :user AND #status = :pending",
+            UpdateExpression="SET #status = :status",
+            ConditionExpression=condition,
             ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":answer": {"S": "approved" if approved else "refused"},
-                ":user": {"S": user_id},
-                ":pending": {"S": "pending"},
-            },
+            ExpressionAttributeValues=values,
         )
     except dynamodb.exceptions.ConditionalCheckFailedException:
-        item = dynamodb.get_item(TableName=_table(), Key=_approval_key(message_id, tool_call_id)).get("Item")
-        owned = item is not None and item["userId"]["S"] == user_id
-        raise ApprovalNotPending(item["status"]["S"] if owned and item else None) from None
+        return False
+    return True
+
+
+def answer_approval(message_id: str, tool_call_id: str, user_id: str, *, approved: bool) -> None:
+    """Record the answer of a pending approval owned by `user_id`; `ApprovalNotPending` otherwise."""
+    if _settle_pending_approval(message_id, tool_call_id, "approved" if approved else "refused", owner=user_id):
+        return
+    item = client("dynamodb").get_item(TableName=_table(), Key=_approval_key(message_id, tool_call_id)).get("Item")
+    owned = item is not None and item["userId"]["S"] == user_id
+    raise ApprovalNotPending(item["status"]["S"] if owned and item else None)
 
 
 def expire_approval(message_id: str, tool_call_id: str) -> str:
     """Give up on a pending approval (a later answer is then a 409); returns its final status, which is the
     user's answer if it arrived just before."""
-    dynamodb = client("dynamodb")
-    try:
-        dynamodb.update_item(
-            TableName=_table(),
-            Key=_approval_key(message_id, tool_call_id),
-            UpdateExpression="SET #status = :expired",
-            ConditionExpression="#status = :pending",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":expired": {"S": "expired"}, ":pending": {"S": "pending"}},
-        )
-    except dynamodb.exceptions.ConditionalCheckFailedException:
-        return approval_status(message_id, tool_call_id) or "expired"
-    return "expired"
+    if _settle_pending_approval(message_id, tool_call_id, "expired"):
+        return "expired"
+    return approval_status(message_id, tool_call_id) or "expired"
