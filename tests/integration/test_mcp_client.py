@@ -6,12 +6,9 @@ from __future__ import annotations
 import asyncio
 import http.server
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,52 +17,7 @@ import pytest
 from shared.errors import McpServerFailed, McpServerTimedOut, ValidationFailed
 from shared.mcp_client import HttpServer, McpLimits, McpServer, StdioServer, mcp_session, server_health
 from shared.settings import Settings, settings_from_environ
-
-ROOT = Path(__file__).resolve().parents[2]
-SERVERS = ROOT / "tests" / "mcp_servers"
-EVERYTHING = SERVERS / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
-MISBEHAVING = SERVERS / "misbehaving_server.py"
-TIME_SERVER = StdioServer("python", ("-m", "mcp_server_time"))
-
-
-def dev_settings(**overrides: str) -> Settings:
-    allowed = f'[["python", "-m", "mcp_server_time"], ["python", "{MISBEHAVING}"]]'
-    return settings_from_environ(
-        {"STAGE": "dev", "MCP_ALLOW_PRIVATE": "true", "MCP_STDIO_ALLOWED": allowed, **overrides}
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def everything_url() -> Iterator[str]:
-    if not EVERYTHING.exists():
-        subprocess.run(["make", "test-servers"], cwd=ROOT, check=True)
-    port = free_port()
-    process = subprocess.Popen(
-        ["node", str(EVERYTHING), "streamableHttp"],
-        env={"PATH": os.environ["PATH"], "PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("server-everything did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+from tests.integration.conftest import MISBEHAVING, ROOT, TIME_SERVER, dev_settings, free_port
 
 
 def test_an_http_server_lists_calls_reads_and_renders(everything_url: str) -> None:
