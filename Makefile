@@ -57,12 +57,14 @@ format: install-all
 bench: install-all
 	$(RUN) python -m tests.bench
 
-# Lambda layers for arm64 python3.12, built with pip's platform wheels (no Docker).
+# Lambda layers for arm64 python3.12, built with pip's platform wheels (no Docker). Each requirements.txt is the
+# lock's exact pins (layers/export_requirements.py) for what the layers below it lack: --no-deps keeps pip from
+# resolving again, which would put a second, newer copy of a lower layer's package on top of it.
 layers: uv
 	@for requirements in layers/*/requirements.txt; do \
 	  dir=$$(dirname $$requirements); name=$$(basename $$dir); rm -rf $$dir/build; \
 	  echo "layer $$name"; \
-	  $(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile \
+	  $(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile --no-deps \
 	    --platform manylinux2014_aarch64 --implementation cp --python-version 3.12 --only-binary=:all: \
 	    --target $$dir/build/python -r $$requirements || exit 1; \
 	done

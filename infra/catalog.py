@@ -236,6 +236,7 @@ CHAT_FUNCTION = FunctionSpec(
     routes=_routes(
         ("POST", "/ai/chat/stream"),
         ("POST", "/ai/chat"),
+        ("POST", "/ai/chat/{messageId}/tool-approvals"),
         ("GET", "/ai/models"),
         ("GET", "/ai/health"),
     ),
@@ -248,7 +249,8 @@ CHAT_FUNCTION = FunctionSpec(
     streaming=True,
     calls_models=True,
     checks_revocations=True,
-    layers=("base", "ai"),
+    # The stdio MCP servers the stage allows by default run from the mcp-servers layer.
+    layers=("base", "ai", "mcp-servers"),
     memory_mb=1024,
     # A long reply may stream for minutes; the Function URL has no 30-second integration limit.
     timeout_seconds=300,
@@ -287,7 +289,9 @@ AUTHORIZER_CACHE_SECONDS = 300
 # Served by API Gateway's WebSocket API, not the HTTP API: these functions have no HTTP routes.
 
 # Client actions, routed by the route selection expression `$request.body.action` (API.md, WebSocket).
-WEBSOCKET_ACTIONS: tuple[str, ...] = ("chat:send", "chat:typing", "conversation:join", "conversation:leave", "ping")
+WEBSOCKET_ACTIONS: tuple[str, ...] = (
+    "chat:send", "chat:typing", "chat:tool-approval", "conversation:join", "conversation:leave", "ping",
+)  # fmt: skip
 WEBSOCKET_ROUTE_SELECTION = "$request.body.action"
 # Where the local gateway accepts WebSocket connections (`ws://127.0.0.1:8000/ws?token=...`).
 WEBSOCKET_LOCAL_PATH = "/ws"
@@ -307,7 +311,8 @@ WEBSOCKET_HANDLER_FUNCTION = FunctionSpec(
     name="realtime",
     handler="functions.realtime.handler.lambda_handler",
     description="WebSocket connections, rooms, presence, typing; hands chat replies to the worker",
-    tables=(REALTIME,),
+    # The chat table: `chat:tool-approval` answers a reply's pending tool call.
+    tables=(REALTIME, CHAT),
     # Joining a room checks that the user may read the conversation (conversations' service).
     read_only_tables=(CONVERSATIONS,),
     # Every frame re-checks the principal stored at connect.

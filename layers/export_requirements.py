@@ -1,7 +1,8 @@
 """Write each layer's requirements.txt from the lock file: `python layers/export_requirements.py`.
 
 The base layer holds the runtime dependencies; the AI layer holds the provider SDKs and only what they need beyond
-the base layer, since Lambda unpacks every layer of a function into the same folder.
+the base layer; the mcp-servers layer the stdio MCP servers a stage allows by default, and only what they need beyond
+the other two: Lambda unpacks every layer of a function into the same folder.
 """
 
 from __future__ import annotations
@@ -33,16 +34,27 @@ def exported(*groups: str) -> str:
     return subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout  # noqa: S603 - our own argv
 
 
+# Each layer on top of the ones before it: (layer, dependency group), in the order a function stacks them.
+STACKED_LAYERS = (("ai", "ai"), ("mcp-servers", "mcp-servers"))
+
+
+def _names(requirements: str) -> set[str]:
+    return {match.group(1).lower() for line in requirements.splitlines() if (match := _PINNED.match(line))}
+
+
 def requirements() -> dict[str, str]:
     """Each layer's requirements.txt content, by layer name."""
     base = exported()
-    in_base = {match.group(1).lower() for line in base.splitlines() if (match := _PINNED.match(line))}
-    ai_lines = [
-        line
-        for line in exported("ai").splitlines()
-        if (match := _PINNED.match(line)) and match.group(1).lower() not in in_base
-    ]
-    return {"base": base, "ai": "\n".join(ai_lines) + "\n"}
+    layers, below = {"base": base}, _names(base)
+    for layer, group in STACKED_LAYERS:
+        lines = [
+            line
+            for line in exported(group).splitlines()
+            if (match := _PINNED.match(line)) and match.group(1).lower() not in below
+        ]
+        layers[layer] = "\n".join(lines) + "\n"
+        below |= _names(layers[layer])
+    return layers
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -338,9 +338,11 @@ async def mcp_session(
     settings: Settings | None = None,
     limits: McpLimits | None = None,
     resolver: Resolver = system_resolver,
+    on_tools_changed: Callable[[], None] | None = None,
 ) -> AsyncIterator[McpSession]:
     """Connect to `server` (checked first: its URL by the outbound guard, its command by the allow-list) and yield
-    a session; a stdio child is killed when the block ends."""
+    a session; a stdio child is killed when the block ends. `on_tools_changed` is called whenever the server says
+    its tool list changed (`notifications/tools/list_changed`)."""
     import anyio
 
     settings = settings or get_settings()
@@ -357,7 +359,11 @@ async def mcp_session(
             async with AsyncExitStack() as stack:
                 if http_client is not None:
                     await stack.enter_async_context(http_client)
-                client = await stack.enter_async_context(Client(transport))
+                client = await stack.enter_async_context(
+                    Client(transport, message_handler=_notification_handler(on_tools_changed))
+                )
+                if on_tools_changed is not None:
+                    await _listen_for_tool_changes(client, stack, on_tools_changed)
                 deadline.deadline = float("inf")
                 session = McpSession(client, deadline, limits, problems)
                 yield session
@@ -372,6 +378,50 @@ async def mcp_session(
         seconds = limits.call_timeout_seconds if session is not None else limits.connect_timeout_seconds
         doing = session.doing if session is not None else "the connection"
         raise McpServerTimedOut(f"the MCP server did not answer {doing} within {seconds:g} s")
+
+
+def _notification_handler(on_tools_changed: Callable[[], None] | None) -> Any:
+    """The SDK's message handler: every server message passes through it; only a tool-list change is acted on."""
+    if on_tools_changed is None:
+        return None
+
+    async def handle(message: Any) -> None:
+        import anyio
+
+        if getattr(message, "method", None) == "notifications/tools/list_changed":
+            on_tools_changed()
+        await anyio.lowlevel.checkpoint()
+
+    return handle
+
+
+async def _listen_for_tool_changes(client: Client, stack: AsyncExitStack, on_tools_changed: Callable[[], None]) -> None:
+    """On a 2026-07-28 connection a tool-list change arrives on a `subscriptions/listen` stream, not as a
+    notification: listen (in a task that ends with the session) if the server offers it."""
+    import anyio
+    from anyio.abc import TaskStatus
+    from mcp.client.subscriptions import ListenNotSupportedError
+    from mcp.shared.exceptions import MCPError
+    from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+    if client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        return  # earlier versions notify through the message handler
+
+    async def listen(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        listening = False
+        try:
+            async with client.listen(tools_list_changed=True) as subscription:
+                task_status.started()
+                listening = True
+                async for _ in subscription:
+                    on_tools_changed()
+        except (ListenNotSupportedError, MCPError, RuntimeError, TimeoutError):
+            if not listening:  # a server that cannot tell us: its list is refreshed by age alone
+                task_status.started()
+
+    tasks = await stack.enter_async_context(anyio.create_task_group())
+    stack.callback(tasks.cancel_scope.cancel)
+    await tasks.start(listen)
 
 
 async def _transport(

@@ -11,9 +11,9 @@ import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -26,6 +26,8 @@ from functions.chat.models import (
     ChatUsage,
     ModelPublic,
     ProviderHealth,
+    ToolApprovalAnswer,
+    ToolApprovalAnswered,
 )
 from shared.errors import ProviderFailed
 from shared.http.app import create_app
@@ -74,8 +76,9 @@ async def chat_stream(principal: CurrentPrincipal, body: ChatRequest) -> Streami
 
 @router.post("/chat", response_model=ChatResponse, responses=refusals(403, 404, 429, 502))
 async def chat(principal: CurrentPrincipal, body: ChatRequest) -> ChatResponse:
-    """The same reply, buffered. A provider failure before any content is a 502."""
-    prepared = await reply.prepare(principal, body)
+    """The same reply, buffered. A provider failure before any content is a 502. Nobody can be asked to approve
+    a tool call here: a call that needs approval is refused at once, and the model is told so."""
+    prepared = await reply.prepare(principal, body, interactive=False)
     content: list[str] = []
     start: dict[str, Any] = {}
     usage: dict[str, Any] = {}
@@ -109,6 +112,19 @@ async def chat(principal: CurrentPrincipal, body: ChatRequest) -> ChatResponse:
         ),
         usage=ChatUsage(input_tokens=usage["inputTokens"], output_tokens=usage["outputTokens"], cost=usage["cost"]),
     )
+
+
+@router.post("/chat/{messageId}/tool-approvals", response_model=ToolApprovalAnswered, responses=refusals(403, 404, 409))
+def answer_tool_approval(
+    principal: CurrentPrincipal,
+    message_id: Annotated[str, Path(alias="messageId", max_length=26)],
+    body: ToolApprovalAnswer,
+) -> ToolApprovalAnswered:
+    """Approve or refuse a tool call a streaming reply waits on (its `tool_approval` event)."""
+    from functions.chat import service
+
+    answer = service.answer_tool_approval(principal, message_id, body.tool_call_id, approved=body.approved)
+    return ToolApprovalAnswered.model_validate(answer)
 
 
 @router.get("/models", response_model=Page[ModelPublic])

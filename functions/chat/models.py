@@ -127,3 +127,13 @@ ChatStreamEvent = Annotated[
     StartEvent | ContentEvent | ToolUseEvent | ToolResultEvent | UsageEvent | EndEvent | ErrorEvent,
     Field(discriminator="type"),
 ]
+
+
+class ToolApprovalAnswer(ApiModel):
+    tool_call_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    approved: Annotated[bool, Field(strict=True)]
+
+
+class ToolApprovalAnswered(ApiModel):
+    tool_call_id: str
+    approved: bool

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -47,11 +47,28 @@ if TYPE_CHECKING:
     from functions.conversations.service import ReplyThread
 
 Event = dict[str, Any]
-# Runs the tools a model asked for; chat's tool loop is pluggable (MCP servers supply one).
-ToolRunner = Callable[[Sequence[ToolCall]], Awaitable[Sequence[ToolResult]]]
+
+
+class ToolRunner(Protocol):
+    """Runs the tools a model asked for (chat's tool loop is pluggable; the user's MCP servers supply one).
+
+    `specs` are the tools it offers the model; `run` yields events to stream (a `tool_approval` that waits for
+    the user) and one `ToolResult` per call; `aclose` releases what it holds, once the reply has ended."""
+
+    specs: tuple[ToolSpec, ...]
+
+    def run(self, calls: Sequence[ToolCall]) -> AsyncGenerator[Event | ToolResult, None]: ...
+
+    def approval_of(self, tool_call_id: str) -> bool | None:
+        """The user's answer for a call that needed approval (None: none was asked)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
 
 HISTORY_MESSAGES = 200
 MAX_TOOL_ROUNDS = 8
+OVER_ROUNDS = f"Not run: the reply reached its limit of {MAX_TOOL_ROUNDS} model rounds"
 DEFAULT_MAX_TOKENS = 2048
 # Tokens of the user's memories a prompt may carry (highest priority first).
 MEMORY_TOKENS = 2_000
@@ -87,15 +104,17 @@ class PreparedReply:
         return await complete_despite_cancellation(self.start_storing_user_message())
 
 
-async def prepare(principal: Principal, request: ChatRequest, tool_runner: ToolRunner | None = None) -> PreparedReply:
+async def prepare(
+    principal: Principal, request: ChatRequest, tool_runner: ToolRunner | None = None, *, interactive: bool = True
+) -> PreparedReply:
     """Admit the request, find or create its conversation, store the user's message and build the model call.
 
     Raises the API's domain errors (429 over a limit, 404 for a conversation the user cannot see, 403 for one
-    they may only read) before anything is streamed.
+    they may only read) before anything is streamed. Without a `tool_runner`, the user's enabled MCP servers
+    supply the tools; `interactive` False (the buffered route) refuses the calls that would need an approval.
     """
     from functions.conversations import service as conversations
     from functions.conversations.models import ConversationCreate
-    from functions.identity import service as identity
     from functions.memories import service as memory_service
     from shared.llm import catalog
 
@@ -111,7 +130,7 @@ async def prepare(principal: Principal, request: ChatRequest, tool_runner: ToolR
     try:
         async with anyio.create_task_group() as reads:
             reads.start_soon(read, "admission", lambda: limits.admit(principal.user_id))
-            reads.start_soon(read, "preferences", lambda: identity.user_settings(principal.user_id))
+            reads.start_soon(read, "preferences", lambda: _preferences_and_servers(principal, tool_runner is None))
             if request.use_memories is not False:
                 reads.start_soon(
                     read, "memories", lambda: memory_service.memories_for_prompt(principal.user_id, MEMORY_TOKENS)
@@ -127,7 +146,7 @@ async def prepare(principal: Principal, request: ChatRequest, tool_runner: ToolR
         raise _first_domain_error(failures) from None
 
     admission: limits.Admission = found["admission"]
-    preferences = found["preferences"]
+    preferences, servers = found["preferences"]
     attempts = requested or _attempts(request, preferences.default_model, preferences.default_provider)
     info = catalog.model_info(attempts[0][1])
 
@@ -160,16 +179,21 @@ async def prepare(principal: Principal, request: ChatRequest, tool_runner: ToolR
     budget = info.context_window - max_tokens - estimate_tokens(system or "")
     messages = fit_history(turns, budget)
 
+    message_id = new_id()
+    tool_runner = tool_runner or await _mcp_tool_runner(servers, principal.user_id, message_id, interactive)
     model_request = ModelRequest(
         model=attempts[0][1],
         messages=tuple(messages),
         system=system,
         temperature=request.temperature if request.temperature is not None else preferences.temperature,
         max_tokens=max_tokens,
-        tools=tuple(ToolSpec(t.name, t.description, t.input_schema) for t in request.tools),
+        tools=(
+            *(ToolSpec(t.name, t.description, t.input_schema) for t in request.tools),
+            *(tool_runner.specs if tool_runner is not None else ()),
+        ),
     )
     return PreparedReply(
-        principal, admission, conversation_id, model_request, attempts, store_user_message, tool_runner=tool_runner
+        principal, admission, conversation_id, model_request, attempts, store_user_message, message_id, tool_runner
     )
 
 
@@ -186,7 +210,11 @@ async def streaming(prepared: PreparedReply) -> AsyncIterator[AsyncIterator[Even
         try:
             await events.aclose()  # a stream cut short stores what it produced, marked incomplete
         finally:
-            await prepared.user_message_stored()
+            try:
+                if prepared.tool_runner is not None:
+                    await prepared.tool_runner.aclose()  # its MCP sessions end with the reply
+            finally:
+                await prepared.user_message_stored()
 
 
 async def stream(prepared: PreparedReply) -> AsyncGenerator[Event, None]:
@@ -198,7 +226,7 @@ async def stream(prepared: PreparedReply) -> AsyncGenerator[Event, None]:
     request = prepared.model_request
     failure: ProviderError | None = None
     try:
-        for _ in range(MAX_TOOL_ROUNDS):
+        for model_round in range(1, MAX_TOOL_ROUNDS + 1):
             calls: list[ToolCall] = []
             round_start = len(progress.text)
             progress.start_round(request)
@@ -211,10 +239,12 @@ async def stream(prepared: PreparedReply) -> AsyncGenerator[Event, None]:
                         prepared.start_storing_user_message()
             if progress.stop_reason != "tool_use" or not calls or prepared.tool_runner is None:
                 break
-            results = await prepared.tool_runner(calls)
-            for result in results:
-                yield {"type": "tool_result", "toolCallId": result.tool_call_id, "content": result.content,
-                       "isError": result.is_error}  # fmt: skip
+            results: list[ToolResult] = []
+            async with aclosing(_tool_round(prepared.tool_runner, progress, calls, results, model_round)) as events:
+                async for event in events:
+                    yield event
+            if model_round == MAX_TOOL_ROUNDS:
+                break
             round_text = "".join(progress.text[round_start:])
             request = replace(
                 request,
@@ -253,6 +283,25 @@ async def stream(prepared: PreparedReply) -> AsyncGenerator[Event, None]:
     yield {"type": "end", "stopReason": progress.stop_reason or "end_turn"}
 
 
+async def _tool_round(
+    runner: ToolRunner, progress: _Progress, calls: list[ToolCall], results: list[ToolResult], model_round: int
+) -> AsyncGenerator[Event, None]:
+    """Run a round's tool calls, yielding their events (and collecting their results). After the last round the
+    model could not read the results, so the calls are not run."""
+    if model_round == MAX_TOOL_ROUNDS:
+        for call in calls:
+            yield progress.take_result(ToolResult(call.id, OVER_ROUNDS, is_error=True))
+        progress.stop_reason = "max_tool_rounds"
+        return
+    async with aclosing(runner.run(calls)) as outcomes:
+        async for outcome in outcomes:
+            if isinstance(outcome, ToolResult):
+                results.append(outcome)
+                yield progress.take_result(outcome)
+            else:
+                yield outcome
+
+
 @dataclass
 class _Progress:
     """What a reply has produced so far, and who is producing it."""
@@ -271,6 +320,8 @@ class _Progress:
     round_text_start: int = 0
     round_produced: bool = False
     round_reported: bool = False
+    # The tool calls of every round, with their results, as the reply's metadata keeps them.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
     def start_round(self, request: ModelRequest) -> None:
         self.round_request, self.round_text_start = request, len(self.text)
@@ -303,6 +354,8 @@ class _Progress:
             self.first_token_at = self.first_token_at or time.monotonic()
             self.round_produced = True
             calls.append(event.call)
+            self.tool_calls.append({"toolCallId": event.call.id, "toolName": event.call.name,
+                                    "toolInput": event.call.input})  # fmt: skip
             out.append({"type": "tool_use", "toolCallId": event.call.id, "toolName": event.call.name,
                         "toolInput": event.call.input})  # fmt: skip
         elif isinstance(event, UsageReport):
@@ -311,6 +364,19 @@ class _Progress:
         elif isinstance(event, Finished):
             self.stop_reason = event.stop_reason
         return out
+
+    def take_result(self, result: ToolResult) -> Event:
+        """Record a tool call's result; returns its event."""
+        runner = self.prepared.tool_runner
+        approved = runner.approval_of(result.tool_call_id) if runner is not None else None
+        for record in self.tool_calls:
+            if record["toolCallId"] == result.tool_call_id and "content" not in record:
+                record.update({"content": result.content, "isError": result.is_error})
+                if approved is not None:
+                    record["approved"] = approved
+                break
+        return {"type": "tool_result", "toolCallId": result.tool_call_id, "content": result.content,
+                "isError": result.is_error}  # fmt: skip
 
     def start_event(self) -> Event:
         provider, model = self.served or (self.prepared.attempts[0][0].name, self.prepared.model_request.model)
@@ -344,6 +410,10 @@ class _Progress:
             "outputTokens": self.usage.output_tokens, "cost": format(cost, "f"), "stopReason": self.stop_reason,
             "incomplete": incomplete,
         }  # fmt: skip
+        if self.tool_calls:
+            from functions.chat.tools import stored_tool_calls
+
+            metadata.update(stored_tool_calls(self.tool_calls))
         now = time.monotonic()
         reply_usage = ReplyUsage(
             user_id=prepared.principal.user_id,
@@ -376,6 +446,22 @@ class _Progress:
 
         await anyio.to_thread.run_sync(write)
         return cost
+
+
+def _preferences_and_servers(principal: Principal, want_servers: bool) -> tuple[Any, list[Any]]:
+    """The user's settings, then (as soon as they are read, in the same read) the MCP servers they enable."""
+    from functions.chat import tools
+    from functions.identity import service as identity
+
+    preferences = identity.user_settings(principal.user_id)
+    servers = tools.servers_for(principal, preferences.enabled_mcp_servers) if want_servers else []
+    return preferences, servers
+
+
+async def _mcp_tool_runner(servers: list[Any], user_id: str, message_id: str, interactive: bool) -> ToolRunner | None:
+    from functions.chat import tools
+
+    return await tools.tool_runner(servers, user_id, message_id, interactive=interactive)
 
 
 def _first_domain_error(failures: BaseExceptionGroup) -> BaseException:

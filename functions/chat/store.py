@@ -122,3 +122,81 @@ def stage_cost(day: date) -> Decimal:
 def delete_limit_windows(user_id: str) -> int:
     """Delete the user's limit windows; returns how many items went."""
     return delete_partition(_table(), f"LIMIT#{user_id}")
+
+
+# Tool-call approvals -------------------------------------------------------------------------------------
+# APPROVAL#<messageId> / CALL#<toolCallId>   a tool call waiting for its user's answer (status pending, approved,
+#                                            refused); the reply polls it, whichever container the answer reaches
+
+
+class ApprovalNotPending(Exception):
+    """The approval is not the caller's to answer: `found` is None (unknown, or someone else's) or its status."""
+
+    def __init__(self, found: str | None) -> None:
+        super().__init__("approval not pending")
+        self.found = found
+
+
+def _approval_key(message_id: str, tool_call_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"APPROVAL#{message_id}"}, "sk": {"S": f"CALL#{tool_call_id}"}}
+
+
+def put_pending_approval(message_id: str, tool_call_id: str, user_id: str, tool_name: str, expires_at: int) -> None:
+    client("dynamodb").put_item(
+        TableName=_table(),
+        Item={
+            **_approval_key(message_id, tool_call_id),
+            "userId": {"S": user_id},
+            "toolName": {"S": tool_name},
+            "status": {"S": "pending"},
+            "ttl": _n(expires_at),
+        },
+    )
+
+
+def approval_status(message_id: str, tool_call_id: str) -> str | None:
+    """pending, approved or refused (None: no such approval). A strongly consistent read: the answer may have
+    been written a moment ago by another container."""
+    item = (
+        client("dynamodb")
+        .get_item(TableName=_table(), Key=_approval_key(message_id, tool_call_id), ConsistentRead=True)
+        .get("Item")
+    )
+    return item["status"]["S"] if item else None
+
+
+def _settle_pending_approval(message_id: str, tool_call_id: str, status: str, owner: str | None = None) -> bool:
+    """Move a pending approval (owned by `owner`, when named) to `status`; False if it was not pending."""
+    condition, values = "#status = :pending", {":status": {"S": status}, ":pending": {"S": "pending"}}
+    if owner is not None:
+        condition, values[":owner"] = f"attribute_exists(pk) AND userId = :owner AND {condition}", {"S": owner}
+    dynamodb = client("dynamodb")
+    try:
+        dynamodb.update_item(
+            TableName=_table(),
+            Key=_approval_key(message_id, tool_call_id),
+            UpdateExpression="SET #status = :status",
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=values,
+        )
+    except dynamodb.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def answer_approval(message_id: str, tool_call_id: str, user_id: str, *, approved: bool) -> None:
+    """Record the answer of a pending approval owned by `user_id`; `ApprovalNotPending` otherwise."""
+    if _settle_pending_approval(message_id, tool_call_id, "approved" if approved else "refused", owner=user_id):
+        return
+    item = client("dynamodb").get_item(TableName=_table(), Key=_approval_key(message_id, tool_call_id)).get("Item")
+    owned = item is not None and item["userId"]["S"] == user_id
+    raise ApprovalNotPending(item["status"]["S"] if owned and item else None)
+
+
+def expire_approval(message_id: str, tool_call_id: str) -> str:
+    """Give up on a pending approval (a later answer is then a 409); returns its final status, which is the
+    user's answer if it arrived just before."""
+    if _settle_pending_approval(message_id, tool_call_id, "expired"):
+        return "expired"
+    return approval_status(message_id, tool_call_id) or "expired"

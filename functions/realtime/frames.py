@@ -15,7 +15,7 @@ from typing import Any
 MAX_FRAME_BYTES = 32 * 1024
 MAX_CLIENT_MESSAGE_BYTES = MAX_FRAME_BYTES
 
-ACTIONS = ("chat:send", "chat:typing", "conversation:join", "conversation:leave", "ping")
+ACTIONS = ("chat:send", "chat:typing", "chat:tool-approval", "conversation:join", "conversation:leave", "ping")
 
 _ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
@@ -74,6 +74,14 @@ def _validate(action: str, fields: dict[str, Any]) -> None:
         conversation_id(required=True)
         if not isinstance(fields.get("isTyping"), bool):
             raise FrameError("invalid_frame", "isTyping must be true or false", action)
+    elif action == "chat:tool-approval":
+        if not isinstance(fields.get("messageId"), str) or not _ID.match(fields["messageId"]):
+            raise FrameError("invalid_frame", "messageId must be a message id", action)
+        tool_call_id = fields.get("toolCallId")
+        if not isinstance(tool_call_id, str) or not 0 < len(tool_call_id) <= 128:
+            raise FrameError("invalid_frame", "toolCallId must be a tool call id", action)
+        if not isinstance(fields.get("approved"), bool):
+            raise FrameError("invalid_frame", "approved must be true or false", action)
     elif action in ("conversation:join", "conversation:leave"):
         conversation_id(required=True)
 

@@ -102,6 +102,14 @@ def dispatch(connection: store.Connection, frame: frames.ClientFrame, poster: Po
         others = [m.connection_id for m in store.room_members(room) if m.user_id != principal.user_id]
         data = {"conversationId": room, "userId": principal.user_id, "isTyping": fields["isTyping"]}
         poster.broadcast(others, "chat:typing", data)
+    elif frame.action == "chat:tool-approval":
+        from functions.chat import service as chat
+
+        # Answered in silence: the reply's own stream goes on with the call's `tool_result`; a refusal (unknown,
+        # someone else's, already answered) is a `chat:error`.
+        chat.answer_tool_approval(
+            principal, str(fields["messageId"]), str(fields["toolCallId"]), approved=bool(fields["approved"])
+        )
     elif frame.action == "chat:send":
         principal.require("ai.chat")
         request = {key: fields[key] for key in ("message", "conversationId", "model") if fields.get(key) is not None}

@@ -272,6 +272,9 @@ def report_conversation_reads(principal: Any, authorizer_context: dict[str, Any]
 
 
 CHAT_RUNS = 30
+MCP_HTTP_RUNS = 20
+MCP_STDIO_RUNS = 5
+MCP_BUILD_RUNS = 200
 CHAT_WORDS = 200
 
 
@@ -291,7 +294,8 @@ def report_chat_overhead() -> None:
     reply = Reply(" ".join(f"word{n}" for n in range(CHAT_WORDS)), input_tokens=100)
     with FakeAnthropic() as fake:
         fake.default = reply
-        os.environ.update(ANTHROPIC_API_KEY="bench", ANTHROPIC_BASE_URL=fake.base_url, POWERTOOLS_LOG_LEVEL="ERROR")
+        os.environ.update(ANTHROPIC_API_KEY="bench", ANTHROPIC_BASE_URL=fake.base_url, POWERTOOLS_LOG_LEVEL="ERROR",
+                          MCP_ALLOW_PRIVATE="true")  # fmt: skip
         from infra.local.aws import start_local_aws
 
         with start_local_aws("bench"):
@@ -321,6 +325,7 @@ def report_chat_overhead() -> None:
                     )
                 direct_cpu: list[float] = []
                 direct = asyncio.run(_chat_direct(direct_cpu))
+                (with_tools_first, _), _ = _chat_with_two_cached_tool_servers(base_url)
                 get_item = _local_get_item_ms()
                 report_realtime(base_url)
             finally:
@@ -346,6 +351,10 @@ def report_chat_overhead() -> None:
     print(f"  {'per chunk, whole chat path':<40} {percentiles(path_chunk)}")
     added_chunk = statistics.median(path_chunk) - statistics.median(direct_chunk)
     print(f"  {'added per chunk (p50 difference)':<40} {added_chunk:.3f} ms   (goal <= 0.5 ms)")
+    added_by_tools = statistics.median(with_tools_first) - statistics.median(path_first)
+    print(f"  {'first token, two MCP servers cached':<40} {percentiles(with_tools_first)}")
+    print(f"  {'added by two cached MCP servers (p50)':<40} {added_by_tools:.2f} ms   (goal <= 2 ms; the registry's"
+          " own lookup not included)")  # fmt: skip
     counted = ", ".join(f"{count} {name}" for name, count in sorted(Counter(before_first).items()))
     print(f"  {'DynamoDB calls before the first token':<40} {counted}")
     print(f"  {'one GetItem alone on the local moto':<40} {percentiles(get_item)}")
@@ -353,6 +362,72 @@ def report_chat_overhead() -> None:
     floor = f"{len(before_first)} calls x {one_call:.2f} ms = {len(before_first) * one_call:.1f} ms"
     print(f"  {'moto floor before the first token':<40} {floor}   (moto serves one call at a time)")
     del json
+
+
+def _bench_tool_servers(url: str) -> list[Any]:
+    from shared.mcp_client import HttpServer, ToolServer
+    from tests.integration.conftest import TIME_SERVER
+
+    return [ToolServer("bench-http", "everything", HttpServer(url)), ToolServer("bench-stdio", "time", TIME_SERVER)]
+
+
+def _chat_with_two_cached_tool_servers(base_url: str) -> tuple[tuple[list[float], list[float]], list[str]]:
+    """The same replies for a user who enabled two MCP servers (server-everything over HTTP, mcp-server-time over
+    stdio) whose tool lists the warm-up replies cached. The registry is not part of this branch's bench: its
+    lookup is answered in-process, so what is measured is the tool runner's own cost."""
+    from functions.chat import tools
+    from tests.integration.conftest import running_everything
+
+    with running_everything() as url:
+        servers = _bench_tool_servers(url)
+        with patch.object(tools, "servers_for", lambda _principal, _ids: servers):
+            settings = {"enabledMcpServers": [server.id for server in servers]}
+            return _chat_over_http(base_url, [], email="tools@example.com", settings=settings)
+
+
+def report_mcp() -> None:
+    """MCP connect and tools/list latency over streamable HTTP and stdio, and the tool runner built for a reply
+    over two servers whose lists are cached (what chat adds before the model is called)."""
+    import asyncio
+
+    from functions.chat import tools
+    from shared.mcp_client import HttpServer, McpServer, ToolServer, mcp_session
+    from tests.integration.conftest import TIME_SERVER, dev_settings, running_everything
+
+    settings = dev_settings()
+
+    async def connect_and_list(server: McpServer) -> float:
+        started = time.perf_counter()
+        async with mcp_session(server, settings=settings) as session:
+            await session.list_tools()
+        return (time.perf_counter() - started) * 1000
+
+    async def cached_builds(servers: list[ToolServer], count: int) -> list[float]:
+        await tools.tool_runner(servers, "bench-user", "bench-message")  # lists and caches them
+        samples = []
+        for _ in range(count):
+            started = time.perf_counter()
+            runner = await tools.tool_runner(servers, "bench-user", "bench-message")
+            samples.append((time.perf_counter() - started) * 1000)
+            assert runner is not None
+            await runner.aclose()
+        return samples
+
+    with running_everything() as url:
+        http = [asyncio.run(connect_and_list(HttpServer(url))) for _ in range(MCP_HTTP_RUNS)]
+        stdio = [asyncio.run(connect_and_list(TIME_SERVER)) for _ in range(MCP_STDIO_RUNS)]
+        from shared.settings import get_settings
+
+        with patch.dict(
+            os.environ, STAGE=os.environ.get("STAGE", "bench"), LOCAL_MODE="true", MCP_ALLOW_PRIVATE="true"
+        ):
+            get_settings.cache_clear()
+            built = asyncio.run(cached_builds(_bench_tool_servers(url), MCP_BUILD_RUNS))
+        get_settings.cache_clear()
+    print("\nMCP (server-everything over streamable HTTP, mcp-server-time over stdio)")
+    print(f"  {'connect + tools/list, HTTP':<40} {percentiles(http)}")
+    print(f"  {'connect + tools/list, stdio':<40} {percentiles(stdio)}")
+    print(f"  {'chat tools for two cached servers':<40} {percentiles(built)}   (goal <= 2 ms, no network call)")
 
 
 @contextmanager
@@ -470,6 +545,7 @@ def _chat_over_http(
     email: str = "bench@example.com",
     answers: DynamoDBAnswers | None = None,
     cpu: list[float] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> tuple[tuple[list[float], list[float]], list[str]]:
     """Register, then stream replies in one conversation over HTTP; time to the first content event and per later
     chunk, and the DynamoDB calls the last reply made before its first content. `cpu` gets the CPU time the whole
@@ -483,10 +559,7 @@ def _chat_over_http(
 
     first, per_chunk = [], []
     with httpx.Client(base_url=base_url, timeout=60) as http:
-        token = http.post("/api/v1/auth/register", json={"email": email, "password": "bench password 123"}).json()[
-            "accessToken"
-        ]
-        auth = {"authorization": f"Bearer {token}"}
+        auth = _registered(http, email, settings)
         conversation = None
         for run in range(CHAT_RUNS + 3):
             if answers is not None:
@@ -523,6 +596,15 @@ def _chat_over_http(
         answers.mode = "off"
     before_first = [name for name, at in calls if first_at is not None and at < first_at]
     return (first, per_chunk), before_first
+
+
+def _registered(http: Any, email: str, settings: dict[str, Any] | None) -> dict[str, str]:
+    """A new user's authorization header, with `settings` saved first."""
+    token = http.post("/api/v1/auth/register", json={"email": email, "password": "bench password 123"}).json()
+    auth = {"authorization": f"Bearer {token['accessToken']}"}
+    if settings:
+        http.put("/api/v1/users/settings", headers=auth, json=settings).raise_for_status()
+    return auth
 
 
 _WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
@@ -651,6 +733,7 @@ def main() -> None:
     print(f"Stratus bench: Python {sys.version.split()[0]}, {os.cpu_count()} cores")
     report_imports(env)
     report_warm_latency(env)
+    report_mcp()
     sys.stdout.flush()
     # A fresh interpreter: the local stack points every client at its own moto server.
     chat_env = {name: value for name, value in os.environ.items() if not name.endswith("_TABLE")}

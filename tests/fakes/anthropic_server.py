@@ -19,9 +19,11 @@ from tests.fakes.scripted import (
     Reply,
     ScriptedServer,
     ToolCallReply,
+    block_text,
     json_response,
     retry_headers,
     sse,
+    using_tool_result,
 )
 
 ERROR_TYPES = {
@@ -63,7 +65,7 @@ class FakeAnthropic(ScriptedServer):
 
     async def messages(self, request: Request) -> Response:
         body = await self.record(request) or {}
-        behaviour = self.next_behaviour()
+        behaviour = using_tool_result(self.next_behaviour(), last_tool_result(body))
         if isinstance(behaviour, Fail | Hang):
             return await self._failure(behaviour)
         model = str(body.get("model", "claude"))
@@ -155,6 +157,16 @@ class FakeAnthropic(ScriptedServer):
             "stop_sequence": None,
             "usage": {"input_tokens": getattr(behaviour, "input_tokens", 10), "output_tokens": output_tokens},
         }
+
+
+def last_tool_result(body: dict[str, Any]) -> str | None:
+    """The content of the last `tool_result` block of the request's messages."""
+    for message in reversed(body.get("messages", [])):
+        content = message.get("content")
+        for block in reversed(content if isinstance(content, list) else []):
+            if block.get("type") == "tool_result":
+                return block_text(block.get("content"))
+    return None
 
 
 def _event(name: str, data: dict[str, Any]) -> bytes:

@@ -16,7 +16,16 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any, Self, cast
 
-from tests.fakes.scripted import Fail, FailMidStream, Hang, Reply, ScriptedServer, ToolCallReply
+from tests.fakes.scripted import (
+    Fail,
+    FailMidStream,
+    Hang,
+    Reply,
+    ScriptedServer,
+    ToolCallReply,
+    block_text,
+    using_tool_result,
+)
 
 _ERROR_CODES = {
     400: "ValidationException",
@@ -54,6 +63,15 @@ def event(kind: str, payload: dict[str, Any]) -> bytes:
 def stream_exception(code: str, message: str) -> bytes:
     headers = {":exception-type": code, ":content-type": "application/json", ":message-type": "exception"}
     return event_message(headers, {"message": message})
+
+
+def last_tool_result(body: dict[str, Any]) -> str | None:
+    """The text of the last `toolResult` block of the ConverseStream request's messages."""
+    for message in reversed(body.get("messages", [])):
+        for block in reversed(message.get("content", [])):
+            if "toolResult" in block:
+                return block_text(block["toolResult"].get("content"))
+    return None
 
 
 class _Body:
@@ -95,7 +113,7 @@ class FakeBedrock(ScriptedServer):
 
         body = json.loads(request.body) if request.body else None
         self.requests.append(RecordedRequest(request.method, request.url, dict(request.headers), body))
-        behaviour = self.next_behaviour()
+        behaviour = using_tool_result(self.next_behaviour(), last_tool_result(body or {}))
         if isinstance(behaviour, Hang):
             from botocore.exceptions import ReadTimeoutError
 

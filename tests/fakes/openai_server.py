@@ -21,9 +21,11 @@ from tests.fakes.scripted import (
     Reply,
     ScriptedServer,
     ToolCallReply,
+    block_text,
     json_response,
     retry_headers,
     sse,
+    using_tool_result,
 )
 
 _FINISH_REASONS = {"end_turn": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
@@ -33,6 +35,14 @@ _ERROR_TYPES = {429: "rate_limit_exceeded", 401: "invalid_api_key", 400: "invali
 def error_body(status: int, message: str) -> dict[str, Any]:
     kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
     return {"error": {"message": message, "type": kind, "param": None, "code": kind}}
+
+
+def last_tool_result(body: dict[str, Any]) -> str | None:
+    """The content of the request's last `role: tool` message."""
+    for message in reversed(body.get("messages", [])):
+        if message.get("role") == "tool":
+            return block_text(message.get("content"))
+    return None
 
 
 class FakeOpenAI(ScriptedServer):
@@ -61,7 +71,7 @@ class FakeOpenAI(ScriptedServer):
 
     async def completions(self, request: Request) -> Response:
         body = await self.record(request) or {}
-        behaviour = self.next_behaviour()
+        behaviour = using_tool_result(self.next_behaviour(), last_tool_result(body))
         if isinstance(behaviour, Fail | Hang):
             return await self._failure(behaviour)
         model = str(body.get("model", "gpt"))

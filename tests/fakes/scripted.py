@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Self
 
 import uvicorn
@@ -23,7 +23,9 @@ from starlette.routing import Route
 @dataclass(frozen=True)
 class Reply:
     """A streamed text reply. `output_tokens` None: one token per four characters. `chunk_size` None: word by word,
-    else that many characters a delta. `chunk_delay` spaces the deltas (for idle timeouts and the bench)."""
+    else that many characters a delta. `chunk_delay` spaces the deltas (for idle timeouts and the bench).
+    `{tool_result}` in the text is replaced by the last tool result of the request it answers (a model that
+    uses what its tool returned)."""
 
     text: str
     input_tokens: int = 10
@@ -85,6 +87,23 @@ class FailMidStream:
 
 
 Behaviour = Reply | ToolCallReply | Fail | Hang | FailMidStream
+
+
+TOOL_RESULT = "{tool_result}"
+
+
+def using_tool_result(behaviour: Behaviour, tool_result: str | None) -> Behaviour:
+    """`behaviour` with `{tool_result}` in its text filled in (with `[no tool result]` if the request had none)."""
+    if isinstance(behaviour, Reply) and TOOL_RESULT in behaviour.text:
+        return replace(behaviour, text=behaviour.text.replace(TOOL_RESULT, tool_result or "[no tool result]"))
+    return behaviour
+
+
+def block_text(content: Any) -> str:
+    """A message's or block's content as text, whether a string or a list of text blocks."""
+    if isinstance(content, str):
+        return content
+    return "".join(str(block.get("text", "")) for block in content or [] if isinstance(block, dict))
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ class Synthesized:
 def _synthesize(root: Path, stage: str, environment: dict[str, str], **context: str) -> Synthesized:
     """Synthesize `stage` as `cdk synth` would, the CLI having resolved `environment` (CDK_DEFAULT_*)."""
     layers = {}
-    for name in ("base", "ai"):
+    for name in ("base", "ai", "mcp-servers"):
         layers[name] = root / "layers" / name / "build"
         (layers[name] / "python").mkdir(parents=True)
     outdir = root / "cdk.out"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra.catalog import AUTHORIZER_FUNCTION, HTTP_FUNCTIONS, STREAMING_FUNCTIONS, FunctionSpec
+from infra.catalog import AUTHORIZER_FUNCTION, HTTP_FUNCTIONS, STREAMING_FUNCTIONS, WEBSOCKET_FUNCTIONS, FunctionSpec
 from infra.functions import SIGNING_KEYS_FUNCTION
 from shared.settings import settings_from_environ
 from shared.tables import IDENTITY
@@ -118,12 +118,23 @@ def test_every_function_gets_the_base_layer_built_for_python312_on_arm64(synth: 
     layers = synth.of_type("AWS::Lambda::LayerVersion")
     (base_id,) = (lid for lid, layer in layers.items() if "layers/base/" in layer["Properties"]["Description"])
 
-    assert len(layers) == 2  # base and ai, as conftest maps them
+    assert len(layers) == 3  # base, ai and mcp-servers, as conftest maps them
     for layer in layers.values():
         assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
         assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
     for spec in OUR_FUNCTIONS:
         assert {"Ref": base_id} in synth.function(spec)[1]["Layers"]
+
+
+def test_the_functions_that_run_tools_get_the_stdio_servers_layer_and_no_others(synth: Synthesized) -> None:
+    layers = synth.of_type("AWS::Lambda::LayerVersion")
+    (servers_id,) = (lid for lid, layer in layers.items() if "mcp-servers" in layer["Properties"]["Description"])
+
+    functions = (*OUR_FUNCTIONS, *WEBSOCKET_FUNCTIONS)
+    with_servers = {spec.name for spec in functions if {"Ref": servers_id} in synth.function(spec)[1]["Layers"]}
+
+    assert with_servers == {spec.name for spec in functions if "mcp-servers" in spec.layers}
+    assert {"chat", "realtime-worker"} <= with_servers
 
 
 def test_code_asset_ships_only_functions_and_shared(synth: Synthesized) -> None:

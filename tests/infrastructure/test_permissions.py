@@ -212,7 +212,7 @@ def test_streaming_function_answers_through_a_response_streaming_function_url(
     assert url["AuthType"] == "NONE"
     adapter = [layer for layer in function["Layers"] if "LambdaAdapterLayerArm64" in str(layer)]
     assert len(adapter) == 1
-    assert len(function["Layers"]) == 3  # base, ai and the adapter
+    assert len(function["Layers"]) == 4  # base, ai, mcp-servers and the adapter
 
 
 def test_only_a_stage_that_enables_bedrock_lets_chat_invoke_it(dev: Synthesized, acme: Synthesized) -> None:

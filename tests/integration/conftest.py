@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +18,9 @@ from fastapi.testclient import TestClient
 from functions.identity.notifier import use_notifier
 from infra.catalog import AUTHORIZER_FUNCTION, STREAMING_FUNCTIONS, all_routes
 from infra.local.gateway import Gateway
+from shared.auth.principal import Principal
+from shared.mcp_client import StdioServer, ToolServer
+from shared.settings import Settings, get_settings, settings_from_environ
 
 PASSWORD = "correct horse battery"
 
@@ -75,3 +84,89 @@ def error_code(response: Any) -> str:
     assert set(body) == {"error"}, body
     assert body["error"]["requestId"]
     return str(body["error"]["code"])
+
+
+# MCP servers ----------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVERS = ROOT / "tests" / "mcp_servers"
+EVERYTHING = SERVERS / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+MISBEHAVING = SERVERS / "misbehaving_server.py"
+TIME_SERVER = StdioServer("python", ("-m", "mcp_server_time"))
+
+
+def dev_settings(**overrides: str) -> Settings:
+    allowed = f'[["python", "-m", "mcp_server_time"], ["python", "{MISBEHAVING}"]]'
+    return settings_from_environ(
+        {"STAGE": "dev", "MCP_ALLOW_PRIVATE": "true", "MCP_STDIO_ALLOWED": allowed, **overrides}
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def running_everything() -> Iterator[str]:
+    """Start @modelcontextprotocol/server-everything on a free port (installing it first if need be); yields its
+    streamable HTTP URL and stops it after."""
+    if not EVERYTHING.exists():
+        subprocess.run(["make", "test-servers"], cwd=ROOT, check=True)
+    port = free_port()
+    process = subprocess.Popen(
+        ["node", str(EVERYTHING), "streamableHttp"],
+        env={"PATH": os.environ["PATH"], "PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("server-everything did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def everything_url() -> Iterator[str]:
+    """The streamable HTTP URL of a running server-everything, started once a session."""
+    with running_everything() as url:
+        yield url
+
+
+@pytest.fixture
+def enabled_mcp_servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[ToolServer], str]]:
+    """`enable(server)`: makes `server` usable by chat under its id (the user still enables it in their settings).
+    Chat reaches the MCP registry through one seam; this is the one place that stands in for it. The stage
+    allows the project's misbehaving stdio server and loopback HTTP servers."""
+    from functions.chat import tools
+
+    registered: dict[str, ToolServer] = {}
+
+    def servers_for(_principal: Principal, server_ids: Sequence[str]) -> list[ToolServer]:
+        return [registered[server_id] for server_id in server_ids if server_id in registered]
+
+    def enable(server: ToolServer) -> str:
+        registered[server.id] = server
+        return server.id
+
+    allowed = f'[["python", "-m", "mcp_server_time"], ["python", "{MISBEHAVING}"]]'
+    monkeypatch.setenv("MCP_STDIO_ALLOWED", allowed)
+    monkeypatch.setenv("MCP_ALLOW_PRIVATE", "true")
+    monkeypatch.setattr(tools, "servers_for", servers_for)
+    get_settings.cache_clear()
+    tools.forget_tool_lists()
+    yield enable
+    tools.forget_tool_lists()
+    monkeypatch.undo()
+    get_settings.cache_clear()

@@ -24,6 +24,7 @@ from shared.llm.providers import estimate_tokens
 from shared.llm.types import ToolCall, ToolResult
 from shared.settings import get_settings
 from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.tool_runner import ScriptedToolRunner
 
 WORDS = "one two three four five six seven eight"
 # A bound on waiting for a stage, so that a broken generator fails the test instead of hanging it.
@@ -201,7 +202,7 @@ async def test_a_consumer_cancelled_while_a_tool_runs_keeps_the_text_before_the_
     request = ChatRequest.model_validate(
         {"message": "Weather in Oslo?", "tools": [{"name": "get_weather", "description": "Current weather"}]}
     )
-    prepared = await reply.prepare(principal, request, tool_runner=run_tools)
+    prepared = await reply.prepare(principal, request, tool_runner=ScriptedToolRunner(run_tools))
 
     async def consume() -> None:
         async with reply.streaming(prepared) as events:

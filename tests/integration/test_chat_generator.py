@@ -14,6 +14,7 @@ from functions.identity import service as identity
 from shared.auth.verify import verify_credential
 from shared.llm.types import ToolCall, ToolResult
 from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.tool_runner import ScriptedToolRunner
 
 
 @pytest.mark.anyio
@@ -65,7 +66,7 @@ async def test_a_tool_runner_answers_tool_calls_and_the_model_continues(
     request = ChatRequest.model_validate(
         {"message": "Weather in Oslo?", "tools": [{"name": "get_weather", "description": "Current weather"}]}
     )
-    prepared = await reply.prepare(principal, request, tool_runner=run_tools)
+    prepared = await reply.prepare(principal, request, tool_runner=ScriptedToolRunner(run_tools))
     events = [event async for event in reply.stream(prepared)]
 
     assert [e["type"] for e in events if e["type"] not in ("content",)] == [

@@ -487,3 +487,28 @@ def test_mid_stream_failure_does_not_fail_over(
 
     assert raised.value.partial_text == "This reply "
     assert openai_fake.requests == []
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "openai", "bedrock"])
+def test_a_scripted_reply_can_use_the_last_tool_result_it_was_sent(
+    kind: str, anthropic_fake: FakeAnthropic, openai_fake: FakeOpenAI, bedrock_fake: FakeBedrock
+) -> None:
+    fake, provider = {
+        "anthropic": (anthropic_fake, lambda: anthropic_provider(anthropic_fake)),
+        "openai": (openai_fake, lambda: openai_provider(openai_fake)),
+        "bedrock": (bedrock_fake, lambda: bedrock_provider(bedrock_fake)),
+    }[kind]
+    fake.reply("The tool said: {tool_result}")
+    fake.reply("Still: {tool_result}")
+    later = ModelRequest(
+        model="claude-haiku-4-5",
+        tools=(WEATHER,),
+        messages=(
+            *CONVERSATION.messages,
+            Message("assistant", "", tool_calls=(ToolCall("call_2", "get_weather", {"city": "Oslo"}),)),
+            Message("user", "", tool_results=(ToolResult("call_2", "4°C and cloudy"),)),
+        ),
+    )
+    assert text_of(collect(provider(), later)) == "The tool said: 4°C and cloudy"
+    no_tools = ModelRequest(model="claude-haiku-4-5", messages=(Message("user", "hi"),))
+    assert text_of(collect(provider(), no_tools)) == "Still: [no tool result]"

@@ -4,12 +4,11 @@ project-written stdio server that hangs, floods and reports its environment."""
 from __future__ import annotations
 
 import asyncio
+import http.server
 import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,52 +17,7 @@ import pytest
 from shared.errors import McpServerFailed, McpServerTimedOut, ValidationFailed
 from shared.mcp_client import HttpServer, McpLimits, McpServer, StdioServer, mcp_session, server_health
 from shared.settings import Settings, settings_from_environ
-
-ROOT = Path(__file__).resolve().parents[2]
-SERVERS = ROOT / "tests" / "mcp_servers"
-EVERYTHING = SERVERS / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
-MISBEHAVING = SERVERS / "misbehaving_server.py"
-TIME_SERVER = StdioServer("python", ("-m", "mcp_server_time"))
-
-
-def dev_settings(**overrides: str) -> Settings:
-    allowed = f'[["python", "-m", "mcp_server_time"], ["python", "{MISBEHAVING}"]]'
-    return settings_from_environ(
-        {"STAGE": "dev", "MCP_ALLOW_PRIVATE": "true", "MCP_STDIO_ALLOWED": allowed, **overrides}
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def everything_url() -> Iterator[str]:
-    if not EVERYTHING.exists():
-        subprocess.run(["make", "test-servers"], cwd=ROOT, check=True)
-    port = free_port()
-    process = subprocess.Popen(
-        ["node", str(EVERYTHING), "streamableHttp"],
-        env={"PATH": os.environ["PATH"], "PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("server-everything did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+from tests.integration.conftest import MISBEHAVING, ROOT, TIME_SERVER, dev_settings, free_port
 
 
 def test_an_http_server_lists_calls_reads_and_renders(everything_url: str) -> None:
@@ -152,6 +106,48 @@ def test_the_time_server_answers_over_stdio() -> None:
     health = asyncio.run(server_health(TIME_SERVER, settings=dev_settings()))
     assert health["reachable"] is True
     assert health["tools"] == 2
+
+
+def test_the_fetch_server_the_stage_ships_refuses_internal_addresses_unless_told_otherwise() -> None:
+    page = b"<html><body><p>Stratus fetched this page.</p></body></html>"
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = self.path == "/page"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(page if found else b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/page"
+
+    def fetch(*options: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        fetcher = StdioServer("python", ("-m", "mcp_server_fetch", *options))
+        allowed = '[["python", "-m", "mcp_server_fetch"]]'  # the stage's default entry: any options may follow
+        settings = settings_from_environ({"STAGE": "dev", "MCP_STDIO_ALLOWED": allowed})
+
+        async def scenario() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+            async with mcp_session(fetcher, settings=settings) as session:
+                return await session.list_tools(), await session.call_tool("fetch", {"url": url, "raw": True})
+
+        return asyncio.run(scenario())
+
+    try:
+        tools, refused = fetch()
+        _, fetched = fetch("--allow-private-ips")
+    finally:
+        server.shutdown()
+    assert [tool["name"] for tool in tools] == ["fetch"]
+    # As shipped it refuses what our own outbound guard refuses: nothing internal, the Lambda runtime API included.
+    assert refused["isError"] is True
+    assert "not a public address" in refused["content"][0]["text"]
+    assert fetched["isError"] is False
+    assert "Stratus fetched this page." in fetched["content"][0]["text"]
 
 
 def test_a_command_not_in_the_allow_list_is_refused_before_anything_is_spawned(tmp_path: Path) -> None:

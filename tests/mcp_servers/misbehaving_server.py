@@ -1,4 +1,5 @@
-"""A stdio MCP server that misbehaves on request: it hangs, floods its output, and reports its own environment."""
+"""A stdio MCP server that misbehaves on request: it hangs, floods its output, reports its own environment, and
+says its tool list changed."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import time
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 
 server = MCPServer("misbehaving")
 
@@ -32,6 +34,13 @@ def environment() -> list[str]:
 @server.tool()
 def pid() -> int:
     return os.getpid()
+
+
+@server.tool()
+async def announce_tools_changed(ctx: Context) -> str:
+    """Tell the client this server's tool list changed (to its `subscriptions/listen` stream), then answer."""
+    await ctx.notify_tools_changed()
+    return "announced"
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ def test_every_action_of_the_api_is_accepted() -> None:
         "ping": {},
         "chat:send": {"message": "hi", "conversationId": CONVERSATION, "model": "m"},
         "chat:typing": {"conversationId": CONVERSATION, "isTyping": True},
+        "chat:tool-approval": {"messageId": CONVERSATION, "toolCallId": "toolu_01", "approved": False},
         "conversation:join": {"conversationId": CONVERSATION},
         "conversation:leave": {"conversationId": CONVERSATION},
     }
@@ -48,6 +49,9 @@ def test_every_action_of_the_api_is_accepted() -> None:
         ('{"action": "chat:send", "message": "hi", "conversationId": "nope"}', "invalid_frame"),
         ('{"action": "chat:typing", "conversationId": "' + CONVERSATION + '"}', "invalid_frame"),
         ('{"action": "conversation:join"}', "invalid_frame"),
+        ('{"action": "chat:tool-approval", "messageId": "' + CONVERSATION + '", "toolCallId": "c"}', "invalid_frame"),
+        ('{"action": "chat:tool-approval", "messageId": "m", "toolCallId": "c", "approved": true}', "invalid_frame"),
+        ('{"action": "chat:tool-approval", "messageId": "' + CONVERSATION + '", "approved": true}', "invalid_frame"),
     ],
 )
 def test_bad_frames_are_named(body: str | None, code: str) -> None:

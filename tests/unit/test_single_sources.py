@@ -51,3 +51,13 @@ def test_layer_requirements_match_the_lock() -> None:
 
     for name, content in requirements().items():
         assert (ROOT / "layers" / name / "requirements.txt").read_text() == content, "run layers/export_requirements.py"
+
+
+def test_every_stdio_server_the_stage_allows_by_default_ships_in_the_mcp_servers_layer() -> None:
+    from shared.settings import DEFAULT_MCP_STDIO_ALLOWED
+
+    shipped = (ROOT / "layers" / "mcp-servers" / "requirements.txt").read_text()
+    for argv in DEFAULT_MCP_STDIO_ALLOWED:
+        assert argv[:2] == ("python", "-m"), "a default stdio server runs on the function's own interpreter"
+        distribution = argv[2].replace("_", "-")
+        assert f"\n{distribution}==" in f"\n{shipped}", f"{distribution} is not in layers/mcp-servers"

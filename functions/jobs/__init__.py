@@ -1,0 +1,1 @@
+"""The jobs context: export, import, account deletion and archiving of a user's data."""
