@@ -9,7 +9,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from unittest.mock import patch
@@ -21,10 +21,9 @@ from functions.mcp import service
 from shared.auth.principal import Principal
 from shared.mcp_client import HttpServer
 from shared.settings import get_settings, settings_from_environ
-from tests.integration.conftest import User, error_code, login, register
-from tests.integration.test_mcp_client import everything_url, free_port
-
-__all__ = ["everything_url"]  # the fixture, shared with the client's own tests
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.integration.conftest import User, error_code, free_port, login, register
+from tests.integration.test_chat_tools import enable_for, events_of, kinds, text_of
 
 SERVERS = "/api/v1/mcp/servers"
 SECRET = "Bearer s3cret-7d1f0c9a"
@@ -581,3 +580,33 @@ def test_a_stage_and_a_personal_server_registered_at_once_never_share_a_name(
             )
         assert sorted(statuses) == [201, 409], statuses
         assert listed_names(api, ada).count(name) == statuses.count(201)
+
+
+@pytest.fixture
+def anthropic_model(anthropic_fake: FakeAnthropic, llm_environment: Callable[..., None]) -> FakeAnthropic:
+    """The stage's model: the fake Anthropic API, scripted by the test."""
+    llm_environment(ANTHROPIC_API_KEY="test-key", ANTHROPIC_BASE_URL=anthropic_fake.base_url)
+    return anthropic_fake
+
+
+@pytest.mark.usefixtures("loopback_allowed")
+def test_chat_uses_a_registered_server_the_user_enabled(
+    api: TestClient, people: dict[str, User], everything_url: str, anthropic_model: FakeAnthropic
+) -> None:
+    admin, ada, anthropic = people["admin"], people["ada"], anthropic_model
+    server = register_server(api, admin, **http_server("everything", everything_url, scope="stage"))
+    enable_for(api, ada, server["id"])
+    anthropic.tool_call("everything__get-sum", {"a": 19, "b": 23}, id="call_sum", text="Adding. ")
+    anthropic.reply("The sum: {tool_result}")
+
+    events = events_of(api, ada, {"message": "What is 19 + 23?"})
+
+    assert kinds(events) == ["start", "tool_use", "tool_result", "usage", "end"]
+    result = next(event for event in events if event["type"] == "tool_result")
+    assert "42" in result["content"]
+    assert result["isError"] is False
+    assert "42" in text_of(events)
+    # Disabled in the registry, it no longer reaches chat.
+    api.put(f"{SERVERS}/{server['id']}", headers=admin.auth, json={"enabled": False})
+    anthropic.reply("No tools today.")
+    assert kinds(events_of(api, ada, {"message": "And now?"})) == ["start", "usage", "end"]
