@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT_SECONDS = 10.0
 # What one tool result may put in front of the model.
 MAX_TOOL_RESULT_BYTES = 64 * 1024
+# What one resource read may answer: well inside a Lambda response (6 MB), base64 blobs included.
+MAX_RESOURCE_BYTES = 4 * 1024 * 1024
 # One line of a stdio server's output (one JSON-RPC message); a longer line ends the session. Read linearly, 16 MB
 # parse in well under a second; what reaches the model is cut far lower (MAX_TOOL_RESULT_BYTES).
 MAX_STDIO_LINE_BYTES = 16 * 1024 * 1024
@@ -271,6 +273,23 @@ def capped_tool_result(result: dict[str, Any], max_bytes: int) -> dict[str, Any]
     return capped
 
 
+def capped_resource(result: dict[str, Any], max_bytes: int) -> dict[str, Any]:
+    """The contents that fit in `max_bytes`, in order: a text cut where the budget ends, a blob that does not fit left
+    out; `truncated` says whether anything was."""
+    budget, contents, truncated = max_bytes, [], False
+    for item in result.get("contents", []):
+        size = len(json.dumps(item).encode())
+        if size <= budget:
+            contents.append(item)
+            budget -= size
+            continue
+        truncated = True
+        if "text" in item and budget > 0:
+            contents.append({**item, "text": item["text"].encode()[:budget].decode(errors="ignore")})
+        budget = 0
+    return {**result, "contents": contents, "truncated": truncated}
+
+
 class McpSession:
     """An open connection to one MCP server; every method runs under the call deadline."""
 
@@ -323,8 +342,9 @@ class McpSession:
         return capped_tool_result(result, self._limits.max_tool_result_bytes)
 
     async def read_resource(self, uri: str) -> dict[str, Any]:
+        """`{contents: [...]}`, at most MAX_RESOURCE_BYTES of it; `truncated: true` when some was cut."""
         with self._call("the resource read"):
-            return _as_data(await self._client.read_resource(uri))
+            return capped_resource(_as_data(await self._client.read_resource(uri)), MAX_RESOURCE_BYTES)
 
     async def get_prompt(self, name: str, arguments: Mapping[str, str] | None = None) -> dict[str, Any]:
         with self._call(f"the prompt {_short(name)}"):

@@ -2,7 +2,8 @@
 
 `checked_destination` parses the URL, resolves its host and refuses every address a user must not reach through us.
 `guarded_http_client` builds an HTTP client that connects only to the address that was checked (a second DNS answer
-cannot move it: no rebinding), keeps the hostname for the Host header and TLS, and follows no redirect.
+cannot move it: no rebinding), keeps the hostname for the Host header and TLS, follows no redirect, and refuses one
+that points at another origin.
 """
 
 from __future__ import annotations
@@ -180,12 +181,28 @@ def guarded_http_client(
             request.extensions = {**request.extensions, "sni_hostname": destination.host}
             return await super().handle_async_request(request)
 
+    async def refuse_redirects_elsewhere(response: httpx2.Response) -> None:
+        """A redirect to another origin is refused as that origin would be (422), whoever would follow it."""
+        location = response.headers.get("location")
+        if not response.is_redirect or not location:
+            return
+        target = response.request.url.join(location)
+        port = target.port or _DEFAULT_PORTS.get(target.scheme, 0)
+        host = (target.host or "").rstrip(".")
+        same_origin = (target.scheme, port) == (destination.scheme, destination.port) and host in {
+            destination.host,
+            destination.address,
+        }
+        if not same_origin:
+            raise refused("the server redirects to another origin, which Stratus does not follow")
+
     return httpx2.AsyncClient(
         transport=PinnedTransport(trust_env=False),
         headers=dict(headers or {}),
         timeout=timeout_seconds,
         follow_redirects=False,
         trust_env=False,
+        event_hooks={"response": [refuse_redirects_elsewhere]},
     )
 
 

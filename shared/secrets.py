@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -24,6 +25,10 @@ from shared.settings import get_settings
 MASK = "••••••"
 # KMS Encrypt takes at most 4 KB of plaintext.
 MAX_SECRET_BYTES = 4096
+# Secrets opened by this container, by (context, record, ciphertext): a ciphertext never changes what it holds, so
+# a chat that uses a server's headers on every reply asks KMS once, not once a reply. Bounded; least recent goes.
+_OPENED_MAX = 256
+_opened: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
 
 
 class SecretUnreadable(RuntimeError):
@@ -55,7 +60,25 @@ def seal(value: Any, *, context: str, record: str) -> str:
 
 
 def unseal(sealed: str, *, context: str, record: str) -> Any:
-    """The value `seal` was given for this `record` of `context`; `SecretUnreadable` if the ciphertext is not one."""
+    """The value `seal` was given for this `record` of `context`; `SecretUnreadable` if the ciphertext is not one.
+    KMS is asked once per ciphertext and container (see `_opened`)."""
+    key = (context, record, sealed)
+    if (plaintext := _opened.get(key)) is not None:
+        _opened.move_to_end(key)
+        return json.loads(plaintext)
+    plaintext = _decrypted(sealed, context=context, record=record)
+    _opened[key] = plaintext
+    while len(_opened) > _OPENED_MAX:
+        _opened.popitem(last=False)
+    return json.loads(plaintext)
+
+
+def forget_opened_secrets() -> None:
+    """Drop what this container opened (tests start each from a fresh stage)."""
+    _opened.clear()
+
+
+def _decrypted(sealed: str, *, context: str, record: str) -> bytes:
     from botocore.exceptions import ClientError
 
     try:
@@ -70,7 +93,8 @@ def unseal(sealed: str, *, context: str, record: str) -> Any:
         if code in {"InvalidCiphertextException", "IncorrectKeyException"}:
             raise SecretUnreadable(f"the sealed secret of {context} record {record} does not open ({code})") from None
         raise
-    return json.loads(answer["Plaintext"])
+    plaintext: bytes = answer["Plaintext"]
+    return plaintext
 
 
 def masked(names: Iterable[str]) -> dict[str, str]:

@@ -60,6 +60,7 @@ def aws() -> Iterator[None]:
     from shared.auth.keys import forget_key_ring
     from shared.auth.revocations import forget_revocations
     from shared.aws import reset_clients
+    from shared.secrets import forget_opened_secrets
 
     make_moto_dynamodb_atomic()
     make_api_call = BaseClient._make_api_call
@@ -74,6 +75,7 @@ def aws() -> Iterator[None]:
         forget_key_ring()
         forget_revocations()
         forget_stage_spend()
+        forget_opened_secrets()
         environment = provision_stage(TEST_STAGE)
         assert all(os.environ[name] == value for name, value in environment.items())
         yield

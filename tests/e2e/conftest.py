@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -151,15 +152,27 @@ def _stop_leftovers() -> None:
         _terminate(process)
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """The session's running stack."""
-    stack = LocalStack(tmp_path_factory.mktemp("local-stack") / "local.log").start()
+@contextmanager
+def running_stack(log_path: Path, environment: Mapping[str, str] | None = None) -> Iterator[LocalStack]:
+    """A stack of its own, healthy, stopped when the block ends; `environment` adds settings (a fake model's)."""
+    stack = LocalStack(log_path, environment=environment).start()
     try:
         stack.wait_until_healthy()
         yield stack
     finally:
         stack.stop()
+
+
+def model_environment(fake_anthropic_url: str) -> dict[str, str]:
+    """The settings of a stack whose model is a fake Anthropic API at that URL."""
+    return {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": fake_anthropic_url}
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The session's running stack."""
+    with running_stack(tmp_path_factory.mktemp("local-stack") / "local.log") as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

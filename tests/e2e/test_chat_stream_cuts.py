@@ -14,13 +14,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import LocalStack
+from tests.e2e.conftest import LocalStack, model_environment, running_stack
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.scripted import Reply
 
@@ -42,14 +41,9 @@ def slow_model() -> Iterator[FakeAnthropic]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, slow_model: FakeAnthropic) -> Iterator[LocalStack]:
-    environment = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": slow_model.base_url}
-    log_path: Path = tmp_path_factory.mktemp("cut-stack") / "local.log"
-    stack = LocalStack(log_path, environment=environment).start()
-    try:
-        stack.wait_until_healthy()
+    log_path = tmp_path_factory.mktemp("cut-stack") / "local.log"
+    with running_stack(log_path, model_environment(slow_model.base_url)) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +18,8 @@ from fastapi.testclient import TestClient
 from functions.identity.notifier import use_notifier
 from infra.catalog import AUTHORIZER_FUNCTION, STREAMING_FUNCTIONS, all_routes
 from infra.local.gateway import Gateway
-from shared.auth.principal import Principal
-from shared.mcp_client import StdioServer, ToolServer
-from shared.settings import Settings, get_settings, settings_from_environ
+from shared.mcp_client import StdioServer
+from shared.settings import Settings, settings_from_environ
 
 PASSWORD = "correct horse battery"
 
@@ -142,31 +141,3 @@ def everything_url() -> Iterator[str]:
     """The streamable HTTP URL of a running server-everything, started once a session."""
     with running_everything() as url:
         yield url
-
-
-@pytest.fixture
-def enabled_mcp_servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[ToolServer], str]]:
-    """`enable(server)`: makes `server` usable by chat under its id (the user still enables it in their settings).
-    Chat reaches the MCP registry through one seam; this is the one place that stands in for it. The stage
-    allows the project's misbehaving stdio server and loopback HTTP servers."""
-    from functions.chat import tools
-
-    registered: dict[str, ToolServer] = {}
-
-    def servers_for(_principal: Principal, server_ids: Sequence[str]) -> list[ToolServer]:
-        return [registered[server_id] for server_id in server_ids if server_id in registered]
-
-    def enable(server: ToolServer) -> str:
-        registered[server.id] = server
-        return server.id
-
-    allowed = f'[["python", "-m", "mcp_server_time"], ["python", "{MISBEHAVING}"]]'
-    monkeypatch.setenv("MCP_STDIO_ALLOWED", allowed)
-    monkeypatch.setenv("MCP_ALLOW_PRIVATE", "true")
-    monkeypatch.setattr(tools, "servers_for", servers_for)
-    get_settings.cache_clear()
-    tools.forget_tool_lists()
-    yield enable
-    tools.forget_tool_lists()
-    monkeypatch.undo()
-    get_settings.cache_clear()

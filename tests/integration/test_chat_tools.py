@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from functions.chat import tools
 from shared.mcp_client import HttpServer, McpSession, StdioServer, ToolServer
+from shared.settings import get_settings
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.scripted import ScriptedServer
@@ -55,7 +56,45 @@ def anthropic(anthropic_fake: FakeAnthropic, llm_environment: Callable[..., None
 
 @pytest.fixture
 def user(api: TestClient) -> User:
+    """The stage's first account, so an admin: stdio and stage-wide servers are theirs to register."""
     return register(api, "toolsmith@example.com")
+
+
+@pytest.fixture
+def enabled_mcp_servers(api: TestClient, user: User, monkeypatch: pytest.MonkeyPatch) -> Iterator[Enable]:
+    """`enable(server)`: registers `server` (its name, connection and approvals) in the MCP registry through its
+    route, as a stage-wide server, and returns its id; the same name again updates the registration (a new
+    version). The user still enables it in their settings. The stage allows the project's misbehaving stdio server
+    and servers on loopback, where the test servers run."""
+    allowed = f'[["python", "-m", "mcp_server_time"], ["python", "{MISBEHAVING}"]]'
+    monkeypatch.setenv("MCP_STDIO_ALLOWED", allowed)
+    monkeypatch.setenv("MCP_ALLOW_PRIVATE", "true")
+    get_settings.cache_clear()
+    tools.forget_tool_lists()
+    ids: dict[str, str] = {}
+
+    def enable(server: ToolServer) -> str:
+        connection = server.server
+        if isinstance(connection, HttpServer):
+            kind, config = "http", {"url": connection.url, "headers": dict(connection.headers)}
+        else:
+            kind, config = "stdio", {"command": connection.command, "args": list(connection.args)}
+        approval = server.require_approval
+        body = {"config": config, "requireApproval": sorted(approval) if isinstance(approval, frozenset) else approval}
+        if server.name in ids:
+            response = api.put(f"/api/v1/mcp/servers/{ids[server.name]}", headers=user.auth, json=body)
+            assert response.status_code == 200, response.text
+        else:
+            registration = {"name": server.name, "type": kind, "scope": "stage", **body}
+            response = api.post("/api/v1/mcp/servers", headers=user.auth, json=registration)
+            assert response.status_code == 201, response.text
+            ids[server.name] = response.json()["id"]
+        return ids[server.name]
+
+    yield enable
+    tools.forget_tool_lists()
+    monkeypatch.undo()
+    get_settings.cache_clear()
 
 
 def enable_for(api: TestClient, user: User, *server_ids: str) -> None:
@@ -246,12 +285,8 @@ def test_a_server_that_is_down_leaves_its_tools_out_and_chat_still_answers(
     log_lines: LogLines,
 ) -> None:
     down = f"http://127.0.0.1:{free_port()}/mcp?token=secret-in-query"
-    enable_for(
-        api,
-        user,
-        enabled_mcp_servers(ToolServer("srv-down", "down", HttpServer(down, {"authorization": "Bearer hush"}))),
-        enabled_mcp_servers(ToolServer("srv-1", "everything", HttpServer(everything_url))),
-    )
+    down_id = enabled_mcp_servers(ToolServer("srv-down", "down", HttpServer(down, {"authorization": "Bearer hush"})))
+    enable_for(api, user, down_id, enabled_mcp_servers(ToolServer("srv-1", "everything", HttpServer(everything_url))))
     anthropic.reply("Answered anyway.")
 
     events = events_of(api, user, {"message": "Hello?"})
@@ -262,7 +297,7 @@ def test_a_server_that_is_down_leaves_its_tools_out_and_chat_still_answers(
     assert not [name for name in names if name.startswith("down__")]
     (warning,) = [line for line in log_lines.lines if "left out" in line]
     assert warning.startswith("WARNING")
-    assert "srv-down" in warning
+    assert down_id in warning
     assert "could not be reached" in warning
     assert not [line for line in log_lines.lines if "secret-in-query" in line or "hush" in line]
 

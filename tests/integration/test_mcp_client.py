@@ -242,10 +242,18 @@ def test_a_stdio_message_over_the_line_cap_ends_the_session_with_a_clear_error()
         asyncio.run(scenario())
 
 
-def test_importing_the_client_does_not_import_the_sdk() -> None:
-    code = (
-        "import sys, shared.mcp_client, shared.outbound; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'mcp', 'mcp_types', 'httpx2', 'anyio'}))"
-    )
-    output = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+@pytest.mark.parametrize(
+    ("modules", "sdk"),
+    [
+        ("shared.mcp_client, shared.outbound", "{'mcp', 'mcp_types', 'httpx2', 'anyio'}"),
+        # What a cold start of the MCP function and of chat loads: the SDK comes with the first connect.
+        ("functions.mcp.handler, functions.chat.api, functions.chat.tools", "{'mcp', 'mcp_types', 'httpx2'}"),
+    ],
+)
+def test_importing_the_client_or_its_functions_does_not_import_the_sdk(modules: str, sdk: str) -> None:
+    code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.split('.')[0] in {sdk}))"
+    environment = {**os.environ, "STAGE": "dev"}
+    command = [sys.executable, "-c", code]
+    output = subprocess.run(command, check=False, cwd=ROOT, env=environment, capture_output=True, text=True)
+    assert output.returncode == 0, output.stderr
     assert output.stdout.strip() == "[]"

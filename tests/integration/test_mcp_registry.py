@@ -212,11 +212,11 @@ def test_a_server_redirecting_to_an_internal_address_is_not_followed(api: TestCl
         health = api.get(f"{SERVERS}/{server['id']}/health", headers=people["ada"].auth).json()
     finally:
         redirector.shutdown()
-    assert tools.status_code == 502, tools.text
-    assert error_code(tools) == "mcp_unavailable"
-    assert "not followed" in tools.json()["error"]["message"]
+    assert tools.status_code == 422, tools.text
+    assert error_code(tools) == "url_not_allowed"
+    assert "does not follow" in tools.json()["error"]["message"]
     assert health["reachable"] is False
-    assert "not followed" in health["error"]["message"]
+    assert health["error"]["code"] == "url_not_allowed"
 
 
 # Who sees and changes what ----------------------------------------------------------------------------------------
@@ -483,6 +483,32 @@ def test_a_sealed_secret_does_not_open_on_another_record_or_context(aws: None) -
     for context, record in (("mcp", "01SERVERB"), ("channels", "01SERVERA")):
         with pytest.raises(SecretUnreadable):
             unseal(sealed, context=context, record=record)
+
+
+def test_a_container_asks_kms_once_per_sealed_secret(aws: None) -> None:
+    from botocore.client import BaseClient
+
+    from shared.secrets import seal, unseal
+
+    sealed = seal({"Authorization": SECRET}, context="mcp", record="01SERVERA")
+    resealed = seal({"Authorization": "Bearer rotated"}, context="mcp", record="01SERVERA")
+    decrypts: list[str] = []
+    make_api_call = BaseClient._make_api_call
+
+    def counting(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "Decrypt":
+            decrypts.append(operation)
+        return make_api_call(self, operation, params)
+
+    with patch.object(BaseClient, "_make_api_call", counting):
+        opened = [unseal(sealed, context="mcp", record="01SERVERA") for _ in range(3)]
+        opened[0]["Authorization"] = "changed by a caller"
+        again = unseal(sealed, context="mcp", record="01SERVERA")
+        rotated = unseal(resealed, context="mcp", record="01SERVERA")
+
+    assert len(decrypts) == 2  # one per ciphertext: a changed secret is a new ciphertext, opened anew
+    assert again == {"Authorization": SECRET}  # a caller's copy is its own
+    assert rotated == {"Authorization": "Bearer rotated"}
 
 
 # For chat -------------------------------------------------------------------------------------------------------

@@ -25,9 +25,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.seen.append((self.path, self.headers.get("Host", "")))
-        if self.path == "/redirect-private":
+        if self.path.startswith("/redirect-"):
             self.send_response(302)
-            self.send_header("Location", "http://10.0.0.1/latest/meta-data/")
+            target = "/ok" if self.path == "/redirect-same" else "http://10.0.0.1/latest/meta-data/"
+            self.send_header("Location", target)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -113,10 +114,21 @@ def test_a_redirect_to_a_private_address_is_not_followed(local_server: Recording
         async with guarded_http_client(destination) as client:
             return (await client.get(url, follow_redirects=follow)).status_code
 
-    # By default no redirect is followed: the caller sees the 302 itself.
-    assert asyncio.run(call(follow=False)) == 302
-    # Asked to follow, the client refuses the other origin instead of calling it.
-    with pytest.raises(ValidationFailed, match="another origin") as caught:
-        asyncio.run(call(follow=True))
-    assert caught.value.error_code == "url_not_allowed"
+    # Followed or not, a redirect to another origin is refused as that origin would be, and never called.
+    for follow in (False, True):
+        with pytest.raises(ValidationFailed, match="redirects to another origin") as caught:
+            asyncio.run(call(follow=follow))
+        assert caught.value.error_code == "url_not_allowed"
     assert [path for path, _ in local_server.seen] == ["/redirect-private", "/redirect-private"]
+
+
+def test_a_redirect_within_the_origin_reaches_the_caller_unfollowed(local_server: RecordingServer) -> None:
+    url = f"http://127.0.0.1:{port_of(local_server)}/redirect-same"
+
+    async def call() -> int:
+        destination = await checked_destination(url, PRIVATE_ALLOWED)
+        async with guarded_http_client(destination) as client:
+            return (await client.get(url)).status_code
+
+    assert asyncio.run(call()) == 302
+    assert [path for path, _ in local_server.seen] == ["/redirect-same"]
