@@ -55,6 +55,7 @@ def aws() -> Iterator[None]:
     from moto import mock_aws
 
     from functions.chat.limits import forget_stage_spend
+    from functions.chat.tools import forget_enabled_servers
     from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
     from infra.local.provision import provision_stage
     from shared.auth.keys import forget_key_ring
@@ -76,6 +77,7 @@ def aws() -> Iterator[None]:
         forget_revocations()
         forget_stage_spend()
         forget_opened_secrets()
+        forget_enabled_servers()
         environment = provision_stage(TEST_STAGE)
         assert all(os.environ[name] == value for name, value in environment.items())
         yield

@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 import time
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -60,14 +61,36 @@ NOT_INTERACTIVE = (
 )
 
 
+# How long a container reuses what the registry answered for a user's enabled servers: within it a reply makes no
+# registry read before the first token; a server disabled, deleted or changed in the registry reaches chat within
+# it (as a revocation reaches every function within REVOCATION_REFRESH_SECONDS).
+SERVERS_REFRESH_SECONDS = 5.0
+_ENABLED_SERVERS_MAX = 1024
+_enabled_servers: OrderedDict[tuple[str, bool, tuple[str, ...]], tuple[float, list[ToolServer]]] = OrderedDict()
+
+
 def servers_for(principal: Principal, server_ids: Sequence[str]) -> list[ToolServer]:
-    """The enabled servers among `server_ids` the user may use (one read of the MCP registry)."""
+    """The enabled servers among `server_ids` the user may use: one read of the MCP registry, at most every
+    `SERVERS_REFRESH_SECONDS` for the same user, permission and servers."""
     if not server_ids:
         return []
-    from functions.mcp import service as mcp  # type: ignore[import-not-found,unused-ignore]
+    key = (principal.user_id, principal.can("mcp.use"), tuple(server_ids))
+    cached = _enabled_servers.get(key)
+    if cached is not None and time.monotonic() - cached[0] < SERVERS_REFRESH_SECONDS:
+        return cached[1]
+    from functions.mcp import service as mcp
 
     servers: list[ToolServer] = mcp.servers_for_chat(principal, list(server_ids))
+    _enabled_servers[key] = (time.monotonic(), servers)
+    _enabled_servers.move_to_end(key)
+    while len(_enabled_servers) > _ENABLED_SERVERS_MAX:
+        _enabled_servers.popitem(last=False)
     return servers
+
+
+def forget_enabled_servers() -> None:
+    """Drop what the registry answered: the next reply reads it again."""
+    _enabled_servers.clear()
 
 
 # The per-container tool-list cache ---------------------------------------------------------------------------

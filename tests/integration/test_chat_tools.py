@@ -69,6 +69,8 @@ def enabled_mcp_servers(api: TestClient, user: User, monkeypatch: pytest.MonkeyP
     allowed = f'[["python", "-m", "mcp_server_time"], ["python", "{MISBEHAVING}"]]'
     monkeypatch.setenv("MCP_STDIO_ALLOWED", allowed)
     monkeypatch.setenv("MCP_ALLOW_PRIVATE", "true")
+    # Every reply reads the registry, so a changed registration shows at once (the window is tested with the registry).
+    monkeypatch.setattr(tools, "SERVERS_REFRESH_SECONDS", 0.0)
     get_settings.cache_clear()
     tools.forget_tool_lists()
     ids: dict[str, str] = {}

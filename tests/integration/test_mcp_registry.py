@@ -15,8 +15,10 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
+from botocore.client import BaseClient
 from fastapi.testclient import TestClient
 
+from functions.chat import tools
 from functions.mcp import service
 from shared.auth.principal import Principal
 from shared.mcp_client import HttpServer
@@ -615,9 +617,18 @@ def anthropic_model(anthropic_fake: FakeAnthropic, llm_environment: Callable[...
     return anthropic_fake
 
 
+def offered_tool_names(model: FakeAnthropic) -> list[str]:
+    body = model.last_request.body or {}
+    return [tool["name"] for tool in body.get("tools", [])]
+
+
 @pytest.mark.usefixtures("loopback_allowed")
 def test_chat_uses_a_registered_server_the_user_enabled(
-    api: TestClient, people: dict[str, User], everything_url: str, anthropic_model: FakeAnthropic
+    api: TestClient,
+    people: dict[str, User],
+    everything_url: str,
+    anthropic_model: FakeAnthropic,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     admin, ada, anthropic = people["admin"], people["ada"], anthropic_model
     server = register_server(api, admin, **http_server("everything", everything_url, scope="stage"))
@@ -632,7 +643,25 @@ def test_chat_uses_a_registered_server_the_user_enabled(
     assert "42" in result["content"]
     assert result["isError"] is False
     assert "42" in text_of(events)
-    # Disabled in the registry, it no longer reaches chat.
+    # Within the refresh window the container reuses what the registry answered: no read before the model.
+    registry_reads: list[str] = []
+    make_api_call = BaseClient._make_api_call
+
+    def counting(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "BatchGetItem":
+            registry_reads.extend(params["RequestItems"])
+        return make_api_call(self, operation, params)
+
+    anthropic.reply("Still here.")
+    monkeypatch.setattr(tools, "SERVERS_REFRESH_SECONDS", 60.0)  # however long the first reply took
+    with patch.object(BaseClient, "_make_api_call", counting):
+        again = events_of(api, ada, {"message": "Again?"})
+    assert kinds(again) == ["start", "usage", "end"]
+    assert "everything__get-sum" in offered_tool_names(anthropic)
+    assert [table for table in registry_reads if table.endswith("-mcp")] == []
+    # Disabled in the registry, it no longer reaches chat once the window has passed.
     api.put(f"{SERVERS}/{server['id']}", headers=admin.auth, json={"enabled": False})
+    monkeypatch.setattr(tools, "SERVERS_REFRESH_SECONDS", 0.0)
     anthropic.reply("No tools today.")
     assert kinds(events_of(api, ada, {"message": "And now?"})) == ["start", "usage", "end"]
+    assert offered_tool_names(anthropic) == []
