@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import os
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -166,8 +167,11 @@ def guarded_http_client(
     *,
     headers: Mapping[str, str] | None = None,
     timeout_seconds: float = 30.0,
+    tls: ssl.SSLContext | None = None,
 ) -> httpx2.AsyncClient:
-    """An HTTP client pinned to `destination`: it connects to the checked address only, and to no other origin."""
+    """An HTTP client pinned to `destination`: it connects to the checked address only, and to no other origin.
+    Over https the certificate is verified for the URL's hostname (sent as SNI), against the system's trust store
+    unless `tls` says otherwise."""
     import httpx2
 
     class PinnedTransport(httpx2.AsyncHTTPTransport):
@@ -197,7 +201,7 @@ def guarded_http_client(
             raise refused("the server redirects to another origin, which Stratus does not follow")
 
     return httpx2.AsyncClient(
-        transport=PinnedTransport(trust_env=False),
+        transport=PinnedTransport(trust_env=False, verify=tls if tls is not None else True),
         headers=dict(headers or {}),
         timeout=timeout_seconds,
         follow_redirects=False,

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
+import httpx2
 import pytest
 
 from shared.errors import ValidationFailed
@@ -132,3 +136,76 @@ def test_a_redirect_within_the_origin_reaches_the_caller_unfollowed(local_server
 
     assert asyncio.run(call()) == 302
     assert [path for path, _ in local_server.seen] == ["/redirect-same"]
+
+
+# TLS: the pinned connection still speaks to the hostname ---------------------------------------------------------
+
+
+def _certificate_authority(hostname: str) -> tuple[bytes, bytes, bytes]:
+    """A throwaway CA, and a certificate it signed for `hostname`: (CA PEM, leaf PEM, leaf key PEM)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, signer: Any) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+        )
+        if subject == hostname:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+        else:
+            builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Stratus test CA")])
+    ca = certificate("Stratus test CA", ca_key, ca_name, ca_key)
+    leaf = certificate(hostname, leaf_key, ca.subject, ca_key)
+    pem = serialization.Encoding.PEM
+    key_pem = leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return ca.public_bytes(pem), leaf.public_bytes(pem), key_pem
+
+
+def test_an_https_call_pinned_to_the_checked_address_verifies_the_hostname_and_sends_it_as_sni(
+    tmp_path: Path,
+) -> None:
+    hostname = "mcp.tls.test"
+    ca_pem, leaf_pem, key_pem = _certificate_authority(hostname)
+    (tmp_path / "leaf.pem").write_bytes(leaf_pem + key_pem)
+    server_names: list[str | None] = []
+    serving = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    serving.load_cert_chain(tmp_path / "leaf.pem")
+    serving.sni_callback = lambda _socket, name, _context: server_names.append(name)  # type: ignore[func-returns-value]
+    server = RecordingServer(("127.0.0.1", 0), Handler)
+    server.seen = []
+    server.socket = serving.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    trusted = ssl.create_default_context(cadata=ca_pem.decode())
+    policy = OutboundPolicy(require_https=True, allow_private=True)
+
+    async def call(host: str) -> int:
+        url = f"https://{host}:{port_of(server)}/ok"
+        destination = await checked_destination(url, policy, resolver=fixed_resolver("127.0.0.1", []))
+        async with guarded_http_client(destination, tls=trusted) as client:
+            return (await client.get(url)).status_code
+
+    try:
+        assert asyncio.run(call(hostname)) == 200
+        # Another name on the same address: its certificate does not match, so the call fails, not the check.
+        with pytest.raises(httpx2.ConnectError, match=r"CERTIFICATE_VERIFY_FAILED|match"):
+            asyncio.run(call("other.tls.test"))
+    finally:
+        server.shutdown()
+    assert server_names[0] == hostname
+    assert server.seen == [("/ok", f"{hostname}:{port_of(server)}")]
