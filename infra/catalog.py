@@ -6,8 +6,9 @@ Kept free of CDK imports so `make dev` can read it without the CDK toolchain ins
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from shared.tables import CHAT, CONVERSATIONS, IDENTITY, MCP, MEMORIES, REALTIME, TABLES, TableSpec
+from shared.tables import CHAT, CONVERSATIONS, IDENTITY, JOBS, MCP, MEMORIES, REALTIME, TABLES, TableSpec
 
 API_PREFIX = "/api/v1"
 
@@ -345,3 +346,62 @@ WEBSOCKET_FUNCTIONS: tuple[FunctionSpec, ...] = (
 
 def all_routes() -> list[tuple[Route, FunctionSpec]]:
     return [(route, spec) for spec in HTTP_FUNCTIONS for route in spec.routes]
+
+
+# -- Jobs: export, import, account deletion, archiving (Step Functions) --------------------------------------------
+
+Workflow = Literal["export", "import", "deletion", "archive"]
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """A context's part in the jobs workflows, listed once: every workflow it takes part in maps over it.
+
+    Its pages run in a task function of its own (`jobs-<name>`, handler `functions.jobs.tasks.context_task`) that
+    may touch exactly `tables` and, where `uses_payload_bucket`, the payload bucket; `module` implements the
+    protocols of `functions.jobs.ports` for the workflows it is in.
+    """
+
+    name: str
+    module: str
+    tables: tuple[TableSpec, ...]
+    workflows: frozenset[Workflow]
+    uses_payload_bucket: bool = False
+    uses_export_bucket: bool = False
+    imports: tuple[str, ...] = ()
+    """The kinds of imported item it stores (`functions.jobs.formats.items`): project, conversation, prompt, memory."""
+    last: bool = False
+    """Deletion runs it after every other context, in the order listed, instead of alongside them."""
+
+
+JOB_CONTEXTS: tuple[JobContext, ...] = (
+    JobContext(
+        "conversations",
+        "functions.conversations.jobs",
+        (CONVERSATIONS,),
+        frozenset({"export", "import", "deletion", "archive"}),
+        uses_payload_bucket=True,
+        imports=("project", "conversation", "prompt"),
+    ),
+    JobContext(
+        "memories",
+        "functions.memories.jobs",
+        (MEMORIES,),
+        frozenset({"export", "import", "deletion", "archive"}),
+        imports=("memory",),
+    ),
+    JobContext("usage", "functions.usage.jobs", (CHAT,), frozenset({"export", "deletion"})),
+    # Chat's own items of a user (limit windows, pending tool approvals); their usage is the usage context's.
+    JobContext("chat", "functions.chat.jobs", (CHAT,), frozenset({"deletion"}), uses_payload_bucket=True),
+    JobContext("realtime", "functions.realtime.jobs", (REALTIME,), frozenset({"deletion"})),
+    JobContext("mcp", "functions.mcp.jobs", (MCP,), frozenset({"export", "deletion"})),
+    # The user's other jobs and their files (the deletion's own job record stays: admins see deletion jobs).
+    JobContext("jobs", "functions.jobs.userdata", (JOBS,), frozenset({"deletion"}), uses_export_bucket=True, last=True),
+    # Deletion removes the identity after every other context is done (until then the account exists, refused, so
+    # a failed deletion can be run again); the export's profile and settings come from it.
+    JobContext("identity", "functions.identity.jobs", (IDENTITY,), frozenset({"export", "deletion"}), last=True),
+)
+
+
+def job_contexts(workflow: Workflow) -> tuple[JobContext, ...]:
+    return tuple(context for context in JOB_CONTEXTS if workflow in context.workflows)

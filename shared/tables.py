@@ -114,7 +114,11 @@ REALTIME = TableSpec(
 # listing is one Query; the names taken (unique among what one user can see) are items of their own.
 MCP = TableSpec(context="mcp")
 
-TABLES: tuple[TableSpec, ...] = (IDENTITY, CONVERSATIONS, MEMORIES, CHAT, REALTIME, MCP)
+# Export, import, deletion and archiving jobs: a job is one item; gsi1 lists a user's jobs newest first, gsi2 the
+# stage's (the admin view).
+JOBS = TableSpec(context="jobs", indexes=(Index("gsi1", "gsi1pk", "gsi1sk"), Index("gsi2", "gsi2pk", "gsi2sk")))
+
+TABLES: tuple[TableSpec, ...] = (IDENTITY, CONVERSATIONS, MEMORIES, CHAT, REALTIME, MCP, JOBS)
 
 
 def create_tables(dynamodb_client: Any, stage: str) -> dict[str, str]:
