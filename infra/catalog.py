@@ -12,6 +12,32 @@ from shared.tables import CHAT, CONVERSATIONS, IDENTITY, JOBS, MCP, MEMORIES, RE
 
 API_PREFIX = "/api/v1"
 
+Workflow = Literal["export", "import", "deletion", "archive"]
+WORKFLOWS: tuple[Workflow, ...] = ("export", "import", "deletion", "archive")
+
+
+
+def workflow_env_var(workflow: Workflow) -> str:
+    """The variable naming a workflow's state machine to the functions that start it (`EXPORT_WORKFLOW_ARN`)."""
+    return f"{workflow.upper()}_WORKFLOW_ARN"
+
+
+# The export bucket's two prefixes (both expire after 7 days): export archives and their parts, import uploads.
+EXPORTS_PREFIX = "exports/"
+IMPORTS_PREFIX = "imports/"
+
+BucketAction = Literal["read", "write", "delete", "list"]
+
+
+@dataclass(frozen=True)
+class BucketAccess:
+    """What a function may do under one prefix of the export bucket: `read` GetObject (HeadObject, presigned
+    downloads), `write` PutObject and multipart uploads (presigned uploads), `delete` DeleteObject, `list`
+    ListBucket of that prefix only."""
+
+    prefix: str
+    actions: frozenset[BucketAction]
+
 
 @dataclass(frozen=True)
 class Route:
@@ -57,9 +83,20 @@ class FunctionSpec:
     # of `unsealed_secret_contexts`. The key's use is granted for exactly these encryption contexts.
     secret_contexts: tuple[str, ...] = ()
     unsealed_secret_contexts: tuple[str, ...] = ()
+    # Prefixes of the stage's export bucket (exports, import uploads) and what it may do under each.
+    export_bucket: tuple[BucketAccess, ...] = ()
+    # Workflows it starts (states:StartExecution on exactly those state machines; their ARNs in its environment).
+    starts_workflows: tuple[Workflow, ...] = ()
+    # Environment of its own, beyond the resources' names: (name, value) pairs.
+    environment: tuple[tuple[str, str], ...] = ()
     layers: tuple[str, ...] = ("base",)
     memory_mb: int = 512
     timeout_seconds: int = 29
+
+
+def pascal(name: str) -> str:
+    """A catalog name (`realtime-worker`, `read_only`) as a construct id part (`RealtimeWorker`, `ReadOnly`)."""
+    return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
 
 
 def _routes(*specs: tuple[str, str], public: bool = False) -> tuple[Route, ...]:
@@ -98,12 +135,43 @@ IDENTITY_FUNCTION = FunctionSpec(
         ("GET", "/admin/roles"),
         ("POST", "/admin/roles"),
         ("DELETE", "/admin/roles/{roleName}"),
+        # Checks the password (scrypt wants this function's memory), revokes every credential, then starts the
+        # deletion workflow through the jobs context's service.
+        ("DELETE", "/users/account"),
     ),
-    tables=(IDENTITY,),
+    # The jobs table: the account deletion's job record.
+    tables=(IDENTITY, JOBS),
+    starts_workflows=("deletion",),
     reads_signing_keys=True,
     checks_revocations=True,
     # scrypt at its production cost takes 128 MiB and ~0.6 s of one core per hash: 1,769 MB is one full vCPU.
     memory_mb=1769,
+)
+
+JOBS_FUNCTION = FunctionSpec(
+    name="jobs",
+    handler="functions.jobs.handler.lambda_handler",
+    app="functions.jobs.api:app",
+    description="Export, import, account deletion and archiving jobs: starts their workflows, reports progress",
+    routes=_routes(
+        ("POST", "/users/export"),
+        ("GET", "/users/export/{jobId}"),
+        ("GET", "/users/jobs"),
+        ("POST", "/users/import"),
+        ("POST", "/users/import/{jobId}/start"),
+        ("GET", "/users/import/{jobId}"),
+        ("GET", "/admin/jobs"),
+        ("GET", "/admin/jobs/{jobId}"),
+        ("POST", "/admin/jobs/archive"),
+    ),
+    tables=(JOBS,),
+    # Presigns the archive's download and the upload's PUT, and checks the upload's size (HeadObject) at start.
+    export_bucket=(
+        BucketAccess(EXPORTS_PREFIX, frozenset({"read"})),
+        BucketAccess(IMPORTS_PREFIX, frozenset({"read", "write"})),
+    ),
+    starts_workflows=WORKFLOWS,
+    checks_revocations=True,
 )
 
 HEALTH_FUNCTION = FunctionSpec(
@@ -276,6 +344,7 @@ HTTP_FUNCTIONS: tuple[FunctionSpec, ...] = (
     MEMORIES_FUNCTION,
     MCP_FUNCTION,
     USAGE_FUNCTION,
+    JOBS_FUNCTION,
     HEALTH_FUNCTION,
 )
 
@@ -350,8 +419,6 @@ def all_routes() -> list[tuple[Route, FunctionSpec]]:
 
 # -- Jobs: export, import, account deletion, archiving (Step Functions) --------------------------------------------
 
-Workflow = Literal["export", "import", "deletion", "archive"]
-
 
 @dataclass(frozen=True)
 class JobContext:
@@ -405,3 +472,68 @@ JOB_CONTEXTS: tuple[JobContext, ...] = (
 
 def job_contexts(workflow: Workflow) -> tuple[JobContext, ...]:
     return tuple(context for context in JOB_CONTEXTS if workflow in context.workflows)
+
+
+# A task may run for minutes (a page is bounded work, far below this); the state machine loops over pages.
+JOB_TASK_TIMEOUT_SECONDS = 300
+
+
+def job_task_function(context: JobContext) -> FunctionSpec:
+    """The task function that runs `context`'s pages: exactly its tables and buckets, and its archive parts."""
+    exports: set[BucketAction] = set()
+    imports: set[BucketAction] = set()
+    if "export" in context.workflows:
+        exports.add("write")  # its archive parts
+    if context.uses_export_bucket:
+        # Deleting an account deletes the user's other jobs' files: archives, their parts and uploads.
+        exports |= {"delete", "list"}
+        imports |= {"delete", "list"}
+    grants = tuple(
+        BucketAccess(prefix, frozenset(actions))
+        for prefix, actions in ((EXPORTS_PREFIX, exports), (IMPORTS_PREFIX, imports))
+        if actions
+    )
+    return FunctionSpec(
+        name=f"jobs-{context.name}",
+        handler="functions.jobs.tasks.context_task",
+        description=f"Jobs: the {context.name} context's pages of export, deletion, archiving",
+        tables=context.tables,
+        uses_payload_bucket=context.uses_payload_bucket,
+        export_bucket=grants,
+        environment=(("JOB_CONTEXT", context.name),),
+        memory_mb=1024,
+        timeout_seconds=JOB_TASK_TIMEOUT_SECONDS,
+    )
+
+
+_IMPORTING_CONTEXTS = tuple(context for context in JOB_CONTEXTS if context.imports)
+
+JOB_IMPORT_FUNCTION = FunctionSpec(
+    name="jobs-import",
+    handler="functions.jobs.tasks.import_task",
+    description="Jobs: reads an uploaded export a page at a time and hands its items to their contexts",
+    tables=tuple(dict.fromkeys(table for context in _IMPORTING_CONTEXTS for table in context.tables)),
+    uses_payload_bucket=any(context.uses_payload_bucket for context in _IMPORTING_CONTEXTS),
+    export_bucket=(BucketAccess(IMPORTS_PREFIX, frozenset({"read"})),),
+    # The upload is downloaded to /tmp (the readers need a seekable file) and read a page at a time.
+    memory_mb=2048,
+    timeout_seconds=JOB_TASK_TIMEOUT_SECONDS,
+)
+
+JOB_STEPS_FUNCTION = FunctionSpec(
+    name="jobs-steps",
+    handler="functions.jobs.steps.lambda_handler",
+    description="Jobs: the job record's steps (begin, progress, finish, fail) and the export archive's assembly",
+    tables=(JOBS,),
+    # Assembling the archive reads and deletes the parts and writes export.zip.
+    export_bucket=(BucketAccess(EXPORTS_PREFIX, frozenset({"read", "write", "delete", "list"})),),
+    memory_mb=1024,
+    timeout_seconds=JOB_TASK_TIMEOUT_SECONDS,
+)
+
+# Every function the workflows invoke; none serves a route.
+JOB_TASK_FUNCTIONS: tuple[FunctionSpec, ...] = (
+    *(job_task_function(context) for context in JOB_CONTEXTS),
+    JOB_IMPORT_FUNCTION,
+    JOB_STEPS_FUNCTION,
+)

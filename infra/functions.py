@@ -16,10 +16,10 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from infra.catalog import FunctionSpec
+from infra.catalog import FunctionSpec, pascal
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.observability import METRICS_NAMESPACE, WRITE_LOG_ACTIONS, log_group
-from infra.stage import StageConfig, StageConstruct, pascal
+from infra.stage import StageConfig, StageConstruct
 from infra.storage import PAYLOAD_PREFIX, Storage
 from shared.auth.api_keys import API_KEY_RESOLUTION_ATTRIBUTES, API_KEY_RESOLUTION_PARTITIONS
 from shared.auth.revocations import REVOCATIONS_PARTITION

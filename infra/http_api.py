@@ -10,11 +10,11 @@ from aws_cdk.aws_apigatewayv2_authorizers import HttpLambdaAuthorizer, HttpLambd
 from aws_cdk.aws_apigatewayv2_integrations import HttpLambdaIntegration
 from constructs import Construct
 
-from infra.catalog import API_PREFIX, AUTHORIZER_CACHE_SECONDS, AUTHORIZER_FUNCTION, HTTP_FUNCTIONS
+from infra.catalog import API_PREFIX, AUTHORIZER_CACHE_SECONDS, AUTHORIZER_FUNCTION, HTTP_FUNCTIONS, pascal
 from infra.functions import Functions
 from infra.nag import acknowledge
 from infra.observability import JsonAccessLogs
-from infra.stage import CORS_HEADERS, StageConfig, StageConstruct, pascal
+from infra.stage import CORS_HEADERS, StageConfig, StageConstruct
 
 CORS_METHODS = (
     apigwv2.CorsHttpMethod.GET,

@@ -103,8 +103,3 @@ def deployment_settings(stage: str, cors_origins: str | None) -> Settings:
     except ValidationError as error:
         problem = str(error.errors()[0]["msg"]).removeprefix("Value error, ")
         raise ConfigurationError(f"stage {stage!r}: {problem}") from None
-
-
-def pascal(name: str) -> str:
-    """A catalog name (`realtime-worker`, `read_only`) as a construct id part (`RealtimeWorker`, `ReadOnly`)."""
-    return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))

@@ -11,8 +11,9 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from infra.catalog import pascal
 from infra.nag import acknowledge
-from infra.stage import StageConfig, StageConstruct, pascal
+from infra.stage import StageConfig, StageConstruct
 from shared.tables import TABLES, TableSpec
 
 # Large message bodies live under this prefix of the payload bucket; it is all a function may touch there.

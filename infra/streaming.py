@@ -7,9 +7,9 @@ from aws_cdk import Aws, CfnOutput, Duration
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.catalog import STREAMING_FUNCTIONS, FunctionSpec
+from infra.catalog import STREAMING_FUNCTIONS, FunctionSpec, pascal
 from infra.functions import Functions
-from infra.stage import CORS_HEADERS, StageConfig, StageConstruct, pascal
+from infra.stage import CORS_HEADERS, StageConfig, StageConstruct
 
 # The Lambda Web Adapter (AWS-published layer): runs a web app in Lambda and streams its responses.
 WEB_ADAPTER_LAYER = "arn:aws:lambda:{region}:753240598075:layer:LambdaAdapterLayerArm64:25"

@@ -9,6 +9,8 @@ from unittest.mock import patch
 
 import pytest
 
+from infra.catalog import WORKFLOWS, workflow_env_var
+from infra.local.stepfunctions import ACCOUNT_ID, state_machine_name
 from shared.tables import TABLES
 from tests.fakes.variables import LLM_VARIABLES
 
@@ -39,6 +41,12 @@ os.environ.update(
 )
 for _spec in TABLES:
     os.environ[_spec.env_var] = _spec.physical_name(TEST_STAGE)
+os.environ["EXPORT_BUCKET"] = f"stratus-{TEST_STAGE}-exports"
+for _workflow in WORKFLOWS:
+    # The ARN moto gives the workflow's state machine (infra.local.stepfunctions).
+    os.environ[workflow_env_var(_workflow)] = (
+        f"arn:aws:states:us-east-1:{ACCOUNT_ID}:stateMachine:{state_machine_name(TEST_STAGE, _workflow)}"
+    )
 # Never let a test reach a real endpoint, a developer's profile or their model provider keys (a real, paid call).
 for _name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", *LLM_VARIABLES):
     os.environ.pop(_name, None)
@@ -50,7 +58,8 @@ class ScanOnRequestPathError(AssertionError):
 
 @pytest.fixture
 def aws() -> Iterator[None]:
-    """Fresh moto AWS provisioned as a deployed stage is, with every DynamoDB Scan turned into a failure."""
+    """Fresh moto AWS provisioned as a deployed stage is, with every DynamoDB Scan turned into a failure. Step
+    Functions executions really run, their Lambda tasks in this process (the catalog's task handlers)."""
     from botocore.client import BaseClient
     from moto import mock_aws
 
@@ -58,6 +67,7 @@ def aws() -> Iterator[None]:
     from functions.chat.tools import forget_enabled_servers
     from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
     from infra.local.provision import provision_stage
+    from infra.local.stepfunctions import catalog_task_runners, route_task_invocations
     from shared.auth.keys import forget_key_ring
     from shared.auth.revocations import forget_revocations
     from shared.aws import reset_clients
@@ -71,7 +81,11 @@ def aws() -> Iterator[None]:
             raise ScanOnRequestPathError(f"Scan of {params.get('TableName')}")
         return make_api_call(self, operation, params)
 
-    with mock_aws(), patch.object(BaseClient, "_make_api_call", no_scan):
+    with (
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+        patch.object(BaseClient, "_make_api_call", no_scan),
+        route_task_invocations(catalog_task_runners(TEST_STAGE, os.environ["AWS_REGION"])),
+    ):
         reset_clients()
         forget_key_ring()
         forget_revocations()

@@ -9,6 +9,7 @@ test session can start and stop it more than once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -63,6 +64,13 @@ class LocalAws:
                 os.environ[name] = value
         _forget_cached_clients()
 
+    def forward_invocations_to(self, endpoint_url: str) -> None:
+        """Send the Lambda tasks of Step Functions executions to `endpoint_url` (the local gateway's Invoke API)."""
+        stdin = self._server.stdin
+        assert stdin is not None
+        stdin.write(f"lambda-endpoint {endpoint_url}\n")
+        stdin.flush()
+
     def __enter__(self) -> LocalAws:
         return self
 
@@ -77,7 +85,8 @@ def start_local_aws(stage: str = "local", *, host: str = "127.0.0.1", port: int 
         [sys.executable, "-m", "infra.local.moto_process", "--host", host, "--port", str(port)],
         cwd=_REPO_ROOT,
         stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
+        # Commands to the server (`lambda-endpoint <url>`); closed, it stops.
+        stdin=subprocess.PIPE,
         text=True,
     )
     assert server.stdout is not None
@@ -127,8 +136,10 @@ def _terminate(process: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):  # a command the server never read
+                stream.close()
 
 
 def _forget_cached_clients() -> None:

@@ -13,14 +13,22 @@ def payload_bucket_name(stage: str) -> str:
     return f"stratus-{stage}-payloads"
 
 
+def export_bucket_name(stage: str) -> str:
+    return f"stratus-{stage}-exports"
+
+
 def secrets_key_alias(stage: str) -> str:
     return f"alias/stratus-{stage}-secrets"
 
 
 def provision_stage(stage: str) -> dict[str, str]:
-    """Tables, the signing key secret with its first key, the payload bucket and the secrets key; returns the
-    environment that points functions at them (the names CDK passes in a deployed stage)."""
+    """Tables, the signing key secret with its first key, the payload and export buckets, the secrets key and the
+    jobs workflows; returns the environment that points functions at them (the names CDK passes in a deployed
+    stage)."""
+    import os
+
     from functions.identity.signing_keys import ensure_signing_keys
+    from infra.local.stepfunctions import create_state_machines
     from shared.aws import client
 
     environment = create_tables(client("dynamodb"), stage)
@@ -29,7 +37,15 @@ def provision_stage(stage: str) -> dict[str, str]:
     client("secretsmanager").create_secret(Name=secret_id, SecretString="placeholder")
     ensure_signing_keys(secret_id)
     bucket = payload_bucket_name(stage)
-    client("s3").create_bucket(Bucket=bucket)
+    s3 = client("s3")
+    s3.create_bucket(Bucket=bucket)
+    exports = export_bucket_name(stage)
+    s3.create_bucket(Bucket=exports)
+    # The browser uploads imports and downloads exports with presigned URLs, from any local frontend.
+    s3.put_bucket_cors(
+        Bucket=exports,
+        CORSConfiguration={"CORSRules": [{"AllowedMethods": ["GET", "PUT"], "AllowedOrigins": ["*"], "AllowedHeaders": ["*"]}]},
+    )
     kms = client("kms")
     key_id = kms.create_key(Description=f"Stratus {stage}: seals stored secrets")["KeyMetadata"]["KeyId"]
     kms.create_alias(AliasName=secrets_key_alias(stage), TargetKeyId=key_id)
@@ -38,4 +54,6 @@ def provision_stage(stage: str) -> dict[str, str]:
         "SIGNING_KEYS_SECRET": secret_id,
         "PAYLOAD_BUCKET": bucket,
         "SECRETS_KEY_ID": secrets_key_alias(stage),
+        "EXPORT_BUCKET": exports,
+        **create_state_machines(stage, os.environ.get("AWS_REGION") or "us-east-1"),
     }

@@ -20,6 +20,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from infra.local.aws import LocalAws
     from infra.local.gateway import Gateway
 
 log = logging.getLogger("stratus.local")
@@ -62,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from infra.local.aws import start_local_aws
 
         local_aws = start_local_aws("local")
-        code, abandoned = _serve(args, local_aws.endpoint_url)
+        code, abandoned = _serve(args, local_aws)
     except KeyboardInterrupt:
         code = 0
     finally:
@@ -85,11 +86,12 @@ def build_gateway() -> Gateway:
     """The local API Gateway for the whole catalog: HTTP routes, the streaming chat app, the WebSocket API.
 
     The handlers post to connections and invoke the worker through this gateway once it listens (`LocalServer`
-    points `WEBSOCKET_MANAGEMENT_URL` and `AWS_ENDPOINT_URL_LAMBDA` at it).
+    points `WEBSOCKET_MANAGEMENT_URL` and `AWS_ENDPOINT_URL_LAMBDA` at it), and so do the jobs workflows' tasks.
     """
     from infra.catalog import (
         AUTHORIZER_FUNCTION,
         HTTP_FUNCTIONS,
+        JOB_TASK_FUNCTIONS,
         STREAMING_FUNCTIONS,
         WEBSOCKET_ACTIONS,
         WEBSOCKET_AUTHORIZER_FUNCTION,
@@ -114,13 +116,13 @@ def build_gateway() -> Gateway:
             authorizer=WEBSOCKET_AUTHORIZER_FUNCTION,
             handler=WEBSOCKET_HANDLER_FUNCTION,
             actions=WEBSOCKET_ACTIONS,
-            invocable=WEBSOCKET_FUNCTIONS,
+            invocable=(*WEBSOCKET_FUNCTIONS, *JOB_TASK_FUNCTIONS),
             path=WEBSOCKET_LOCAL_PATH,
         ),
     )
 
 
-def _serve(args: argparse.Namespace, moto_endpoint: str) -> tuple[int, int]:
+def _serve(args: argparse.Namespace, local_aws: LocalAws) -> tuple[int, int]:
     """Serve until told to stop; the exit code and how many invocations were still running."""
     import uvicorn
 
@@ -136,7 +138,9 @@ def _serve(args: argparse.Namespace, moto_endpoint: str) -> tuple[int, int]:
         server_header=False,  # API Gateway sends no `server` header
         timeout_graceful_shutdown=5,
     )
-    server = LocalServer(config, moto_endpoint=moto_endpoint)
+    server = LocalServer(
+        config, moto_endpoint=local_aws.endpoint_url, on_listening=local_aws.forward_invocations_to
+    )
     server.run()
     return (0 if server.started else 1), gateway.running_invocations
 

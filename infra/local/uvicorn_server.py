@@ -7,7 +7,7 @@ import contextlib
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -16,9 +16,17 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class LocalServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, *, moto_endpoint: str) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        moto_endpoint: str,
+        on_listening: Callable[[str], None] | None = None,
+    ) -> None:
         super().__init__(config)
         self.moto_endpoint = moto_endpoint
+        # Told the bound URL once the socket listens (moto's workflows send their Lambda tasks there).
+        self.on_listening = on_listening
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -42,6 +50,8 @@ class LocalServer(uvicorn.Server):
             # bound port is only known now (`--port 0`), and handlers read these when they make their clients.
             os.environ["WEBSOCKET_MANAGEMENT_URL"] = self.bound_url()
             os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.bound_url()
+            if self.on_listening is not None:
+                self.on_listening(self.bound_url())
             print_banner(self.bound_url(), self.moto_endpoint)
 
     def bound_url(self) -> str:

@@ -1,0 +1,152 @@
+"""The jobs workflows on moto's Step Functions: their state machines, and their Lambda tasks routed to our handlers.
+
+moto really executes ASL (`execute_state_machine`), but its Lambda runs code only in Docker. Its executor calls
+Lambda's Invoke through a boto3 client of the default session, so:
+- in-process (tests), `route_task_invocations` answers that call before it is sent: the handler named by the
+  function runs in the executor's thread, and its answer (or its error, as Lambda reports one) goes back;
+- in the moto server of `make dev`, `forward_invocations_to` sends those calls to the local gateway's Invoke API,
+  which runs the functions as it runs every other (infra.local.websocket).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from infra.catalog import JOB_TASK_FUNCTIONS, WORKFLOWS, FunctionSpec, Workflow, workflow_env_var
+
+# moto's default account: the ARNs moto itself gives the state machines.
+ACCOUNT_ID = "123456789012"
+_INVOKE_PATH = "/2015-03-31/functions/"
+
+TaskRunner = Callable[[dict[str, Any]], Any]
+
+
+def function_name(stage: str, spec: FunctionSpec) -> str:
+    """A catalog function's name in local mode (the gateway's Invoke API knows it by this name too)."""
+    return f"stratus-{stage}-{spec.name}"
+
+
+def function_arn(stage: str, spec: FunctionSpec, region: str) -> str:
+    return f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{function_name(stage, spec)}"
+
+
+def state_machine_name(stage: str, workflow: Workflow) -> str:
+    return f"stratus-{stage}-{workflow}"
+
+
+def create_state_machines(stage: str, region: str) -> dict[str, str]:
+    """The four workflows on the AWS the clients point at, invoking the local functions; their ARNs by variable."""
+    from infra.workflows import workflow_definitions
+    from shared.aws import client
+
+    stepfunctions = client("stepfunctions")
+    definitions = workflow_definitions({spec.name: function_arn(stage, spec, region) for spec in JOB_TASK_FUNCTIONS})
+    arns = {}
+    for workflow in WORKFLOWS:
+        created = stepfunctions.create_state_machine(
+            name=state_machine_name(stage, workflow),
+            definition=json.dumps(definitions[workflow]),
+            roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/stratus-{stage}-{workflow}-workflow",
+        )
+        arns[workflow_env_var(workflow)] = created["stateMachineArn"]
+    return arns
+
+
+def catalog_task_runners(stage: str, region: str) -> dict[str, TaskRunner]:
+    """Every task function of the catalog by its local name, running its real handler (imported at first use)."""
+    return {function_name(stage, spec): _catalog_runner(spec, stage, region) for spec in JOB_TASK_FUNCTIONS}
+
+
+def _catalog_runner(spec: FunctionSpec, stage: str, region: str) -> TaskRunner:
+    def run(event: dict[str, Any]) -> Any:
+        from infra.local.events import LambdaContext
+        from infra.local.gateway import import_handler
+
+        context = LambdaContext(
+            function_name=function_name(stage, spec),
+            memory_limit_in_mb=spec.memory_mb,
+            timeout_seconds=spec.timeout_seconds,
+            region=region,
+        )
+        return import_handler(spec.handler)(event, context)
+
+    return run
+
+
+@contextmanager
+def route_task_invocations(runners: Mapping[str, TaskRunner]) -> Iterator[None]:
+    """While open, a Lambda Invoke made through boto3's default session (moto's Step Functions executor) of a
+    function named in `runners` (by name, or an ARN ending in it) runs that runner in-process; an exception it
+    raises becomes Lambda's function error (`errorType` its class name), so Retry and Catch see what AWS shows.
+
+    Open it inside `mock_aws`, which replaces the default session when it starts."""
+    import boto3
+
+    events = boto3._get_default_session().events
+
+    def answer(params: dict[str, Any], **_: Any) -> Any:
+        path = unquote(urlsplit(params.get("url_path", "")).path)
+        name = path.removeprefix(_INVOKE_PATH).split("/", 1)[0].rsplit(":function:", 1)[-1]
+        runner = runners.get(name)
+        if runner is None:
+            return None  # not ours: on to moto's Lambda
+        event = json.loads(params.get("body") or b"{}")
+        try:
+            # The Lambda service hands a handler a parsed JSON document and serializes what it returns.
+            return _invocation(json.dumps(runner(json.loads(json.dumps(event)))).encode())
+        except Exception as error:  # reported to the workflow exactly as Lambda would
+            payload = {"errorMessage": str(error), "errorType": type(error).__name__}
+            return _invocation(json.dumps(payload).encode(), function_error="Unhandled")
+
+    events.register("before-call.lambda.Invoke", answer, unique_id="stratus-route-task-invocations")
+    try:
+        yield
+    finally:
+        events.unregister("before-call.lambda.Invoke", unique_id="stratus-route-task-invocations")
+
+
+def _invocation(payload: bytes, function_error: str | None = None) -> tuple[Any, dict[str, Any]]:
+    from botocore.awsrequest import AWSResponse
+    from botocore.response import StreamingBody
+
+    parsed: dict[str, Any] = {
+        "StatusCode": 200,
+        "ExecutedVersion": "$LATEST",
+        "Payload": StreamingBody(io.BytesIO(payload), len(payload)),
+    }
+    if function_error:
+        parsed["FunctionError"] = function_error
+    return AWSResponse("", 200, {}, None), parsed
+
+
+class InvocationForwarder:
+    """In the moto server's process: sends the executor's Lambda calls to `endpoint` (the local gateway, once it
+    listens; until then they fail as calls to an absent function would)."""
+
+    def __init__(self) -> None:
+        self._endpoint: str | None = None
+        self._lock = threading.Lock()
+
+    def forward_to(self, endpoint: str) -> None:
+        with self._lock:
+            self._endpoint = endpoint.rstrip("/")
+
+    def install(self) -> None:
+        import boto3
+
+        boto3._get_default_session().events.register(
+            "before-send.lambda", self._redirect, unique_id="stratus-forward-invocations"
+        )
+
+    def _redirect(self, request: Any, **_: Any) -> None:
+        with self._lock:
+            endpoint = self._endpoint
+        if endpoint is not None:
+            parts = urlsplit(request.url)
+            request.url = endpoint + parts.path + (f"?{parts.query}" if parts.query else "")
