@@ -16,7 +16,6 @@ Workflow = Literal["export", "import", "deletion", "archive"]
 WORKFLOWS: tuple[Workflow, ...] = ("export", "import", "deletion", "archive")
 
 
-
 def workflow_env_var(workflow: Workflow) -> str:
     """The variable naming a workflow's state machine to the functions that start it (`EXPORT_WORKFLOW_ARN`)."""
     return f"{workflow.upper()}_WORKFLOW_ARN"

@@ -13,10 +13,11 @@ from pathlib import Path
 from aws_cdk import Aws, CustomResource, Duration, IgnoreMode
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from infra.catalog import FunctionSpec, pascal
+from infra.catalog import BucketAccess, FunctionSpec, Workflow, pascal, workflow_env_var
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.observability import METRICS_NAMESPACE, WRITE_LOG_ACTIONS, log_group
 from infra.stage import StageConfig, StageConstruct
@@ -40,6 +41,12 @@ DEV_PASSWORD_HASH_COST = 14
 # path may scan a table (DESIGN), so no function role can.
 TABLE_READ_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query")
 TABLE_WRITE_ACTIONS = ("dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+# What each export-bucket action of a spec grants on its prefix's objects (`list` is ListBucket of the prefix).
+BUCKET_OBJECT_ACTIONS = {
+    "read": ("s3:GetObject",),
+    "write": ("s3:PutObject", "s3:AbortMultipartUpload"),
+    "delete": ("s3:DeleteObject",),
+}
 
 SIGNING_KEYS_FUNCTION = FunctionSpec(
     name="signing-keys",
@@ -66,6 +73,8 @@ class Functions(StageConstruct):
         # models: its imports cost seconds of cold start.
         self.layers = {name: self._layer(name, path) for name, path in layer_dirs.items()}
         self.signing_keys_initialized = self._signing_keys_initializer()
+        # The jobs workflows' state machines, once built (infra.jobs): functions that start them need their ARNs.
+        self.workflows: dict[Workflow, sfn.StateMachine] = {}
 
     def catalog_function(
         self,
@@ -79,6 +88,10 @@ class Functions(StageConstruct):
         self._grant_tables(spec, function)
         if spec.uses_payload_bucket:
             self._grant_payloads(function)
+        for access in spec.export_bucket:
+            self._grant_export_bucket(access, function)
+        for workflow in spec.starts_workflows:
+            self.workflows[workflow].grant_start_execution(function)
         signing_keys = self.storage.signing_keys
         if spec.reads_signing_keys:
             signing_keys.grant_read(function)
@@ -175,6 +188,13 @@ class Functions(StageConstruct):
             environment["SECRETS_KEY_ID"] = storage.secrets_key.key_arn
         if spec.uses_payload_bucket:
             environment["PAYLOAD_BUCKET"] = storage.payload_bucket.bucket_name
+        if spec.export_bucket:
+            environment["EXPORT_BUCKET"] = storage.export_bucket.bucket_name
+        for workflow in spec.starts_workflows:
+            if workflow not in self.workflows:
+                raise LookupError(f"{spec.name} starts the {workflow} workflow, which is not built yet (infra.jobs)")
+            environment[workflow_env_var(workflow)] = self.workflows[workflow].state_machine_arn
+        environment.update(dict(spec.environment))
         if self.config.is_dev:
             environment["PASSWORD_HASH_COST"] = str(DEV_PASSWORD_HASH_COST)
         if spec.calls_models:
@@ -288,6 +308,29 @@ class Functions(StageConstruct):
             objects,
             "Message payload objects are named by conversation and message id under one prefix.",
         )
+
+    def _grant_export_bucket(self, access: BucketAccess, function: lambda_.Function) -> None:
+        """Exactly the spec's actions on the objects under one prefix of the export bucket (and listing it)."""
+        bucket = self.storage.export_bucket
+        objects = bucket.arn_for_objects(f"{access.prefix}*")
+        actions = [action for name in sorted(access.actions) for action in BUCKET_OBJECT_ACTIONS.get(name, ())]
+        if actions:
+            function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[objects]))
+            role = function.role
+            assert role is not None
+            acknowledge_wildcard_resource(
+                role,
+                objects,
+                f"Job files are named by user and job id under {access.prefix}; only that prefix is granted.",
+            )
+        if "list" in access.actions:
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{access.prefix}*"]}},
+                )
+            )
 
     def _signing_keys_initializer(self) -> CustomResource:
         """Puts the first key into the secret on create; later deploys leave the key ring alone."""

@@ -1,5 +1,5 @@
-"""One stage of Stratus in AWS, one construct per concern: storage (tables, bucket, secrets), the functions built
-from their specs, the HTTP API, the streaming functions and the WebSocket API.
+"""One stage of Stratus in AWS, one construct per concern: storage (tables, buckets, secrets), the functions built
+from their specs, the jobs workflows, the HTTP API, the streaming functions and the WebSocket API.
 
 Everything is built from the two catalogs (`shared.tables` and `infra.catalog`), so a table, route or
 permission exists here exactly when the catalog says so; local mode serves the same catalogs.
@@ -16,6 +16,7 @@ from constructs import Construct
 
 from infra.functions import Functions
 from infra.http_api import HttpApi
+from infra.jobs import Jobs
 from infra.stage import ConfigurationError, StageConfig
 from infra.storage import Storage
 from infra.streaming import StreamingFunctions
@@ -42,6 +43,8 @@ class StratusStack(Stack):
         self.config = config
         self.storage = Storage(self, "Storage", config)
         self.functions = Functions(self, "Functions", config, self.storage, layer_dirs)
+        # Before the APIs: the functions that start workflows need their state machines.
+        self.jobs = Jobs(self, "Jobs", config, self.functions)
         self.http_api = HttpApi(self, "Http", config, self.functions)
         self.streaming = StreamingFunctions(self, "Streaming", config, self.functions)
         self.websocket_api = WebSocketApi(self, "WebSocket", config, self.functions)

@@ -1,23 +1,25 @@
-"""What a stage keeps: a DynamoDB table per context in `shared.tables`, the payload bucket, the secrets (the
-token signing-key ring, the LLM provider keys) and the KMS key that seals secrets stored in tables (shared.secrets).
-Tenant stages retain all of it when the stack goes."""
+"""What a stage keeps: a DynamoDB table per context in `shared.tables`, the payload bucket, the export bucket (jobs'
+archives and import uploads, kept 7 days), the secrets (the token signing-key ring, the LLM provider keys) and the
+KMS key that seals secrets stored in tables (shared.secrets). Tenant stages retain all of it when the stack goes."""
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput
+from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from infra.catalog import pascal
+from infra.catalog import EXPORTS_PREFIX, IMPORTS_PREFIX, pascal
 from infra.nag import acknowledge
 from infra.stage import StageConfig, StageConstruct
 from shared.tables import TABLES, TableSpec
 
 # Large message bodies live under this prefix of the payload bucket; it is all a function may touch there.
 PAYLOAD_PREFIX = "conversations/"
+# Export archives and import uploads are deleted this long after they were written (API.md, Jobs).
+EXPORT_RETENTION_DAYS = 7
 
 
 class Storage(StageConstruct):
@@ -34,6 +36,7 @@ class Storage(StageConstruct):
             "the oldest later; a scheduled rotation Lambda is future work.",
         )
         self.payload_bucket = self._payload_bucket()
+        self.export_bucket = self._export_bucket()
         # One key for every context's stored secrets; encryption contexts keep them apart (infra/functions.py).
         self.secrets_key = kms.Key(
             self.stack,
@@ -122,5 +125,45 @@ class Storage(StageConstruct):
             "AwsSolutions-S1",
             "Objects are reached only through the conversations function, whose every call is logged with its "
             "request id; server access logs would add a second bucket without a reader.",
+        )
+        return bucket
+
+    def _export_bucket(self) -> s3.Bucket:
+        """Export archives (and their parts) and import uploads: private, encrypted, TLS only, unversioned, each
+        object gone after 7 days. Browsers reach it only through presigned URLs, from the stage's origins."""
+        expire = Duration.days(EXPORT_RETENTION_DAYS)
+        bucket = s3.Bucket(
+            self.stack,
+            "ExportBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=False,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id=f"expire-{prefix.rstrip('/')}",
+                    prefix=prefix,
+                    expiration=expire,
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+                for prefix in (EXPORTS_PREFIX, IMPORTS_PREFIX)
+            ],
+            cors=[
+                s3.CorsRule(
+                    allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.PUT],
+                    allowed_origins=self.config.cors_origins,
+                    allowed_headers=["content-type"],
+                    exposed_headers=["etag"],
+                    max_age=600,
+                )
+            ],
+            removal_policy=self.config.removal_policy,
+        )
+        acknowledge(
+            bucket,
+            "AwsSolutions-S1",
+            "Objects are written and presigned only by the jobs functions, whose every call is logged with its job "
+            "id; they expire after 7 days. Server access logs would add a second bucket without a reader.",
         )
         return bucket

@@ -42,9 +42,10 @@ def provision_stage(stage: str) -> dict[str, str]:
     exports = export_bucket_name(stage)
     s3.create_bucket(Bucket=exports)
     # The browser uploads imports and downloads exports with presigned URLs, from any local frontend.
+    cors_rule = {"AllowedMethods": ["GET", "PUT"], "AllowedOrigins": ["*"], "AllowedHeaders": ["*"]}
     s3.put_bucket_cors(
         Bucket=exports,
-        CORSConfiguration={"CORSRules": [{"AllowedMethods": ["GET", "PUT"], "AllowedOrigins": ["*"], "AllowedHeaders": ["*"]}]},
+        CORSConfiguration={"CORSRules": [cors_rule]},
     )
     kms = client("kms")
     key_id = kms.create_key(Description=f"Stratus {stage}: seals stored secrets")["KeyMetadata"]["KeyId"]

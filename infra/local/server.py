@@ -138,9 +138,7 @@ def _serve(args: argparse.Namespace, local_aws: LocalAws) -> tuple[int, int]:
         server_header=False,  # API Gateway sends no `server` header
         timeout_graceful_shutdown=5,
     )
-    server = LocalServer(
-        config, moto_endpoint=local_aws.endpoint_url, on_listening=local_aws.forward_invocations_to
-    )
+    server = LocalServer(config, moto_endpoint=local_aws.endpoint_url, on_listening=local_aws.forward_invocations_to)
     server.run()
     return (0 if server.started else 1), gateway.running_invocations
 

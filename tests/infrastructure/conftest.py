@@ -17,7 +17,7 @@ from aws_cdk import App
 from aws_cdk.assertions import Template
 
 from infra.app import add_stage
-from infra.catalog import FunctionSpec
+from infra.catalog import FunctionSpec, Workflow, pascal
 from infra.stack import StratusStack
 from shared.tables import TableSpec
 
@@ -52,17 +52,35 @@ class Synthesized:
         return logical_id
 
     def function(self, spec: FunctionSpec) -> tuple[str, Resource]:
-        """The one Lambda function that runs `spec`'s handler: its logical id and properties."""
+        """The one Lambda function that runs `spec`'s handler as `spec` (the jobs' context tasks share a handler):
+        its logical id and properties."""
         (found,) = (
             (lid, function["Properties"])
             for lid, function in self.of_type("AWS::Lambda::Function").items()
             if function["Properties"].get("Handler") == spec.handler
+            and function["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == spec.name
         )
         return found
 
     @property
     def payload_bucket_id(self) -> str:
-        (logical_id,) = self.of_type("AWS::S3::Bucket")
+        return self._bucket("PayloadBucket")
+
+    @property
+    def export_bucket_id(self) -> str:
+        return self._bucket("ExportBucket")
+
+    def _bucket(self, construct_id: str) -> str:
+        (logical_id,) = (lid for lid in self.of_type("AWS::S3::Bucket") if lid.startswith(construct_id))
+        return logical_id
+
+    def workflow_id(self, workflow: Workflow) -> str:
+        """The logical id of a jobs workflow's state machine."""
+        (logical_id,) = (
+            lid
+            for lid in self.of_type("AWS::StepFunctions::StateMachine")
+            if lid.startswith(f"{pascal(workflow)}Workflow")
+        )
         return logical_id
 
     @property

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from infra.catalog import AUTHORIZER_FUNCTION, HTTP_FUNCTIONS, STREAMING_FUNCTIONS, WEBSOCKET_FUNCTIONS, FunctionSpec
+from infra.catalog import (
+    AUTHORIZER_FUNCTION,
+    HTTP_FUNCTIONS,
+    JOB_TASK_FUNCTIONS,
+    STREAMING_FUNCTIONS,
+    WEBSOCKET_FUNCTIONS,
+    FunctionSpec,
+    workflow_env_var,
+)
 from infra.functions import SIGNING_KEYS_FUNCTION
 from shared.settings import settings_from_environ
 from shared.tables import IDENTITY
@@ -16,7 +24,7 @@ from tests.infrastructure.conftest import ACME_ORIGINS, Synthesized
 
 pytestmark = pytest.mark.infra
 
-CATALOG_FUNCTIONS = (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION, *STREAMING_FUNCTIONS)
+CATALOG_FUNCTIONS = (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION, *STREAMING_FUNCTIONS, *JOB_TASK_FUNCTIONS)
 OUR_FUNCTIONS = (*CATALOG_FUNCTIONS, SIGNING_KEYS_FUNCTION)
 
 
@@ -42,6 +50,11 @@ def _expected_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, A
         environment["PAYLOAD_BUCKET"] = {"Ref": synth.payload_bucket_id}
     if spec.secret_contexts or spec.unsealed_secret_contexts:
         environment["SECRETS_KEY_ID"] = {"Fn::GetAtt": [synth.secrets_key_id, "Arn"]}
+    if spec.export_bucket:
+        environment["EXPORT_BUCKET"] = {"Ref": synth.export_bucket_id}
+    for workflow in spec.starts_workflows:
+        environment[workflow_env_var(workflow)] = {"Ref": synth.workflow_id(workflow)}
+    environment |= dict(spec.environment)
     if spec.streaming:
         environment |= {
             "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",

@@ -11,6 +11,7 @@ from infra.catalog import (
     CHAT_FUNCTION,
     HEALTH_FUNCTION,
     HTTP_FUNCTIONS,
+    JOB_TASK_FUNCTIONS,
     MCP_FUNCTION,
     STREAMING_FUNCTIONS,
     WEBSOCKET_FUNCTIONS,
@@ -24,7 +25,7 @@ from tests.infrastructure.conftest import Synthesized
 
 pytestmark = pytest.mark.infra
 
-CATALOG_FUNCTIONS = (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION, *STREAMING_FUNCTIONS)
+CATALOG_FUNCTIONS = (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION, *STREAMING_FUNCTIONS, *JOB_TASK_FUNCTIONS)
 WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
 READ_ACTIONS = {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"}
 SECRET_READ_ACTIONS = {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
@@ -100,8 +101,10 @@ def test_function_may_use_only_its_logs_traces_tables_and_the_signing_keys(
     _, function = synth.function(spec)
 
     allowed = {"logs", "xray", "dynamodb", "secretsmanager"}
-    if spec.uses_payload_bucket:
+    if spec.uses_payload_bucket or spec.export_bucket:
         allowed.add("s3")
+    if spec.starts_workflows:
+        allowed.add("states")
     if spec.calls_models and synth.stack.config.bedrock_enabled:
         allowed.add("bedrock")
     if spec.secret_contexts or spec.unsealed_secret_contexts:
@@ -170,6 +173,7 @@ def test_payload_objects_are_reached_only_under_their_prefix_by_functions_that_s
         statement
         for statement in _statements(synth, spec)
         if any(action.startswith("s3:") for action in _listed(statement["Action"]))
+        and _target(statement["Resource"]) == synth.payload_bucket_id
     ]
     if not spec.uses_payload_bucket:
         assert s3_statements == []
@@ -192,7 +196,11 @@ def test_payload_bucket_is_private_encrypted_and_tls_only(synth: Synthesized) ->
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
         "SSEAlgorithm": "AES256"
     }
-    (policy,) = synth.of_type("AWS::S3::BucketPolicy").values()
+    (policy,) = (
+        policy
+        for policy in synth.of_type("AWS::S3::BucketPolicy").values()
+        if policy["Properties"]["Bucket"] == {"Ref": synth.payload_bucket_id}
+    )
     denials = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
     assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denials)
 

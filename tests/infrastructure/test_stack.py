@@ -10,9 +10,11 @@ import pytest
 from infra.catalog import (
     AUTHORIZER_FUNCTION,
     HTTP_FUNCTIONS,
+    JOB_TASK_FUNCTIONS,
     STREAMING_FUNCTIONS,
     WEBSOCKET_ACTIONS,
     WEBSOCKET_FUNCTIONS,
+    WORKFLOWS,
     all_routes,
 )
 from infra.stage import StageConstruct
@@ -47,19 +49,30 @@ DERIVED_TYPES = {"AWS::IAM::Policy", "AWS::Lambda::Permission", "AWS::S3::Bucket
 
 
 def _expected_counts(synth: Synthesized) -> dict[str, int]:
-    catalog_functions = (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION, *STREAMING_FUNCTIONS, *WEBSOCKET_FUNCTIONS)
+    catalog_functions = (
+        *HTTP_FUNCTIONS,
+        AUTHORIZER_FUNCTION,
+        *STREAMING_FUNCTIONS,
+        *WEBSOCKET_FUNCTIONS,
+        *JOB_TASK_FUNCTIONS,
+    )
     # Plus the signing-key initializer and the custom resource framework that calls it.
     functions = len(catalog_functions) + 2
     websocket_routes = len(("$connect", "$disconnect", "$default")) + len(WEBSOCKET_ACTIONS)
+    workflows = len(WORKFLOWS)
     return {
         "AWS::Lambda::Function": functions,
-        "AWS::IAM::Role": functions,
-        "AWS::Logs::LogGroup": functions + 2,  # and each API's access logs
+        # Each workflow's own role, and the schedule's that starts archiving.
+        "AWS::IAM::Role": functions + workflows + 1,
+        # And each API's access logs, each workflow's execution logs.
+        "AWS::Logs::LogGroup": functions + 2 + workflows,
         "AWS::Lambda::LayerVersion": len(synth.stack.functions.layers),
         "AWS::Lambda::Url": len(STREAMING_FUNCTIONS),
         "AWS::Lambda::EventInvokeConfig": 1,  # the realtime worker is never retried
         "AWS::DynamoDB::Table": len(TABLES),
-        "AWS::S3::Bucket": 1,
+        "AWS::S3::Bucket": 2,  # payloads, and the jobs' exports and uploads
+        "AWS::StepFunctions::StateMachine": workflows,
+        "AWS::Events::Rule": 1,  # archiving, daily
         "AWS::SecretsManager::Secret": 2,
         "AWS::KMS::Key": 1,  # seals the secrets stored in tables, with its alias
         "AWS::KMS::Alias": 1,
@@ -89,7 +102,14 @@ def test_concern_constructs_put_their_resources_in_the_stack_scope(synth: Synthe
     """What keeps the IDs above: a resource under a construct would take the construct's id into its own."""
     concerns = [child for child in synth.stack.node.children if isinstance(child, StageConstruct)]
 
-    assert sorted(concern.node.id for concern in concerns) == ["Functions", "Http", "Storage", "Streaming", "WebSocket"]
+    assert sorted(concern.node.id for concern in concerns) == [
+        "Functions",
+        "Http",
+        "Jobs",
+        "Storage",
+        "Streaming",
+        "WebSocket",
+    ]
     assert {concern.node.id: concern.node.children for concern in concerns} == {
         concern.node.id: [] for concern in concerns
     }
