@@ -67,13 +67,14 @@ def aws() -> Iterator[None]:
     from functions.chat.tools import forget_enabled_servers
     from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
     from infra.local.provision import provision_stage
-    from infra.local.stepfunctions import catalog_task_runners, route_task_invocations
+    from infra.local.stepfunctions import catalog_task_runners, route_task_invocations, validate_definitions_once
     from shared.auth.keys import forget_key_ring
     from shared.auth.revocations import forget_revocations
     from shared.aws import reset_clients
     from shared.secrets import forget_opened_secrets
 
     make_moto_dynamodb_atomic()
+    validate_definitions_once()
     make_api_call = BaseClient._make_api_call
 
     def no_scan(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:

@@ -150,3 +150,27 @@ class InvocationForwarder:
         if endpoint is not None:
             parts = urlsplit(request.url)
             request.url = endpoint + parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+_valid_definitions: set[str] = set()
+_validation_cached = False
+
+
+def validate_definitions_once() -> None:
+    """Idempotent: moto parses a definition to validate it on every CreateStateMachine (~0.4 s for a workflow
+    here); a definition that parsed once is valid forever, so each one is parsed once per process. Executions
+    still parse what they run."""
+    global _validation_cached  # noqa: PLW0603 - patching a library is process-wide by nature
+    if _validation_cached:
+        return
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    validate = StepFunctionsParserBackend._validate_definition
+
+    def validate_once(definition: str) -> None:
+        if definition not in _valid_definitions:
+            validate(definition)
+            _valid_definitions.add(definition)
+
+    StepFunctionsParserBackend._validate_definition = staticmethod(validate_once)  # type: ignore[method-assign]
+    _validation_cached = True
