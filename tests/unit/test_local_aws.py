@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+from urllib.parse import unquote
 
 from infra.local.aws import start_local_aws
 from shared.tables import TABLES
@@ -33,3 +38,50 @@ def test_can_start_again_after_a_stop() -> None:
 
             assert client("dynamodb").list_tables()["TableNames"]
             assert aws.port
+
+
+class _InvokeApi(BaseHTTPRequestHandler):
+    """Lambda's Invoke API as the local gateway serves it, answering as the jobs task functions would."""
+
+    calls: ClassVar[list[tuple[str, dict[str, Any]]]] = []
+
+    def do_POST(self) -> None:
+        event = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        function = unquote(self.path).split("/")[3].rsplit(":", 1)[-1]
+        self.calls.append((function, event))
+        answer = {} if function.endswith("-jobs-steps") else {"cursor": None, "archived": 2}
+        body = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def test_workflows_run_on_the_embedded_aws_their_tasks_sent_to_the_invoke_endpoint_it_is_given() -> None:
+    gateway = ThreadingHTTPServer(("127.0.0.1", 0), _InvokeApi)
+    threading.Thread(target=gateway.serve_forever, daemon=True).start()
+    try:
+        with start_local_aws("unit") as aws:
+            from shared.aws import client
+
+            assert client("s3").head_bucket(Bucket=os.environ["EXPORT_BUCKET"])
+            aws.forward_invocations_to(f"http://127.0.0.1:{gateway.server_address[1]}")
+            stepfunctions = client("stepfunctions")
+            execution = stepfunctions.start_execution(
+                stateMachineArn=os.environ["ARCHIVE_WORKFLOW_ARN"], name="archive-now", input="{}"
+            )["executionArn"]
+            deadline = time.monotonic() + 60  # a guard against a hung executor, not a measurement
+            while (described := stepfunctions.describe_execution(executionArn=execution))["status"] == "RUNNING":
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+    finally:
+        gateway.shutdown()
+
+    assert described["status"] == "SUCCEEDED"
+    functions = [function for function, _ in _InvokeApi.calls]
+    assert functions[0] == "stratus-unit-jobs-steps"
+    assert {"stratus-unit-jobs-conversations", "stratus-unit-jobs-memories"} <= set(functions)
+    assert _InvokeApi.calls[-1] == ("stratus-unit-jobs-steps", {"action": "finish", "jobId": "archive-now"})
