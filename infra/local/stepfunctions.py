@@ -112,7 +112,7 @@ def route_task_invocations(runners: Mapping[str, TaskRunner]) -> Iterator[None]:
 
 
 def _invocation(payload: bytes, function_error: str | None = None) -> tuple[Any, dict[str, Any]]:
-    from botocore.awsrequest import AWSResponse
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
     from botocore.response import StreamingBody
 
     parsed: dict[str, Any] = {
@@ -122,7 +122,7 @@ def _invocation(payload: bytes, function_error: str | None = None) -> tuple[Any,
     }
     if function_error:
         parsed["FunctionError"] = function_error
-    return AWSResponse("", 200, {}, None), parsed
+    return AWSResponse("", 200, HTTPHeaders(), None), parsed
 
 
 class InvocationForwarder:
