@@ -111,40 +111,24 @@ class Storage(StageConstruct):
 
     def _payload_bucket(self) -> s3.Bucket:
         """Message bodies too large for a DynamoDB item: private, encrypted, TLS only."""
-        bucket = s3.Bucket(
-            self.stack,
+        return self._private_bucket(
             "PayloadBucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            removal_policy=self.config.removal_policy,
-        )
-        acknowledge(
-            bucket,
-            "AwsSolutions-S1",
             "Objects are reached only through the conversations function, whose every call is logged with its "
             "request id; server access logs would add a second bucket without a reader.",
         )
-        return bucket
 
     def _export_bucket(self) -> s3.Bucket:
         """Export archives (and their parts) and import uploads: private, encrypted, TLS only, unversioned, each
         object gone after 7 days. Browsers reach it only through presigned URLs, from the stage's origins."""
-        expire = Duration.days(EXPORT_RETENTION_DAYS)
-        bucket = s3.Bucket(
-            self.stack,
+        return self._private_bucket(
             "ExportBucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=False,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            "Objects are written and presigned only by the jobs functions, whose every call is logged with its job "
+            "id; they expire after 7 days. Server access logs would add a second bucket without a reader.",
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id=f"expire-{prefix.rstrip('/')}",
                     prefix=prefix,
-                    expiration=expire,
+                    expiration=Duration.days(EXPORT_RETENTION_DAYS),
                     abort_incomplete_multipart_upload_after=Duration.days(1),
                 )
                 for prefix in (EXPORTS_PREFIX, IMPORTS_PREFIX)
@@ -158,12 +142,29 @@ class Storage(StageConstruct):
                     max_age=600,
                 )
             ],
+        )
+
+    def _private_bucket(
+        self,
+        construct_id: str,
+        no_access_logs: str,
+        *,
+        lifecycle_rules: list[s3.LifecycleRule] | None = None,
+        cors: list[s3.CorsRule] | None = None,
+    ) -> s3.Bucket:
+        """A bucket no one outside the stage reaches: public access blocked, encrypted, TLS only, unversioned, owned
+        by the account; `no_access_logs` says why it keeps no server access logs."""
+        bucket = s3.Bucket(
+            self.stack,
+            construct_id,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=False,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=lifecycle_rules,
+            cors=cors,
             removal_policy=self.config.removal_policy,
         )
-        acknowledge(
-            bucket,
-            "AwsSolutions-S1",
-            "Objects are written and presigned only by the jobs functions, whose every call is logged with its job "
-            "id; they expire after 7 days. Server access logs would add a second bucket without a reader.",
-        )
+        acknowledge(bucket, "AwsSolutions-S1", no_access_logs)
         return bucket

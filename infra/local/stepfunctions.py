@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -56,6 +57,17 @@ def create_state_machines(stage: str, region: str) -> dict[str, str]:
         )
         arns[workflow_env_var(workflow)] = created["stateMachineArn"]
     return arns
+
+
+def finished_execution(stepfunctions: Any, execution_arn: str, *, timeout_seconds: float = 120) -> dict[str, Any]:
+    """The execution's description once it has ended (moto runs it on a thread of its own); TimeoutError if it
+    is still running after `timeout_seconds`, a guard against a hung executor."""
+    deadline = time.monotonic() + timeout_seconds
+    while (described := stepfunctions.describe_execution(executionArn=execution_arn))["status"] == "RUNNING":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{execution_arn} still running after {timeout_seconds} s")
+        time.sleep(0.02)
+    return described  # type: ignore[no-any-return]
 
 
 def catalog_task_runners(stage: str, region: str) -> dict[str, TaskRunner]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +14,13 @@ from typing import Any
 import pytest
 
 from infra.catalog import JOB_TASK_FUNCTIONS, WORKFLOWS, Workflow, job_contexts
-from infra.local.stepfunctions import ACCOUNT_ID, function_arn, function_name, route_task_invocations
+from infra.local.stepfunctions import (
+    ACCOUNT_ID,
+    finished_execution,
+    function_arn,
+    function_name,
+    route_task_invocations,
+)
 from tests.infrastructure.conftest import Synthesized
 
 pytestmark = pytest.mark.infra
@@ -116,11 +121,7 @@ class Workflows:
         execution = self.client.start_execution(
             stateMachineArn=self.arns[workflow], name=name, input=json.dumps(document)
         )["executionArn"]
-        deadline = time.monotonic() + 120  # a guard against a hung executor, not a measurement
-        while (described := self.client.describe_execution(executionArn=execution))["status"] == "RUNNING":
-            assert time.monotonic() < deadline, f"{workflow} execution still running"
-            time.sleep(0.02)
-        return described  # type: ignore[no-any-return]
+        return finished_execution(self.client, execution)
 
 
 @pytest.fixture

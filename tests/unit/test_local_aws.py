@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import unquote
 
 from infra.local.aws import start_local_aws
+from infra.local.stepfunctions import finished_execution
 from shared.tables import TABLES
 
 
@@ -73,10 +73,7 @@ def test_workflows_run_on_the_embedded_aws_their_tasks_sent_to_the_invoke_endpoi
             execution = stepfunctions.start_execution(
                 stateMachineArn=os.environ["ARCHIVE_WORKFLOW_ARN"], name="archive-now", input="{}"
             )["executionArn"]
-            deadline = time.monotonic() + 60  # a guard against a hung executor, not a measurement
-            while (described := stepfunctions.describe_execution(executionArn=execution))["status"] == "RUNNING":
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+            described = finished_execution(stepfunctions, execution)
     finally:
         gateway.shutdown()
 
