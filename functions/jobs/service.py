@@ -16,6 +16,7 @@ from functions.jobs.errors import JobNotStarted
 from functions.jobs.formats.items import ImportFormat
 from functions.jobs.formats.limits import DEFAULT_LIMITS
 from functions.jobs.models import ImportUpload, JobError, JobProgress, JobPublic
+from functions.jobs.ports import IMPORT_KINDS
 from shared.errors import Conflict, ValidationFailed
 from shared.ids import new_id
 from shared.lazy import LazyModule
@@ -33,7 +34,6 @@ WORKFLOW_VARIABLES = {
     "deletion": "DELETION_WORKFLOW_ARN",
     "archive": "ARCHIVE_WORKFLOW_ARN",
 }
-IMPORT_KINDS = ("conversations", "messages", "projects", "prompts", "memories")
 NOT_STARTED_MESSAGE = "The job could not be started; please try again later"
 
 

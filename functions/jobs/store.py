@@ -289,7 +289,7 @@ def begin(job_id: str, contexts: list[str], *, contexts_running: bool) -> bool:
         [
             JobRecord.status.set("running"),
             JobRecord.total.set(len(contexts)),
-            JobRecord.contexts.set({name: state for name in contexts}),
+            JobRecord.contexts.set(dict.fromkeys(contexts, state)),
         ],
         JobRecord.status == "queued",
     )
@@ -332,7 +332,7 @@ def finish(job_id: str) -> JobRecord | None:
     record = get_job(job_id)
     if record.status in ("succeeded", "failed"):
         return None
-    states = {name: "done" for name in record.context_states()}
+    states = dict.fromkeys(record.context_states(), "done")
     ended = update_job(
         job_id,
         [
