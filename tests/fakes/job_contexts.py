@@ -126,8 +126,7 @@ def store_imported(user_id: str, job_id: str, items: Sequence[ImportedItem], kin
         if isinstance(item, ImportedConversation):
             messages = list(item.messages)
             assert all(isinstance(m, ImportedMessage) for m in messages), "a rejected message reached the context"
-            if key not in data.imported:
-                counts["messages"] = counts.get("messages", 0) + len(messages)
+            counts["messages"] = counts.get("messages", 0) + len(messages)
             data.imported[key] = {"title": item.title, "messages": [(m.role, m.content) for m in messages]}
         elif isinstance(item, ImportedMemory):
             data.imported[key] = {"content": item.content}

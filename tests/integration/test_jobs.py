@@ -20,13 +20,16 @@ from fastapi.testclient import TestClient
 
 from functions.jobs import service, steps, tasks
 from functions.jobs.contexts import job_contexts
-from functions.jobs.formats.archive import ExportArchive
+from functions.jobs.errors import JobInputError
+from functions.jobs.formats.archive import ExportArchive, ExportWriter
+from functions.jobs.formats.limits import ImportLimits
 from infra.catalog import API_PREFIX, AUTHORIZER_FUNCTION, FunctionSpec, Route, all_routes
 from infra.local.gateway import Gateway
 from shared.aws import client
 from shared.tables import JOBS
 from tests.fakes import job_contexts as fakes
 from tests.integration.conftest import User, error_code, register
+from tests.unit.test_jobs_imports import chatgpt_conversation_with_an_edit
 
 BUCKET = "stratus-test-exports"
 JOBS_ROUTES = [
@@ -350,3 +353,282 @@ def test_a_job_whose_workflow_cannot_start_is_failed_and_holds_nothing(
     assert job["error"] == {"code": "job_not_started", "message": service.NOT_STARTED_MESSAGE}
     monkeypatch.setenv("EXPORT_WORKFLOW_ARN", workflow)
     assert api.post("/api/v1/users/export", headers=ana.auth).status_code == 202  # the lock went with it
+
+
+# Imports ----------------------------------------------------------------------------------------------------
+
+
+def stratus_archive() -> bytes:
+    """A Stratus export with a bad item of each kind among good ones."""
+    sink = io.BytesIO()
+    with ExportWriter(sink, user_id="01J00000000000000000000OLD", exported_at=datetime.now(UTC)) as writer:
+        writer.write_context("projects", [{"id": "P1", "name": "Thesis", "createdAt": at(0), "updatedAt": at(0)}])
+        writer.write_conversations([
+            {"id": "C1", "title": "First", "createdAt": at(1), "projectId": "P1", "messages": [
+                {"role": "user", "content": "hi", "createdAt": at(1)},
+                {"role": "robot", "content": "beep", "createdAt": at(2)},
+                {"role": "assistant", "content": "hello", "createdAt": at(3)},
+            ]},
+            {"id": "C2", "title": "Undated", "messages": [{"role": "user", "content": "when?", "createdAt": at(4)}]},
+            {"id": "C3", "title": "Third", "createdAt": at(5),
+             "messages": [{"role": "user", "content": "again", "createdAt": at(5)}]},
+        ])  # fmt: skip
+        writer.write_context("prompts", [
+            {"id": "R1", "title": "Summarize", "content": "Sum it up"},
+            {"id": "R2", "title": "refused by the context", "content": "x"},
+        ])  # fmt: skip
+        writer.write_context("memories", [
+            {"id": "M1", "content": "Likes tea", "createdAt": at(6)},
+            {"id": "M2", "content": "", "createdAt": at(7)},
+        ])  # fmt: skip
+    return sink.getvalue()
+
+
+def upload_import(api: TestClient, person: User, import_format: str, content: bytes) -> str:
+    created = api.post("/api/v1/users/import", headers=person.auth, json={"format": import_format})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert (body["uploadMethod"], body["maxBytes"]) == ("PUT", service.DEFAULT_LIMITS.max_bytes)
+    assert datetime.fromisoformat(body["expiresAt"]) > datetime.now(UTC)
+    assert requests.put(body["uploadUrl"], data=content, timeout=10).status_code == 200
+    return str(body["jobId"])
+
+
+def test_an_import_is_uploaded_started_and_read_page_by_page_into_counts_and_rejections(
+    api: TestClient, people: dict[str, User], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ana = people["ana"]
+    monkeypatch.setattr(tasks, "PAGE_ITEMS", 3)
+    job_id = upload_import(api, ana, "stratus", stratus_archive())
+    started = api.post(f"/api/v1/users/import/{job_id}/start", headers=ana.auth)
+    assert started.status_code == 202, started.text
+    assert started.json()["status"] == "queued"
+    assert execution_input(job_id) == {"kind": "import", "jobId": job_id, "userId": ana.id, "format": "stratus"}
+
+    pages = run_import(job_id, ana.id, "stratus")
+    assert [page["cursor"] for page in pages] == ["2", "4", "7", None]
+    job = api.get(f"/api/v1/users/import/{job_id}", headers=ana.auth).json()
+    assert job["status"] == "succeeded"
+    assert job["progress"] == {"done": 2, "total": 2, "contexts": {"conversations": "done", "memories": "done"}}
+    assert job["result"] == {
+        "imported": {"conversations": 2, "messages": 3, "projects": 1, "prompts": 1, "memories": 1},
+        "rejected": [
+            {"item": "conversation 1, message 2", "reason": "its role is not user, assistant or system"},
+            {"item": "conversation 2", "reason": "its createdAt is not a timestamp"},
+            {"item": 'prompt "refused by the context"', "reason": "the context refused it"},
+            {"item": "memory 2", "reason": "it has no content"},
+        ],
+        "rejectedMore": 0,
+    }
+    stored = fakes.user(ana.id).imported
+    assert stored[f"{job_id}/ImportedConversation/C1"] == {
+        "title": "First", "messages": [("user", "hi"), ("assistant", "hello")],
+    }  # fmt: skip
+    assert stored[f"{job_id}/ImportedMemory/M1"] == {"content": "Likes tea"}
+
+    # A page run again, and its figures added again, change nothing.
+    again = tasks.import_task({"action": "import", "jobId": job_id, "userId": ana.id, "format": "stratus",
+                               "cursor": None}, None)  # fmt: skip
+    assert again["cursor"] == pages[0]["cursor"]
+    step("import-page", jobId=job_id, **again)
+    assert api.get(f"/api/v1/users/import/{job_id}", headers=ana.auth).json()["result"] == job["result"]
+    assert len(fakes.user(ana.id).imported) == len(stored)
+    # Nothing landed in anyone else's account.
+    assert fakes.user(people["ben"].id).imported == {}
+
+
+def test_a_chatgpt_export_imports_only_the_branch_its_user_saw(api: TestClient, people: dict[str, User]) -> None:
+    ana = people["ana"]
+    conversations = [chatgpt_conversation_with_an_edit(), {"title": "No mapping", "create_time": 1.0}]
+    job_id = upload_import(api, ana, "chatgpt", json.dumps(conversations).encode())
+    assert api.post(f"/api/v1/users/import/{job_id}/start", headers=ana.auth).status_code == 202
+    run_import(job_id, ana.id, "chatgpt")
+    result = api.get(f"/api/v1/users/import/{job_id}", headers=ana.auth).json()["result"]
+    assert result["imported"] == {"conversations": 1, "messages": 4, "projects": 0, "prompts": 0, "memories": 0}
+    assert [rejected["item"] for rejected in result["rejected"]] == ['conversation 2 "No mapping"']
+    (conversation,) = fakes.user(ana.id).imported.values()
+    assert conversation["messages"] == [
+        ("user", "What is 2+2?"), ("assistant", "It is 4."), ("user", "And plus 2?"), ("assistant", "It is 6."),
+    ]  # fmt: skip
+
+
+def test_an_import_starts_only_once_its_file_is_uploaded_and_within_max_bytes(
+    api: TestClient, people: dict[str, User], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ana = people["ana"]
+    created = api.post("/api/v1/users/import", headers=ana.auth, json={"format": "claude"}).json()
+    early = api.post(f"/api/v1/users/import/{created['jobId']}/start", headers=ana.auth)
+    assert (early.status_code, error_code(early)) == (422, "upload_missing")
+    assert api.get(f"/api/v1/users/import/{created['jobId']}", headers=ana.auth).json()["status"] == "queued"
+    unknown = api.post("/api/v1/users/import", headers=ana.auth, json={"format": "docx"})
+    assert unknown.status_code == 422
+
+    monkeypatch.setattr(service, "DEFAULT_LIMITS", ImportLimits(max_bytes=40))
+    too_large = upload_import(api, ana, "chatgpt", b"[" + b" " * 48 + b"]")
+    refused = api.post(f"/api/v1/users/import/{too_large}/start", headers=ana.auth)
+    assert (refused.status_code, error_code(refused)) == (422, "import_too_large")
+    job = api.get(f"/api/v1/users/import/{too_large}", headers=ana.auth).json()
+    assert job["status"] == "failed"
+    assert job["error"] == {
+        "code": "import_too_large",
+        "message": "The file is 50 bytes, over the 40 bytes an import may be",
+    }
+
+    small = upload_import(api, ana, "chatgpt", b"[]")
+    assert api.post(f"/api/v1/users/import/{small}/start", headers=ana.auth).status_code == 202
+    twice = api.post(f"/api/v1/users/import/{small}/start", headers=ana.auth)
+    assert (twice.status_code, error_code(twice)) == (409, "job_already_started")
+
+
+# Failures and retries ---------------------------------------------------------------------------------------
+
+
+def lambda_error(error: BaseException) -> dict[str, str]:
+    """What a Catch hands the `fail` step for a Lambda task that raised `error`."""
+    cause = {"errorMessage": str(error), "errorType": type(error).__name__,
+             "stackTrace": ['  File "/var/task/functions/jobs/tasks.py", line 80, in import_task\n']}  # fmt: skip
+    return {"Error": type(error).__name__, "Cause": json.dumps(cause)}
+
+
+def test_a_file_that_is_not_what_it_claims_fails_the_job_with_the_readers_reason(
+    api: TestClient, people: dict[str, User]
+) -> None:
+    ana = people["ana"]
+    job_id = upload_import(api, ana, "chatgpt", b"this is not JSON at all")
+    api.post(f"/api/v1/users/import/{job_id}/start", headers=ana.auth)
+    step("begin", jobId=job_id, kind="import")
+    with pytest.raises(JobInputError) as raised:
+        tasks.import_task({"action": "import", "jobId": job_id, "userId": ana.id, "format": "chatgpt"}, None)
+    step("fail", jobId=job_id, error=lambda_error(raised.value))
+
+    job = api.get(f"/api/v1/users/import/{job_id}", headers=ana.auth).json()
+    assert job["status"] == "failed"
+    assert job["error"] == {"code": raised.value.code, "message": raised.value.message}
+    assert "JSON" in job["error"]["message"]
+    assert fakes.user(ana.id).imported == {}
+
+
+def test_an_internal_failure_shows_a_generic_message_and_frees_the_user(
+    api: TestClient, people: dict[str, User]
+) -> None:
+    ana = people["ana"]
+    job_id = api.post("/api/v1/users/export", headers=ana.auth).json()["jobId"]
+    step("begin", jobId=job_id, kind="export")
+    step("context-started", jobId=job_id, context="conversations")
+    step("fail", jobId=job_id, context="conversations", error=lambda_error(KeyError("EXPORT_BUCKET")))
+
+    job = api.get(f"/api/v1/users/export/{job_id}", headers=ana.auth).json()
+    assert job["status"] == "failed"
+    assert job["error"] == {"code": steps.FAILED_CODE, "message": steps.FAILED_MESSAGE}
+    assert job["progress"]["contexts"] == {"conversations": "failed", "memories": "queued"}
+    assert job["result"] is None
+    # A timeout has no Lambda cause at all.
+    assert api.post("/api/v1/users/export", headers=ana.auth).status_code == 202
+    other = api.get("/api/v1/users/jobs", headers=ana.auth).json()["items"][0]["jobId"]
+    step("fail", jobId=other, error={"Error": "States.Timeout", "Cause": ""})
+    assert api.get(f"/api/v1/users/export/{other}", headers=ana.auth).json()["error"]["code"] == steps.FAILED_CODE
+
+
+def test_every_step_run_twice_changes_nothing(
+    api: TestClient, people: dict[str, User], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ana = people["ana"]
+    give_data(ana.id)
+    job_id = api.post("/api/v1/users/export", headers=ana.auth).json()["jobId"]
+    for _ in range(2):
+        step("begin", jobId=job_id, kind="export")
+    for context in ("conversations", "memories"):
+        for _ in range(2):
+            step("context-started", jobId=job_id, context=context)
+            context_page(monkeypatch, action="export", jobId=job_id, userId=ana.id, context=context, cursor=None,
+                         page=0)  # fmt: skip
+            step("context-done", jobId=job_id, context=context)
+    mid = api.get(f"/api/v1/users/export/{job_id}", headers=ana.auth).json()
+    assert mid["progress"]["done"] == 2
+    assert set(mid["progress"]["contexts"].values()) == {"done"}
+    step("assemble-export", jobId=job_id, userId=ana.id)
+    first = api.get(f"/api/v1/users/export/{job_id}", headers=ana.auth).json()["result"]
+    step("assemble-export", jobId=job_id, userId=ana.id)
+    for _ in range(2):
+        step("finish", jobId=job_id)
+    step("fail", jobId=job_id, error={"Error": "States.Timeout", "Cause": ""})  # too late: it ended
+    job = api.get(f"/api/v1/users/export/{job_id}", headers=ana.auth).json()
+    assert job["status"] == "succeeded"
+    assert job["error"] is None
+    assert (job["result"]["sizeBytes"], job["result"]["counts"]) == (first["sizeBytes"], first["counts"])
+    assert job["result"]["counts"]["memories"] == 2
+    assert requests.get(job["result"]["downloadUrl"], timeout=10).status_code == 200
+
+
+# Deletion, archiving, the tasks' own checks -----------------------------------------------------------------
+
+
+def test_a_deletion_removes_the_users_jobs_files_and_lock_but_keeps_its_own_record(
+    api: TestClient, people: dict[str, User], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin, ana, ben = people["admin"], people["ana"], people["ben"]
+    for person in (ana, ben):
+        give_data(person.id)
+        run_export(monkeypatch, api.post("/api/v1/users/export", headers=person.auth).json()["jobId"], person.id)
+    upload_import(api, ana, "chatgpt", b"[]")
+    api.post("/api/v1/users/export", headers=ana.auth)  # still running: it holds the lock
+
+    job_id = service.start_deletion(ana.id)
+    assert execution_input(job_id) == {"kind": "deletion", "jobId": job_id, "userId": ana.id}
+    monkeypatch.setattr(tasks, "PAGE_ITEMS", 1)
+    step("begin", jobId=job_id, kind="deletion")
+    contexts = job_contexts("deletion")
+    for context in [c for c in contexts if not c.last] + [c for c in contexts if c.last]:
+        step("context-started", jobId=job_id, context=context.name)
+        cursor, deleted = None, 0
+        while True:
+            page = context_page(monkeypatch, action="delete", jobId=job_id, userId=ana.id, context=context.name,
+                                cursor=cursor)  # fmt: skip
+            deleted += page["deleted"]
+            if (cursor := page["cursor"]) is None:
+                break
+        step("context-done", jobId=job_id, context=context.name, count=deleted)
+    step("finish", jobId=job_id)
+
+    table = JOBS.name_from_env()
+    dynamodb = client("dynamodb")
+    left = dynamodb.query(TableName=table, IndexName="gsi1", KeyConditionExpression="gsi1pk = :u",
+                          ExpressionAttributeValues={":u": {"S": f"USER#{ana.id}"}})["Items"]  # fmt: skip
+    assert [item["jobId"]["S"] for item in left] == [job_id]
+    lock = dynamodb.get_item(TableName=table, Key={"pk": {"S": f"USER#{ana.id}"}, "sk": {"S": "LOCK#export"}})
+    assert "Item" not in lock
+    keys = [o["Key"] for o in client("s3").list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    assert keys
+    assert all(ben.id in key for key in keys)
+    assert fakes.user(ana.id).conversations == []
+    assert fakes.user(ben.id).conversations != []
+    (seen,) = api.get("/api/v1/admin/jobs", headers=admin.auth, params={"userId": ana.id}).json()["items"]
+    assert (seen["kind"], seen["status"]) == ("deletion", "succeeded")
+    # The jobs context removed three jobs (two exports, an import) and two files (an archive, an upload).
+    assert seen["result"] == {"deleted": {"conversations": 3, "memories": 2, "jobs": 5}}
+
+
+def test_a_scheduled_archiving_run_gets_its_record_from_its_first_step(
+    api: TestClient, people: dict[str, User], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = "e5a8b0d4-schedule-9f3c"
+    step("begin", jobId=run, kind="archive")
+    step("context-started", jobId=run, context="conversations")
+    now = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
+    page = context_page(monkeypatch, action="archive", jobId=run, context="conversations", cursor=None,
+                        now=now.isoformat())  # fmt: skip
+    assert page == {"cursor": None, "archived": 1}
+    (archived_at,) = fakes.ARCHIVED_AT
+    assert archived_at == now
+    step("context-done", jobId=run, context="conversations", count=page["archived"])
+    step("finish", jobId=run)
+    job = api.get(f"/api/v1/admin/jobs/{run}", headers=people["admin"].auth).json()
+    assert (job["kind"], job["status"], job["userId"]) == ("archive", "succeeded", None)
+    assert job["result"] == {"archived": {"conversations": 1}}
+
+
+def test_a_context_task_refuses_the_pages_of_another_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    fakes.install(monkeypatch)
+    monkeypatch.setenv("JOB_CONTEXT", "memories")
+    with pytest.raises(ValueError, match="memories"):
+        tasks.context_task({"action": "delete", "jobId": "J", "userId": "U", "context": "conversations"}, None)
