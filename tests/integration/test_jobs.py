@@ -632,3 +632,18 @@ def test_a_context_task_refuses_the_pages_of_another_context(monkeypatch: pytest
     monkeypatch.setenv("JOB_CONTEXT", "memories")
     with pytest.raises(ValueError, match="memories"):
         tasks.context_task({"action": "delete", "jobId": "J", "userId": "U", "context": "conversations"}, None)
+
+
+def test_an_import_page_reports_100_rejected_items_and_counts_the_rest(
+    api: TestClient, people: dict[str, User]
+) -> None:
+    ana = people["ana"]
+    unreadable = [{"title": f"Broken {n}", "create_time": 1.0} for n in range(150)]
+    job_id = upload_import(api, ana, "chatgpt", json.dumps([chatgpt_conversation_with_an_edit(), *unreadable]).encode())
+    api.post(f"/api/v1/users/import/{job_id}/start", headers=ana.auth)
+    (page,) = run_import(job_id, ana.id, "chatgpt")
+    assert (len(page["rejected"]), page["rejectedMore"]) == (100, 50)
+    result = api.get(f"/api/v1/users/import/{job_id}", headers=ana.auth).json()["result"]
+    assert result["imported"]["conversations"] == 1
+    assert (len(result["rejected"]), result["rejectedMore"]) == (100, 50)
+    assert result["rejected"][0]["item"] == 'conversation 2 "Broken 0"'
