@@ -73,9 +73,9 @@ def import_task(event: dict[str, Any], _: Any) -> dict[str, Any]:
     with _downloaded(files.upload_key(user_id, job_id)) as upload:
         try:
             page.read(_items(event["format"], upload), skip)
-            page.store(user_id, job_id, _importers())
         except ValidationFailed as error:
             raise JobInputError(error.error_code, error.message) from None
+        page.store(user_id, job_id, _importers())
     return page.answer(skip)
 
 
