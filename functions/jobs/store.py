@@ -347,8 +347,11 @@ def finish(job_id: str) -> JobRecord | None:
 
 
 def fail(job_id: str, code: str, message: str, context: str | None) -> JobRecord | None:
-    """Failed with `error`, the context named failed too; None when the job had already ended."""
-    record = get_job(job_id)
+    """Failed with `error`, the context named failed too; None when the job had already ended (or, for a run
+    that failed before its first step, has no record to mark)."""
+    record = find_job(job_id)
+    if record is None:
+        return None
     actions: list[Action] = [
         JobRecord.status.set("failed"),
         JobRecord.finished_at.set(now()),
