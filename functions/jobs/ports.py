@@ -19,6 +19,9 @@ from typing import Any, Protocol
 
 from functions.jobs.formats.items import ImportedItem, RejectedItem
 
+# The kinds an import counts, in its result and in each context's ImportResult.
+IMPORT_KINDS = ("conversations", "messages", "projects", "prompts", "memories")
+
 # Items one page reads or writes at most: a few seconds of DynamoDB batches, far from a Lambda's time limit.
 PAGE_ITEMS = 2_000
 

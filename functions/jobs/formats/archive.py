@@ -133,6 +133,25 @@ class ExportWriter:
         self._contexts[CONVERSATIONS] = written
         return written
 
+    def write_conversation_lines(self, lines: Iterable[Mapping[str, Any]]) -> ContextFile:
+        """Writes `conversations.jsonl` from lines already in its shape (`{"conversation": {...}}`, then that
+        conversation's `{"message": {...}}` lines), as an export's pages hand them over."""
+        file = self._start(CONVERSATIONS)
+        count = messages = 0
+        with self._zip.open(file, "w", force_zip64=True) as entry:
+            for number, line in enumerate(lines, start=1):
+                kind = _conversation_line_kind(dict(line), file, number)
+                if kind == "message" and count == 0:
+                    raise ValueError(f"{file} line {number} is a message before any conversation")
+                entry.write(_line(line))
+                if kind == "conversation":
+                    count += 1
+                else:
+                    messages += 1
+        written = ContextFile(file, count, messages)
+        self._contexts[CONVERSATIONS] = written
+        return written
+
     def write_document(self, name: str, document: Mapping[str, Any]) -> None:
         """Writes `profile.json` or `settings.json`."""
         if name not in DOCUMENTS:
