@@ -46,14 +46,18 @@ _ULID_RANDOM_BITS = 80
 
 @dataclass
 class _Page:
-    """One page's work: what it may still do, what it produced, and the writes waiting for their batch."""
+    """One page's work: what it may still do, what it produced, and (deleting) the batch its writes go to."""
 
     left: int
-    batch: BatchWrite[Any]
+    batch: BatchWrite[Any] | None = None
     done: int = 0
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    payload_keys: list[str] = field(default_factory=list)
     forgotten: list[str] = field(default_factory=list)
+
+    @property
+    def writes(self) -> BatchWrite[Any]:
+        assert self.batch is not None, "a page that writes opens a batch"
+        return self.batch
 
     def spend(self, items: int = 1) -> None:
         self.left -= items
@@ -98,14 +102,13 @@ def _batch() -> BatchWrite[Any]:
 def export_page(user_id: str, cursor: str | None, limit: int = PAGE_ITEMS) -> ExportPage:
     """The user's own conversations, each followed by its messages in order, then the projects they own with
     their members, then their saved prompts; at most `limit` records a page."""
-    with _batch() as batch:
-        page = _Page(limit, batch)
-        next_cursor = _run(
-            {"conversations": _export_conversations, "projects": _export_projects, "prompts": _export_prompts},
-            user_id,
-            cursor,
-            page,
-        )
+    page = _Page(limit)
+    next_cursor = _run(
+        {"conversations": _export_conversations, "projects": _export_projects, "prompts": _export_prompts},
+        user_id,
+        cursor,
+        page,
+    )
     return ExportPage(records=page.records, cursor=next_cursor)
 
 
@@ -213,8 +216,6 @@ def delete_page(user_id: str, cursor: str | None, limit: int = PAGE_ITEMS) -> De
             cursor,
             page,
         )
-    # After the batch: a message's body goes once the message no longer points at it.
-    store.delete_payload_keys(page.payload_keys)
     service.forget_histories(page.forgotten)
     return DeletePage(deleted=page.done, cursor=next_cursor)
 
@@ -229,7 +230,7 @@ def _delete_conversations(user_id: str, at: dict[str, Any], page: _Page) -> dict
             attributes_to_get=["pk", "sk", "gsi1pk", "gsi1sk", "conversationId"],
         )
         for conversation in found:
-            page.batch.delete(conversation)
+            page.writes.delete(conversation)
             page.forgotten.append(conversation.conversation_id)
             page.spend()
         after = found.last_evaluated_key
@@ -249,10 +250,11 @@ def _delete_messages(user_id: str, at: dict[str, Any], page: _Page) -> dict[str,
             last_evaluated_key=after,
             attributes_to_get=["pk", "sk", "gsi3pk", "gsi3sk", "contentRef"],
         )
-        for message in found:
-            page.batch.delete(message)
-            if message.content_ref:
-                page.payload_keys.append(message.content_ref)
+        messages = list(found)
+        # Bodies first: were the page to fail after its messages went, a retry would no longer find them.
+        store.delete_payload_keys(message.content_ref for message in messages if message.content_ref)
+        for message in messages:
+            page.writes.delete(message)
             page.spend()
         after = found.last_evaluated_key
         if after is None:
@@ -266,7 +268,7 @@ def _delete_projects(user_id: str, at: dict[str, Any], page: _Page) -> dict[str,
     after, project, step, position = at.get("after"), at.get("project"), at.get("step"), at.get("position")
     while True:
         if project is not None:
-            stopped = _take_apart_project(project, step or "detach", position or None, page)
+            stopped = _take_apart_project(user_id, project, step or "detach", position or None, page)
             if stopped is not None:
                 return {"after": after, "project": project, "step": stopped[0], "position": stopped[1]}
             project = None
@@ -280,7 +282,7 @@ def _delete_projects(user_id: str, at: dict[str, Any], page: _Page) -> dict[str,
             if membership.role == "owner":
                 project, step, position = membership.project_id, "detach", None
                 break
-            page.batch.delete(membership)
+            page.writes.delete(membership)
             page.spend()
         else:
             if found.last_evaluated_key is None:
@@ -288,18 +290,19 @@ def _delete_projects(user_id: str, at: dict[str, Any], page: _Page) -> dict[str,
 
 
 def _take_apart_project(
-    project_id: str, step: str, position: dict[str, Any] | None, page: _Page
+    user_id: str, project_id: str, step: str, position: dict[str, Any] | None, page: _Page
 ) -> tuple[str, dict[str, Any]] | None:
-    """Detach the project's conversations, then delete its members, then the project; (step, position) where
-    the page stopped, or None when the project is gone."""
+    """Detach the project's conversations (others': the user's own are going), then delete its members, then the
+    project; (step, position) where the page stopped, or None when the project is gone."""
     if step == "detach":
         while page.left > 0:
             found = store.ConversationRecord.by_project.query(
                 store.project_pk(project_id), limit=page.left, last_evaluated_key=position
             )
             for conversation in found:
-                store.detach_from_project(conversation)
-                page.spend()
+                if conversation.owner_id != user_id:
+                    store.detach_from_project(conversation)
+                    page.spend()
             position = found.last_evaluated_key
             if position is None:
                 step = "members"
@@ -315,11 +318,11 @@ def _take_apart_project(
             attributes_to_get=["pk", "sk"],
         )
         for member in members:
-            page.batch.delete(member)
+            page.writes.delete(member)
             page.spend()
         position = members.last_evaluated_key
         if position is None:
-            page.batch.delete(store.ProjectRecord(store.project_pk(project_id), "META"))
+            page.writes.delete(store.ProjectRecord(store.project_pk(project_id), "META"))
             page.spend()
             return None
     return "members", position or {}
@@ -336,7 +339,7 @@ def _anonymise_authored(user_id: str, at: dict[str, Any], page: _Page) -> dict[s
         for message in found:
             message.author_id = store.DELETED_AUTHOR
             message.gsi4pk = message.gsi4sk = None
-            page.batch.save(message)
+            page.writes.save(message)
             page.spend()
         after = found.last_evaluated_key
         if after is None:
@@ -355,7 +358,7 @@ def _delete_prompts(user_id: str, at: dict[str, Any], page: _Page) -> dict[str, 
             attributes_to_get=["pk", "sk"],
         )
         for prompt in found:
-            page.batch.delete(prompt)
+            page.writes.delete(prompt)
             page.spend()
         after = found.last_evaluated_key
         if after is None:

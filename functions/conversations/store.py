@@ -665,10 +665,10 @@ def delete_payload_keys(keys: Iterable[str]) -> None:
     """Delete payload objects by key, 1,000 a DeleteObjects call."""
     from shared.aws import client
 
-    s3, pending = client("s3"), list(dict.fromkeys(keys))
+    pending = list(dict.fromkeys(keys))
     for start in range(0, len(pending), 1000):
         objects = [{"Key": key} for key in pending[start : start + 1000]]
-        s3.delete_objects(Bucket=_bucket(), Delete={"Objects": objects, "Quiet": True})
+        client("s3").delete_objects(Bucket=_bucket(), Delete={"Objects": objects, "Quiet": True})
 
 
 def delete_payloads(prefix: str) -> None:

