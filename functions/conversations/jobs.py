@@ -113,7 +113,9 @@ def export_page(user_id: str, cursor: str | None, limit: int = PAGE_ITEMS) -> Ex
 
 
 def _export_conversations(user_id: str, at: dict[str, Any], page: _Page) -> dict[str, Any] | None:
-    """Owned conversations, active then archived; a conversation's messages may go on over the next pages."""
+    """Owned conversations, active then archived, least recently active first: one that gets a message during
+    the export moves to the end, still ahead of the cursor, so it is exported (perhaps twice), never skipped.
+    A conversation's messages may go on over the next pages."""
     archived, after = at.get("archived", False), at.get("after")
     if at.get("conversation"):
         messages = _export_messages(at["conversation"], at.get("messages") or None, page)
