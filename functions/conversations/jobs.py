@@ -33,13 +33,15 @@ if TYPE_CHECKING:
     from pynamodb.models import BatchWrite, Model
 
     from functions.conversations import service, store
-    from functions.conversations.store import MessageRecord
+    from functions.conversations.store import ConversationRecord, MemberRecord, MessageRecord, PromptRecord
 else:
     store = LazyModule("functions.conversations.store")
     service = LazyModule("functions.conversations.service")
 
 # The first archiving run looks this far back for idle conversations; later runs start after the last one.
 FIRST_ARCHIVE_LOOKBACK_DAYS = 400
+# Message text one export page holds at most, whatever its count of items.
+EXPORT_PAGE_BYTES = 64 * 1024 * 1024
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ULID_RANDOM_BITS = 80
 
@@ -50,6 +52,7 @@ class _Page:
 
     left: int
     batch: BatchWrite[Any] | None = None
+    bytes_left: int = field(default_factory=lambda: EXPORT_PAGE_BYTES)
     done: int = 0
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     forgotten: list[str] = field(default_factory=list)
@@ -63,9 +66,17 @@ class _Page:
         self.left -= items
         self.done += items
 
-    def emit(self, stem: str, record: dict[str, Any]) -> None:
+    def emit(self, stem: str, record: dict[str, Any], *, size: int = 0) -> None:
         self.records.setdefault(stem, []).append(record)
         self.spend()
+        self.bytes_left -= size
+        if self.bytes_left <= 0:
+            self.left = 0
+
+    def delete(self, records: list[Any]) -> None:
+        for record in records:
+            self.writes.delete(record)
+        self.spend(len(records))
 
 
 # A phase carries on from its own position (`at`), and returns where it stopped when the page ran out, or None
@@ -84,6 +95,28 @@ def _run(phases: dict[str, _Phase], user_id: str, cursor: str | None, page: _Pag
         if stopped is not None:
             return json.dumps({"phase": name, "at": stopped})
     return None
+
+
+def _walk(
+    query: Callable[[int, dict[str, Any] | None], Any],
+    after: dict[str, Any] | None,
+    page: _Page,
+    handle: Callable[[list[Any]], None],
+) -> dict[str, Any] | None:
+    """Query pages from `after` (a LastEvaluatedKey; {} or None: the start), each handed whole to `handle`, which
+    spends what it does, until the end (None) or until the page has done its share (the position to go on from)."""
+    after = after or None
+    while page.left > 0:
+        found = query(page.left, after)
+        handle(list(found))
+        after = found.last_evaluated_key
+        if after is None:
+            return None
+    return after or {}
+
+
+def _rest(stopped: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if stopped is None else {"after": stopped}
 
 
 def _index_position(record: Model, index: str) -> dict[str, Any]:
@@ -144,53 +177,57 @@ def _export_conversations(user_id: str, at: dict[str, Any], page: _Page) -> dict
 
 
 def _export_messages(conversation_id: str, after: dict[str, Any] | None, page: _Page) -> dict[str, Any] | None:
-    """Messages of one conversation from `after` on; where the page stopped, or None when all are out."""
+    """Messages of one conversation from `after` on; where the page stopped, or None when all are out. A page
+    also stops once it holds `EXPORT_PAGE_BYTES` of message text (2,000 messages of a megabyte would not fit a
+    task's memory)."""
     while page.left > 0:
         found = store.MessageRecord.query(
             store.conversation_pk(conversation_id),
             store.MessageRecord.sk.startswith("MSG#"),
             limit=page.left,
-            last_evaluated_key=after,
+            last_evaluated_key=after or None,
         )
         for message in found:
-            page.emit("conversations", {"message": service.exported_message(message)})
+            page.emit("conversations", {"message": service.exported_message(message)}, size=int(message.content_bytes))
             after = _index_position(message, "")
+            if page.left <= 0:
+                return after
         if found.last_evaluated_key is None:
             return None
     return after or {}
 
 
 def _export_projects(user_id: str, at: dict[str, Any], page: _Page) -> dict[str, Any] | None:
-    after = at.get("after")
-    while page.left > 0:
-        found = store.MemberRecord.by_user.query(
-            store.projects_partition(user_id), limit=page.left, last_evaluated_key=after
-        )
-        owned = [membership for membership in found if membership.role == "owner"]
+    def emit(memberships: list[MemberRecord]) -> None:
+        owned = [membership for membership in memberships if membership.role == "owner"]
         projects = store.projects_by_id(membership.project_id for membership in owned)
         for membership in owned:
             if membership.project_id in projects:
                 members = store.members(membership.project_id)
                 page.emit("projects", service.exported_project(projects[membership.project_id], members))
                 page.spend(len(members))
-        if found.last_evaluated_key is None:
-            return None
-        after = found.last_evaluated_key
-    return {"after": after}
+
+    return _rest(_walk(_memberships_query(user_id), at.get("after"), page, emit))
+
+
+def _memberships_query(user_id: str) -> Callable[[int, dict[str, Any] | None], Any]:
+    return lambda limit, start: store.MemberRecord.by_user.query(
+        store.projects_partition(user_id), limit=limit, last_evaluated_key=start
+    )
+
+
+def _prompts_query(user_id: str, **options: Any) -> Callable[[int, dict[str, Any] | None], Any]:
+    return lambda limit, start: store.PromptRecord.query(
+        f"USER#{user_id}", store.PromptRecord.sk.startswith("PROMPT#"), limit=limit, last_evaluated_key=start, **options
+    )
 
 
 def _export_prompts(user_id: str, at: dict[str, Any], page: _Page) -> dict[str, Any] | None:
-    after = at.get("after")
-    while page.left > 0:
-        found = store.PromptRecord.query(
-            f"USER#{user_id}", store.PromptRecord.sk.startswith("PROMPT#"), limit=page.left, last_evaluated_key=after
-        )
-        for prompt in found:
+    def emit(prompts: list[PromptRecord]) -> None:
+        for prompt in prompts:
             page.emit("prompts", service.exported_prompt(prompt))
-        if found.last_evaluated_key is None:
-            return None
-        after = found.last_evaluated_key
-    return {"after": after}
+
+    return _rest(_walk(_prompts_query(user_id), at.get("after"), page, emit))
 
 
 # Deletion -----------------------------------------------------------------------------------------------
@@ -223,45 +260,40 @@ def delete_page(user_id: str, cursor: str | None, limit: int = PAGE_ITEMS) -> De
 
 
 def _delete_conversations(user_id: str, at: dict[str, Any], page: _Page) -> dict[str, Any] | None:
-    archived, after = at.get("archived", False), at.get("after")
-    while page.left > 0:
-        found = store.ConversationRecord.by_owner.query(
+    def delete(conversations: list[ConversationRecord]) -> None:
+        page.delete(conversations)
+        page.forgotten += [conversation.conversation_id for conversation in conversations]
+
+    def owned(archived: bool) -> Callable[[int, dict[str, Any] | None], Any]:
+        return lambda limit, start: store.ConversationRecord.by_owner.query(
             store.owner_partition(user_id, archived=archived),
-            limit=page.left,
-            last_evaluated_key=after,
+            limit=limit,
+            last_evaluated_key=start,
             attributes_to_get=["pk", "sk", "gsi1pk", "gsi1sk", "conversationId"],
         )
-        for conversation in found:
-            page.writes.delete(conversation)
-            page.forgotten.append(conversation.conversation_id)
-            page.spend()
-        after = found.last_evaluated_key
-        if after is None:
-            if archived:
-                return None
-            archived = True
-    return {"archived": archived, "after": after}
+
+    archived = at.get("archived", False)
+    for partition_archived in (False, True)[int(archived) :]:
+        after = at.get("after") if partition_archived == archived else None
+        stopped = _walk(owned(partition_archived), after, page, delete)
+        if stopped is not None:
+            return {"archived": partition_archived, "after": stopped}
+    return None
 
 
 def _delete_messages(user_id: str, at: dict[str, Any], page: _Page) -> dict[str, Any] | None:
-    after = at.get("after")
-    while page.left > 0:
-        found = store.MessageRecord.by_owner_text.query(
-            store.messages_partition(user_id),
-            limit=page.left,
-            last_evaluated_key=after,
-            attributes_to_get=["pk", "sk", "gsi3pk", "gsi3sk", "contentRef"],
-        )
-        messages = list(found)
+    def delete(messages: list[MessageRecord]) -> None:
         # Bodies first: were the page to fail after its messages went, a retry would no longer find them.
         store.delete_payload_keys(message.content_ref for message in messages if message.content_ref)
-        for message in messages:
-            page.writes.delete(message)
-            page.spend()
-        after = found.last_evaluated_key
-        if after is None:
-            return None
-    return {"after": after}
+        page.delete(messages)
+
+    query = lambda limit, start: store.MessageRecord.by_owner_text.query(  # noqa: E731
+        store.messages_partition(user_id),
+        limit=limit,
+        last_evaluated_key=start,
+        attributes_to_get=["pk", "sk", "gsi3pk", "gsi3sk", "contentRef"],
+    )
+    return _rest(_walk(query, at.get("after"), page, delete))
 
 
 def _delete_projects(user_id: str, at: dict[str, Any], page: _Page) -> dict[str, Any] | None:
@@ -276,9 +308,7 @@ def _delete_projects(user_id: str, at: dict[str, Any], page: _Page) -> dict[str,
             project = None
         if page.left <= 0:
             return {"after": after}
-        found = store.MemberRecord.by_user.query(
-            store.projects_partition(user_id), limit=page.left, last_evaluated_key=after
-        )
+        found = _memberships_query(user_id)(page.left, after)
         for membership in found:
             after = _index_position(membership, "gsi1")
             if membership.role == "owner":
@@ -296,76 +326,54 @@ def _take_apart_project(
 ) -> tuple[str, dict[str, Any]] | None:
     """Detach the project's conversations (others': the user's own are going), then delete its members, then the
     project; (step, position) where the page stopped, or None when the project is gone."""
+
+    def detach(conversations: list[ConversationRecord]) -> None:
+        for conversation in conversations:
+            if conversation.owner_id != user_id:
+                store.detach_from_project(conversation)
+                page.spend()
+
     if step == "detach":
-        while page.left > 0:
-            found = store.ConversationRecord.by_project.query(
-                store.project_pk(project_id), limit=page.left, last_evaluated_key=position
-            )
-            for conversation in found:
-                if conversation.owner_id != user_id:
-                    store.detach_from_project(conversation)
-                    page.spend()
-            position = found.last_evaluated_key
-            if position is None:
-                step = "members"
-                break
-        else:
-            return step, position or {}
-    while page.left > 0:
-        members = store.MemberRecord.query(
-            store.project_pk(project_id),
-            store.MemberRecord.sk.startswith("MEMBER#"),
-            limit=page.left,
-            last_evaluated_key=position,
-            attributes_to_get=["pk", "sk"],
+        query = lambda limit, start: store.ConversationRecord.by_project.query(  # noqa: E731
+            store.project_pk(project_id), limit=limit, last_evaluated_key=start
         )
-        for member in members:
-            page.writes.delete(member)
-            page.spend()
-        position = members.last_evaluated_key
-        if position is None:
-            page.writes.delete(store.ProjectRecord(store.project_pk(project_id), "META"))
-            page.spend()
-            return None
-    return "members", position or {}
+        stopped = _walk(query, position, page, detach)
+        if stopped is not None:
+            return "detach", stopped
+        position = None
+    members = lambda limit, start: store.MemberRecord.query(  # noqa: E731
+        store.project_pk(project_id),
+        store.MemberRecord.sk.startswith("MEMBER#"),
+        limit=limit,
+        last_evaluated_key=start,
+        attributes_to_get=["pk", "sk"],
+    )
+    stopped = _walk(members, position, page, page.delete)
+    if stopped is not None:
+        return "members", stopped
+    page.delete([store.ProjectRecord(store.project_pk(project_id), "META")])
+    return None
 
 
 def _anonymise_authored(user_id: str, at: dict[str, Any], page: _Page) -> dict[str, Any] | None:
     """The user's messages in others' conversations stay, naming nobody: put back whole (the index holds every
     attribute) without the author and without this index's keys."""
-    after = at.get("after")
-    while page.left > 0:
-        found = store.MessageRecord.by_author.query(
-            store.author_partition(user_id), limit=page.left, last_evaluated_key=after
-        )
-        for message in found:
+
+    def anonymise(messages: list[MessageRecord]) -> None:
+        for message in messages:
             message.author_id = store.DELETED_AUTHOR
             message.gsi4pk = message.gsi4sk = None
             page.writes.save(message)
-            page.spend()
-        after = found.last_evaluated_key
-        if after is None:
-            return None
-    return {"after": after}
+        page.spend(len(messages))
+
+    query = lambda limit, start: store.MessageRecord.by_author.query(  # noqa: E731
+        store.author_partition(user_id), limit=limit, last_evaluated_key=start
+    )
+    return _rest(_walk(query, at.get("after"), page, anonymise))
 
 
 def _delete_prompts(user_id: str, at: dict[str, Any], page: _Page) -> dict[str, Any] | None:
-    after = at.get("after")
-    while page.left > 0:
-        found = store.PromptRecord.query(
-            f"USER#{user_id}",
-            store.PromptRecord.sk.startswith("PROMPT#"),
-            limit=page.left,
-            last_evaluated_key=after,
-            attributes_to_get=["pk", "sk"],
-        )
-        for prompt in found:
-            page.writes.delete(prompt)
-            page.spend()
-        after = found.last_evaluated_key
-        if after is None:
-            return None
-    return {"after": after}
+    return _rest(_walk(_prompts_query(user_id, attributes_to_get=["pk", "sk"]), at.get("after"), page, page.delete))
 
 
 # Import -------------------------------------------------------------------------------------------------

@@ -192,6 +192,25 @@ def test_an_export_imported_into_another_account_gives_the_same_conversations_pr
     assert conversation_with_messages(api, bob, active[0]["id"])["messageCount"] == 13
 
 
+def test_an_export_page_holds_a_bounded_amount_of_text(api: TestClient, ada: User) -> None:
+    conversation = post(api, ada, "/conversations", {"title": "Pastes"})
+    for number in range(4):
+        say(api, ada, conversation["id"], f"{number}{BIG}")
+    with patch.object(jobs, "EXPORT_PAGE_BYTES", 2_500_000):
+        pages, cursor = [], None
+        while True:
+            page = jobs.export_page(ada.id, cursor, 2_000)
+            pages.append(
+                [line["message"]["content"] for line in page.records.get("conversations", []) if "message" in line]
+            )
+            if page.cursor is None:
+                break
+            cursor = page.cursor
+    assert [len(contents) for contents in pages] == [3, 1]  # the page that passes the bound is the last to grow
+    assert [content[0] for contents in pages for content in contents] == ["0", "1", "2", "3"]
+    assert all(content[1:] == BIG for contents in pages for content in contents)
+
+
 def test_an_imported_conversation_can_be_continued_and_its_rejected_messages_are_reported(
     api: TestClient, bob: User
 ) -> None:
