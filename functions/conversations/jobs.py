@@ -465,6 +465,7 @@ def _import_project(work: _Import, item: ImportedProject, project_id: str) -> No
     work.counts["projects"] += 1
     if project_id in work.existing:
         return
+    work.existing.add(project_id)  # named twice in the file: one batch may not hold the same key twice
     project = store.ProjectRecord(
         store.project_pk(project_id),
         "META",
@@ -484,6 +485,7 @@ def _import_project(work: _Import, item: ImportedProject, project_id: str) -> No
 def _import_conversation(work: _Import, item: ImportedConversation, conversation_id: str, moment: datetime) -> None:
     """Messages first, numbered from 1 in file order, the conversation last: it says how many there are."""
     skip = conversation_id in work.existing
+    work.existing.add(conversation_id)  # named twice in the file: one batch may not hold the same key twice
     project_id = _project_key(work.user_id, item.project_source_id) if item.project_source_id else None
     if project_id not in work.projects:
         project_id = None
@@ -555,6 +557,7 @@ def _import_prompt(work: _Import, item: ImportedPrompt, prompt_id: str) -> None:
     work.counts["prompts"] += 1
     if f"{work.user_id}/{prompt_id}" in work.existing:
         return
+    work.existing.add(f"{work.user_id}/{prompt_id}")
     created = item.created_at or store.now()
     work.batch.save(
         store.PromptRecord(

@@ -192,6 +192,21 @@ def test_an_export_imported_into_another_account_gives_the_same_conversations_pr
     assert conversation_with_messages(api, bob, active[0]["id"])["messageCount"] == 13
 
 
+def test_a_conversation_named_twice_in_one_page_is_stored_once(api: TestClient, bob: User) -> None:
+    from functions.jobs.formats.items import ImportedMessage
+
+    moment = datetime(2024, 5, 1, 12, tzinfo=UTC)
+
+    def twin() -> ImportedConversation:
+        hello = [ImportedMessage("user", "hello", moment), ImportedMessage("assistant", "hi", moment)]
+        return ImportedConversation("same", "Twice", moment, moment, hello)
+
+    jobs.import_items(bob.id, "job-7", [twin(), twin()])
+    (conversation,) = listed(api, bob)
+    messages = conversation_with_messages(api, bob, conversation["id"])["messages"]["items"]
+    assert [m["content"] for m in messages] == ["hello", "hi"]
+
+
 def test_an_export_page_holds_a_bounded_amount_of_text(api: TestClient, ada: User) -> None:
     conversation = post(api, ada, "/conversations", {"title": "Pastes"})
     for number in range(4):
