@@ -56,6 +56,8 @@ class Settings(BaseModel):
     # S3 bucket for payloads too large for a DynamoDB item (long messages); set by CDK and local mode.
     payload_bucket: str = ""
     memory_limit_per_user: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    # The daily archiving run archives conversations idle this many days; 0 turns it off.
+    archive_conversations_after_days: Annotated[int, Field(ge=0, le=3650)] = 90
 
     # Chat limits, per user and per window, and the stage's daily cost ceiling (USD).
     chat_window_seconds: Annotated[int, Field(ge=60, le=31 * 86400)] = 3600

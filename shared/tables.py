@@ -93,6 +93,9 @@ CONVERSATIONS = TableSpec(
         Index("gsi2", "gsi2pk", "gsi2sk"),
         # gsi3: every message of a user's own conversations, for search.
         Index("gsi3", "gsi3pk", "gsi3sk"),
+        # gsi4 (sparse): unarchived conversations by day of last activity, sharded, for the archiving run; and
+        # the messages a user wrote in others' conversations, for their account's deletion.
+        Index("gsi4", "gsi4pk", "gsi4sk"),
     ),
 )
 

@@ -115,6 +115,7 @@ def _create(principal: Principal, request: ConversationCreate, conversation_id: 
         _require_project_write(principal.user_id, request.project_id)
     moment = store.now()
     title = request.title or DEFAULT_TITLE
+    idle_pk, idle_sk = store.idle_keys(moment, conversation_id)
     conversation = store.ConversationRecord(
         store.conversation_pk(conversation_id),
         "META",
@@ -132,6 +133,8 @@ def _create(principal: Principal, request: ConversationCreate, conversation_id: 
         created_at=moment,
         updated_at=moment,
         last_activity_at=moment,
+        gsi4pk=idle_pk,
+        gsi4sk=idle_sk,
     )
     store.create_conversation(conversation)
     return conversation
@@ -196,9 +199,7 @@ def set_archived(principal: Principal, conversation_id: str, *, archived: bool) 
     """Archived conversations drop out of the default list; unarchiving brings them back."""
     conversation = _owned(principal.user_id, conversation_id)
     if conversation.archived != archived:
-        store.save_conversation(
-            conversation, archived=archived, gsi1pk=store.owner_partition(conversation.owner_id, archived=archived)
-        )
+        store.save_conversation(conversation, **store.archiving_changes(conversation, archived=archived))
     return _public_conversation(conversation, "owner")
 
 
@@ -285,6 +286,7 @@ def _append(
 ) -> MessagePublic:
     moment = store.now()
     seq = store.claim_message_slot(conversation, moment)
+    author_pk, author_sk = store.author_keys(conversation, author_id, seq)
     message = store.MessageRecord(
         conversation.pk,
         store.message_sk(seq),
@@ -296,6 +298,8 @@ def _append(
         author_id=author_id,
         metadata=metadata,
         created_at=moment,
+        gsi4pk=author_pk,
+        gsi4sk=author_sk,
     )
     message.message_id = message.gsi3sk
     store.put_message(message, content)
@@ -453,56 +457,34 @@ def _prompt(user_id: str, prompt_id: str) -> PromptRecord:
     return prompt
 
 
-# A user's data, whole: the export and account-deletion workflows call these ----------------------------
+# What the jobs workflows (functions.conversations.jobs) read and forget -------------------------------
 
 
-def export_user_data(user_id: str) -> dict[str, Any]:
-    """Everything this context holds that belongs to the user, JSON-ready: their conversations with every
-    message (large ones read back from the payload bucket), the projects they own with their members, the
-    projects shared with them, and their saved prompts."""
-    conversations = []
-    for record in store.all_owned_conversations(user_id):
-        conversation = _public_conversation(record, "owner").model_dump(mode="json", by_alias=True)
-        conversation["messages"] = [
-            _public_message(message).model_dump(mode="json", by_alias=True)
-            for message in store.all_messages(record.conversation_id)
-        ]
-        conversations.append(conversation)
-    owned, shared = [], []
-    for membership in store.all_memberships(user_id):
-        if membership.role == "owner":
-            project = store.get_project(membership.project_id)
-            if project is not None:
-                entry = _public_project(project, "owner").model_dump(mode="json", by_alias=True)
-                entry["members"] = [
-                    _public_member(m).model_dump(mode="json", by_alias=True) for m in store.members(project.project_id)
-                ]
-                owned.append(entry)
-        else:
-            shared.append({"projectId": membership.project_id, "role": membership.role})
-    prompts = [_public_prompt(p).model_dump(mode="json", by_alias=True) for p in store.all_prompts(user_id)]
-    return {"conversations": conversations, "projects": owned, "sharedWithMe": shared, "prompts": prompts}
+def exported_conversation(record: ConversationRecord) -> dict[str, Any]:
+    """A conversation as its owner's export holds it: the API's shape."""
+    return _public_conversation(record, "owner").model_dump(mode="json", by_alias=True)
 
 
-def delete_user_data(user_id: str) -> dict[str, int]:
-    """Delete everything this context holds for the user. Their projects go too (others' conversations in them
-    are detached and kept); their memberships in others' projects end. Returns counts of what was deleted."""
-    counts: Counter[str] = Counter()
-    for record in list(store.all_owned_conversations(user_id)):
-        counts["messages"] += store.delete_conversation(record.conversation_id)
-        _histories.forget(record.conversation_id)
-        counts["conversations"] += 1
-    for membership in list(store.all_memberships(user_id)):
-        if membership.role == "owner":
-            store.delete_project(membership.project_id)
-            counts["projects"] += 1
-        else:
-            store.remove_member(membership.project_id, user_id)
-            counts["memberships"] += 1
-    for prompt in list(store.all_prompts(user_id)):
-        store.delete_prompt(user_id, prompt.prompt_id)
-        counts["prompts"] += 1
-    return dict(counts)
+def exported_message(record: MessageRecord) -> dict[str, Any]:
+    """A message as an export holds it, its body read back from the payload bucket when it lives there."""
+    return _public_message(record).model_dump(mode="json", by_alias=True)
+
+
+def exported_project(record: Any, members: list[MemberRecord]) -> dict[str, Any]:
+    """A project its owner exports, with its members."""
+    entry = _public_project(record, "owner").model_dump(mode="json", by_alias=True)
+    entry["members"] = [_public_member(member).model_dump(mode="json", by_alias=True) for member in members]
+    return entry
+
+
+def exported_prompt(record: PromptRecord) -> dict[str, Any]:
+    return _public_prompt(record).model_dump(mode="json", by_alias=True)
+
+
+def forget_histories(conversation_ids: list[str]) -> None:
+    """Drop this container's cached histories of conversations that were deleted."""
+    for conversation_id in conversation_ids:
+        _histories.forget(conversation_id)
 
 
 # Public shapes ------------------------------------------------------------------------------------------

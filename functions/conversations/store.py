@@ -11,14 +11,21 @@ Items (pk / sk):
   PROJECT#<id> / MEMBER#<user> a member and their role, the owner included (role `owner`); gsi1
                                USER#<member>#PROJECTS / <project id> lists the projects a user is in
   USER#<id> / PROMPT#<id>      a saved prompt
+  ARCHIVE#STATE / META         the last day the archiving run finished (functions.conversations.jobs)
+
+gsi4 serves the jobs workflows, two sparse kinds of keys on it: an unarchived conversation carries
+STALE#<day of last activity>#<shard> / <activity>#<id>, so the archiving run finds the conversations idle since a
+day by Query (eight shards, so one busy day is not one hot key); a message written in someone else's conversation
+carries AUTHOR#<author> / <conversation id>#<seq>, so an account deletion finds what its user wrote there.
 
 A message body over `INLINE_LIMIT_BYTES` is kept in the payload bucket and read back transparently.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pynamodb.attributes import BooleanAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
@@ -35,6 +42,9 @@ from shared.tables import CONVERSATIONS
 
 # DynamoDB items stop at 400 KB; keep well clear of it, leaving room for the other attributes.
 INLINE_LIMIT_BYTES = 350_000
+# Who a message names as its author once that account is deleted (the message stays in its owner's conversation).
+DELETED_AUTHOR = "deleted-user"
+STALE_SHARDS = 8
 # Characters of a message kept lower-cased for search (the index would otherwise hold every long paste twice).
 SEARCH_TEXT_CHARS = 4_000
 SEARCH_PAGE_ITEMS = 200
@@ -60,8 +70,11 @@ class ConversationRecord(Model):
     gsi1sk = UnicodeAttribute()
     gsi2pk = UnicodeAttribute(null=True)
     gsi2sk = UnicodeAttribute(null=True)
+    gsi4pk = UnicodeAttribute(null=True)
+    gsi4sk = UnicodeAttribute(null=True)
     by_owner = secondary_index(CONVERSATIONS.index("gsi1"))
     by_project = secondary_index(CONVERSATIONS.index("gsi2"))
+    by_idle_day = secondary_index(CONVERSATIONS.index("gsi4"))
 
     conversation_id = UnicodeAttribute(attr_name="conversationId")
     owner_id = UnicodeAttribute(attr_name="ownerId")
@@ -84,7 +97,10 @@ class MessageRecord(Model):
     sk = UnicodeAttribute(range_key=True)
     gsi3pk = UnicodeAttribute()
     gsi3sk = UnicodeAttribute()
+    gsi4pk = UnicodeAttribute(null=True)
+    gsi4sk = UnicodeAttribute(null=True)
     by_owner_text = secondary_index(CONVERSATIONS.index("gsi3"))
+    by_author = secondary_index(CONVERSATIONS.index("gsi4"))
 
     message_id = UnicodeAttribute(attr_name="messageId")
     conversation_id = UnicodeAttribute(attr_name="conversationId")
@@ -144,6 +160,15 @@ class PromptRecord(Model):
     updated_at = UTCDateTimeAttribute(attr_name="updatedAt", default=now)
 
 
+class ArchiveStateRecord(Model):
+    Meta = _Meta
+
+    pk = UnicodeAttribute(hash_key=True, default="ARCHIVE#STATE")
+    sk = UnicodeAttribute(range_key=True, default="META")
+    # Every conversation idle since this day or before has been archived.
+    last_day = UnicodeAttribute(attr_name="lastDay")
+
+
 # Keys ---------------------------------------------------------------------------------------------------
 
 
@@ -172,6 +197,27 @@ LAST_SEQ = 10**10 - 1  # the highest place `message_sk` can write
 
 def message_sk(seq: int) -> str:
     return f"MSG#{seq:010d}"
+
+
+def idle_partition(day: date, shard: int) -> str:
+    return f"STALE#{day.isoformat()}#{shard}"
+
+
+def idle_keys(moment: datetime, conversation_id: str) -> tuple[str, str]:
+    """The gsi4 keys (partition, sort) of an unarchived conversation last active at `moment`."""
+    shard = zlib.crc32(conversation_id.encode()) % STALE_SHARDS
+    return idle_partition(moment.date(), shard), activity_key(moment, conversation_id)
+
+
+def author_partition(author_id: str) -> str:
+    return f"AUTHOR#{author_id}"
+
+
+def author_keys(conversation: ConversationRecord, author_id: str, seq: int) -> tuple[str | None, str | None]:
+    """The gsi4 keys (partition, sort) of a message: only one written in someone else's conversation has them."""
+    if author_id == conversation.owner_id:
+        return None, None
+    return author_partition(author_id), f"{conversation.conversation_id}#{seq:010d}"
 
 
 def _start(cursor: str | None, partition: dict[str, str], **sort_prefixes: str) -> dict[str, Any] | None:
@@ -237,6 +283,46 @@ def save_conversation(conversation: ConversationRecord, **changes: Any) -> Conve
     return conversation
 
 
+def archiving_changes(conversation: ConversationRecord, *, archived: bool) -> dict[str, Any]:
+    """What archiving (or unarchiving) changes on a conversation: its list, and whether the archiving run's
+    index holds it."""
+    idle_pk, idle_sk = idle_keys(conversation.last_activity_at, conversation.conversation_id)
+    return {
+        "archived": archived,
+        "gsi1pk": owner_partition(conversation.owner_id, archived=archived),
+        "gsi4pk": None if archived else idle_pk,
+        "gsi4sk": None if archived else idle_sk,
+    }
+
+
+def archive_if_idle(conversation: ConversationRecord, moment: datetime) -> bool:
+    """Archive a conversation the archiving run found, unless it was active (or archived, or deleted) since the
+    index said it was idle; True when it was archived."""
+    changes = {**archiving_changes(conversation, archived=True), "updated_at": moment}
+    actions = [
+        getattr(ConversationRecord, name).remove() if value is None else getattr(ConversationRecord, name).set(value)
+        for name, value in changes.items()
+    ]
+    try:
+        conversation.update(actions=actions, condition=ConversationRecord.gsi4sk == conversation.gsi4sk)
+    except UpdateError as error:
+        if condition_failed(error):
+            return False
+        raise
+    return True
+
+
+def get_archive_state() -> ArchiveStateRecord | None:
+    try:
+        return ArchiveStateRecord.get("ARCHIVE#STATE", "META", consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def save_archive_state(last_day: date) -> None:
+    ArchiveStateRecord(last_day=last_day.isoformat()).save()
+
+
 def delete_conversation(conversation_id: str) -> int:
     """Delete a conversation with every message and stored payload; returns how many messages went.
 
@@ -267,6 +353,9 @@ def claim_message_slot(conversation: ConversationRecord, moment: datetime) -> in
     ]
     if conversation.project_id:
         actions.append(ConversationRecord.gsi2sk.set(sort_key))
+    if not conversation.archived:
+        idle_pk, idle_sk = idle_keys(moment, conversation.conversation_id)
+        actions += [ConversationRecord.gsi4pk.set(idle_pk), ConversationRecord.gsi4sk.set(idle_sk)]
     try:
         conversation.update(actions=actions, condition=ConversationRecord.pk.exists())
     except UpdateError as error:
@@ -278,6 +367,12 @@ def claim_message_slot(conversation: ConversationRecord, moment: datetime) -> in
 
 def put_message(message: MessageRecord, content: str) -> None:
     """Store a message; a body too large for an item goes to the payload bucket first."""
+    set_message_body(message, content)
+    message.save(condition=MessageRecord.pk.does_not_exist())
+
+
+def set_message_body(message: MessageRecord, content: str) -> None:
+    """Give a message its body: inline, or (too large for an item) in the payload bucket, stored now."""
     encoded = content.encode()
     message.content_bytes = len(encoded)
     message.search_text = content[:SEARCH_TEXT_CHARS].lower()
@@ -287,7 +382,6 @@ def put_message(message: MessageRecord, content: str) -> None:
         message.content = None
     else:
         message.content = content
-    message.save(condition=MessageRecord.pk.does_not_exist())
 
 
 def message_content(message: MessageRecord) -> str:
@@ -448,22 +542,51 @@ def conversations_by_id(conversation_ids: Iterable[str]) -> dict[str, Conversati
     return {record.conversation_id: record for record in ConversationRecord.batch_get(keys)} if keys else {}
 
 
+def detach_from_project(conversation: ConversationRecord) -> None:
+    """Take a conversation out of its project (which is going); its owner keeps it."""
+    try:
+        conversation.update(
+            actions=[
+                ConversationRecord.project_id.remove(),
+                ConversationRecord.gsi2pk.remove(),
+                ConversationRecord.gsi2sk.remove(),
+            ],
+            # The index lags: a conversation deleted meanwhile must not come back as a bare key.
+            condition=ConversationRecord.pk.exists(),
+        )
+    except UpdateError as error:
+        if not condition_failed(error):
+            raise
+
+
+def existing_items(
+    *, conversations: Iterable[str], projects: Iterable[str], prompts: Iterable[tuple[str, str]]
+) -> set[str]:
+    """Which of these are stored already, by BatchGetItem: conversation and project ids, prompts as
+    `<user id>/<prompt id>`."""
+    found: set[str] = set()
+    keys = [(conversation_pk(conversation_id), "META") for conversation_id in dict.fromkeys(conversations)]
+    if keys:
+        found |= {
+            r.conversation_id
+            for r in ConversationRecord.batch_get(keys, attributes_to_get=["pk", "sk", "conversationId"])
+        }
+    keys = [(project_pk(project_id), "META") for project_id in dict.fromkeys(projects)]
+    if keys:
+        found |= {r.project_id for r in ProjectRecord.batch_get(keys, attributes_to_get=["pk", "sk", "projectId"])}
+    keys = [prompt_key(user_id, prompt_id) for user_id, prompt_id in dict.fromkeys(prompts)]
+    if keys:
+        found |= {
+            f"{r.pk.removeprefix('USER#')}/{r.prompt_id}"
+            for r in PromptRecord.batch_get(keys, attributes_to_get=["pk", "sk", "promptId"])
+        }
+    return found
+
+
 def delete_project(project_id: str) -> None:
     """Delete a project and its memberships; its conversations are detached, not deleted (their owners keep them)."""
     for conversation in ConversationRecord.by_project.query(project_pk(project_id)):
-        try:
-            conversation.update(
-                actions=[
-                    ConversationRecord.project_id.remove(),
-                    ConversationRecord.gsi2pk.remove(),
-                    ConversationRecord.gsi2sk.remove(),
-                ],
-                # The index lags: a conversation deleted meanwhile must not come back as a bare key.
-                condition=ConversationRecord.pk.exists(),
-            )
-        except UpdateError as error:
-            if not condition_failed(error):
-                raise
+        detach_from_project(conversation)
     with MemberRecord.batch_write() as batch:
         for member in MemberRecord.query(project_pk(project_id), MemberRecord.sk.startswith("MEMBER#")):
             batch.delete(member)
@@ -536,6 +659,16 @@ def get_payload(key: str) -> bytes:
 
     body: bytes = client("s3").get_object(Bucket=_bucket(), Key=key)["Body"].read()
     return body
+
+
+def delete_payload_keys(keys: Iterable[str]) -> None:
+    """Delete payload objects by key, 1,000 a DeleteObjects call."""
+    from shared.aws import client
+
+    pending = list(dict.fromkeys(keys))
+    for start in range(0, len(pending), 1000):
+        objects = [{"Key": key} for key in pending[start : start + 1000]]
+        client("s3").delete_objects(Bucket=_bucket(), Delete={"Objects": objects, "Quiet": True})
 
 
 def delete_payloads(prefix: str) -> None:

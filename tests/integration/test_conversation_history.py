@@ -11,6 +11,7 @@ from unittest.mock import patch
 import pytest
 from botocore.client import BaseClient
 
+from functions.conversations import jobs as conversation_jobs
 from functions.conversations import service as conversations
 from functions.conversations import store
 from functions.conversations.history import HistoryCache
@@ -171,5 +172,5 @@ def test_deleting_a_users_data_leaves_none_of_their_histories_cached() -> None:
     conversations.delete_conversation(ada, deleted.id)
     assert conversations._histories.get(deleted.id) is None
     assert conversations._histories.get(kept.id) is not None
-    conversations.delete_user_data(ada.user_id)
+    assert conversation_jobs.delete_page(ada.user_id, None).cursor is None
     assert conversations._histories.get(kept.id) is None

@@ -1,13 +1,10 @@
-"""Projects and sharing, saved prompts, and the per-user export and deletion the GDPR workflows will call."""
+"""Projects and sharing, and saved prompts (their export and deletion: test_conversations_jobs)."""
 
 from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
 
-from functions.conversations import service
-from shared.aws import client
-from shared.settings import get_settings
 from tests.integration.conftest import User, error_code, register
 
 
@@ -189,40 +186,3 @@ def test_saved_prompts_crud_with_tags_and_isolation(api: TestClient, owner: User
     assert api.post(base, headers=owner.auth, json={"title": "", "content": "x"}).status_code == 422
     assert api.delete(f"{base}/{prompt['id']}", headers=owner.auth).status_code == 204
     assert api.get(f"{base}/{prompt['id']}", headers=owner.auth).status_code == 404
-
-
-def test_export_holds_all_of_a_users_data_and_deletion_removes_only_theirs(
-    api: TestClient, shared_project: dict[str, str], owner: User, editor: User
-) -> None:
-    big = "y" * 400_000
-    own = api.post("/api/v1/conversations", headers=editor.auth, json={"title": "editor's"}).json()
-    api.post(f"/api/v1/conversations/{own['id']}/messages", headers=editor.auth, json={"content": big})
-    api.post(
-        f"/api/v1/conversations/{shared_project['conversation']}/messages", headers=editor.auth, json={"content": "hi"}
-    )
-    api.post("/api/v1/prompts", headers=editor.auth, json={"title": "p", "content": "c"})
-
-    exported = service.export_user_data(editor.id)
-    assert [c["title"] for c in exported["conversations"]] == ["editor's"]
-    assert exported["conversations"][0]["messages"][0]["content"] == big
-    assert exported["sharedWithMe"] == [{"projectId": shared_project["project"], "role": "editor"}]
-    assert [p["title"] for p in exported["prompts"]] == ["p"]
-    owners = service.export_user_data(owner.id)
-    assert [p["name"] for p in owners["projects"]] == ["Launch"]
-    assert len(owners["projects"][0]["members"]) == 3
-
-    counts = service.delete_user_data(editor.id)
-    assert counts == {"conversations": 1, "messages": 1, "memberships": 1, "prompts": 1}
-    assert service.export_user_data(editor.id) == {
-        "conversations": [],
-        "projects": [],
-        "sharedWithMe": [],
-        "prompts": [],
-    }
-    assert client("s3").list_objects_v2(Bucket=get_settings().payload_bucket)["KeyCount"] == 0
-    # The owner's conversation keeps every message, the editor's included: it is the owner's data.
-    kept = api.get(f"/api/v1/conversations/{shared_project['conversation']}", headers=owner.auth).json()
-    assert [m["content"] for m in kept["messages"]["items"]] == ["kickoff", "hi"]
-
-    assert service.delete_user_data(owner.id) == {"conversations": 1, "messages": 2, "projects": 1}
-    assert api.get(f"/api/v1/conversations/{shared_project['conversation']}", headers=owner.auth).status_code == 404
