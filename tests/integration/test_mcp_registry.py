@@ -19,7 +19,7 @@ from botocore.client import BaseClient
 from fastapi.testclient import TestClient
 
 from functions.chat import tools
-from functions.mcp import service
+from functions.mcp import jobs, service
 from shared.auth.principal import Principal
 from shared.mcp_client import HttpServer
 from shared.settings import get_settings, settings_from_environ
@@ -577,12 +577,30 @@ def test_a_users_servers_export_without_secrets_and_go_with_their_account(
     body["config"]["headers"] = {"Authorization": SECRET}
     register_server(api, ada, **body)
 
-    exported = service.export_user_data(ada.id)
-    assert [server["name"] for server in exported] == ["mine"]
-    assert exported[0]["config"]["headers"] == {"Authorization": "••••••"}
+    for number in range(3):
+        register_server(api, ada, **http_server(f"more-{number}", "https://mcp.example.com/"))
+    bob_own = register_server(api, people["bob"], **http_server("mine", "https://mcp.example.com/"))
+
+    exported, cursor = [], None
+    for _ in range(10):
+        page = jobs.export_page(ada.id, cursor, 2)
+        exported += page.records.get("mcp-servers", [])
+        if (cursor := page.cursor) is None:
+            break
+    assert sorted(server["name"] for server in exported) == ["mine", "more-0", "more-1", "more-2"]
+    mine = next(server for server in exported if server["name"] == "mine")
+    assert mine["config"]["headers"] == {"Authorization": "••••••"}
     assert "s3cret" not in json.dumps(exported)
 
-    assert service.delete_user_data(ada.id) == 1
+    deleted, cursor, pages = 0, None, 0
+    while pages == 0 or cursor is not None:
+        deletion = jobs.delete_page(ada.id, cursor, 4)
+        deleted, cursor, pages = deleted + deletion.deleted, deletion.cursor, pages + 1
+        assert pages < 10
+    assert deleted == 4 * 2  # each server and its name
+    assert jobs.delete_page(ada.id, None, 4).deleted == 0
+    assert jobs.export_page(ada.id, None, 100).records == {}
+    assert api.get(f"{SERVERS}/{bob_own['id']}", headers=people["bob"].auth).status_code == 200
     assert listed_names(api, ada) == ["docs"]
     assert api.get(f"{SERVERS}/{stage['id']}", headers=ada.auth).status_code == 200
     # The name is free again.
