@@ -51,7 +51,7 @@ from shared.settings import get_settings
 
 if TYPE_CHECKING:
     from functions.identity import store
-    from functions.identity.store import ApiKeyRecord, UserRecord
+    from functions.identity.store import ApiKeyRecord, LoginFailureRecord, UserRecord
 else:
     store = LazyModule("functions.identity.store")
 
@@ -94,13 +94,7 @@ def login(email: str, password: str) -> SignedIn:
     """Sign in; a wrong password and an unknown email are indistinguishable, in answer and in time."""
     settings = get_settings()
     email_hash = hash_email(email)
-    failures = store.login_failures(email_hash)
-    if failures is not None and failures.failures >= settings.login_max_failures:
-        raise RateLimited(
-            "Too many failed sign-ins for this account; try again later",
-            retry_after_seconds=int(failures.window_ends - time.time()),
-            limit="login_attempts",
-        )
+    failures = _failures_below_lockout(email_hash)
     user = store.find_user_by_email(email)
     stored_hash = user.password_hash if user is not None and user.password_hash else None
     matches = passwords.verify_password(password, stored_hash or passwords.decoy_hash(settings.password_hash_cost))
@@ -112,6 +106,18 @@ def login(email: str, password: str) -> SignedIn:
     if passwords.needs_rehash(stored_hash, settings.password_hash_cost):
         store.update_user(user, password_hash=passwords.hash_password(password, settings.password_hash_cost))
     return _sign_in(user)
+
+
+def _failures_below_lockout(email_hash: str) -> LoginFailureRecord | None:
+    """The email's failed sign-ins in the current window; 429 once they reach the lockout."""
+    failures = store.login_failures(email_hash)
+    if failures is not None and failures.failures >= get_settings().login_max_failures:
+        raise RateLimited(
+            "Too many failed sign-ins for this account; try again later",
+            retry_after_seconds=int(failures.window_ends - time.time()),
+            limit="login_attempts",
+        )
+    return failures
 
 
 def refresh(refresh_token: str) -> SignedIn:
@@ -394,13 +400,7 @@ def delete_account(principal: Principal, password: str | None) -> str:
 def _check_password(user: UserRecord, password: str | None) -> None:
     settings = get_settings()
     email_hash = hash_email(user.email)
-    failures = store.login_failures(email_hash)
-    if failures is not None and failures.failures >= settings.login_max_failures:
-        raise RateLimited(
-            "Too many wrong passwords for this account; try again later",
-            retry_after_seconds=int(failures.window_ends - time.time()),
-            limit="login_attempts",
-        )
+    _failures_below_lockout(email_hash)
     stored_hash = user.password_hash or passwords.decoy_hash(settings.password_hash_cost)
     if not password or not passwords.verify_password(password, stored_hash) or not user.password_hash:
         store.record_login_failure(email_hash, settings.login_lockout_seconds)

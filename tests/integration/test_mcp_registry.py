@@ -25,6 +25,7 @@ from shared.mcp_client import HttpServer
 from shared.settings import get_settings, settings_from_environ
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.integration.conftest import User, error_code, free_port, login, register
+from tests.integration.jobs_pages import delete_all, export_all
 from tests.integration.test_chat_tools import enable_for, events_of, kinds, text_of
 
 SERVERS = "/api/v1/mcp/servers"
@@ -581,23 +582,13 @@ def test_a_users_servers_export_without_secrets_and_go_with_their_account(
         register_server(api, ada, **http_server(f"more-{number}", "https://mcp.example.com/"))
     bob_own = register_server(api, people["bob"], **http_server("mine", "https://mcp.example.com/"))
 
-    exported, cursor = [], None
-    for _ in range(10):
-        page = jobs.export_page(ada.id, cursor, 2)
-        exported += page.records.get("mcp-servers", [])
-        if (cursor := page.cursor) is None:
-            break
+    exported, _ = export_all(jobs.export_page, ada.id, "mcp-servers", limit=2)
     assert sorted(server["name"] for server in exported) == ["mine", "more-0", "more-1", "more-2"]
     mine = next(server for server in exported if server["name"] == "mine")
     assert mine["config"]["headers"] == {"Authorization": "••••••"}
     assert "s3cret" not in json.dumps(exported)
 
-    deleted, cursor, pages = 0, None, 0
-    while pages == 0 or cursor is not None:
-        deletion = jobs.delete_page(ada.id, cursor, 4)
-        deleted, cursor, pages = deleted + deletion.deleted, deletion.cursor, pages + 1
-        assert pages < 10
-    assert deleted == 4 * 2  # each server and its name
+    assert delete_all(jobs.delete_page, ada.id, limit=4) == (4 * 2, 2)  # each server and its name, two a page
     assert jobs.delete_page(ada.id, None, 4).deleted == 0
     assert jobs.export_page(ada.id, None, 100).records == {}
     assert api.get(f"{SERVERS}/{bob_own['id']}", headers=people["bob"].auth).status_code == 200

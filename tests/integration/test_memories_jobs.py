@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from functions.jobs.formats.items import ImportedItem, ImportedMemory, ImportedPrompt
 from functions.memories import jobs
+from tests.integration import jobs_pages as pages
 from tests.integration.conftest import register
 from tests.integration.test_memories import MEMORIES, create_memory, expire, walk
 from tests.integration.test_memories_limits import SetLimit, memory_limit
@@ -18,25 +19,11 @@ __all__ = ["memory_limit"]  # the fixture, shared with the limit tests
 
 
 def export_all(user_id: str, limit: int = 2) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
-    cursor = None
-    for _ in range(50):
-        page = jobs.export_page(user_id, cursor, limit)
-        records += page.records.get("memories", [])
-        if (cursor := page.cursor) is None:
-            return records
-    raise AssertionError("the export never ended")
+    return pages.export_all(jobs.export_page, user_id, "memories", limit)[0]
 
 
 def delete_all(user_id: str, limit: int = 2) -> int:
-    deleted = 0
-    cursor = None
-    for _ in range(50):
-        page = jobs.delete_page(user_id, cursor, limit)
-        deleted += page.deleted
-        if (cursor := page.cursor) is None:
-            return deleted
-    raise AssertionError("the deletion never ended")
+    return pages.delete_all(jobs.delete_page, user_id, limit)[0]
 
 
 def items_of(user_id: str) -> list[dict[str, Any]]:

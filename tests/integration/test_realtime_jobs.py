@@ -8,6 +8,7 @@ from typing import Any
 from functions.realtime import jobs, store
 from shared.aws import client
 from shared.tables import REALTIME
+from tests.integration.jobs_pages import delete_all
 
 
 def connect(connection_id: str, user_id: str, rooms: list[str]) -> None:
@@ -36,11 +37,7 @@ def test_deletion_pages_remove_the_users_connections_and_memberships_only(aws: N
         connect(f"ada-{number}", "ada", ["room-1", "room-2"] if number % 2 else ["room-1"])
     connect("eve-0", "eve", ["room-1", "room-2"])
 
-    deleted, cursor, pages = 0, None, 0
-    while pages == 0 or cursor is not None:
-        page = jobs.delete_page("ada", cursor, 50)  # five connections a page
-        deleted, cursor, pages = deleted + page.deleted, page.cursor, pages + 1
-        assert pages < 10
+    deleted, pages = delete_all(jobs.delete_page, "ada", limit=50)  # five connections a page
     assert pages == 3
     assert deleted == 12 + 2 * (6 * 2 + 6 * 1)  # each connection, and each membership both ways
 

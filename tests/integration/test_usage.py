@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from functions.usage import jobs, service
 from functions.usage.models import ReplyUsage
 from tests.integration.conftest import User, error_code, register
+from tests.integration.jobs_pages import delete_all, export_all
 
 
 def reply_usage(user: User, model: str = "claude-haiku-4-5", **changes: Any) -> ReplyUsage:
@@ -111,16 +112,6 @@ def test_the_usage_routes_need_a_credential(api: TestClient) -> None:
         assert api.get(path).status_code == 401
 
 
-def delete_all_usage(user_id: str, limit: int) -> int:
-    deleted, cursor = 0, None
-    for _ in range(50):
-        page = jobs.delete_page(user_id, cursor, limit)
-        deleted += page.deleted
-        if (cursor := page.cursor) is None:
-            return deleted
-    raise AssertionError("the deletion never ended")
-
-
 def test_deleting_a_users_usage_takes_their_records_and_totals_and_only_theirs(api: TestClient) -> None:
     leaver, stayer = register(api, "leaver@example.com"), register(api, "stayer@example.com")
     for user in (leaver, stayer):
@@ -128,7 +119,9 @@ def test_deleting_a_users_usage_takes_their_records_and_totals_and_only_theirs(a
             service.record_reply(reply_usage(user, message_id=f"m{number}"))
     record_days_ago(leaver, 2, reply_usage(leaver))
 
-    assert delete_all_usage(leaver.id, limit=7) == 30 + 1 + 2  # the records, today's and that day's totals
+    assert (
+        delete_all(jobs.delete_page, leaver.id, limit=7)[0] == 30 + 1 + 2
+    )  # the records, today's and that day's totals
     assert service.usage_stats(leaver.id, 366).totals.requests == 0
     assert service.usage_stats(stayer.id, 366).totals.requests == 30
     assert jobs.delete_page(leaver.id, None, 7).deleted == 0
@@ -140,12 +133,8 @@ def test_the_export_holds_every_usage_record_and_daily_total_of_the_user(api: Te
         service.record_reply(reply_usage(ada, message_id=f"m{number}", cost_usd=Decimal("0.25")))
     service.record_reply(reply_usage(eve))
 
-    records, cursor = [], None
-    for _ in range(10):
-        page = jobs.export_page(ada.id, cursor, 2)
-        records += page.records.get("usage", [])
-        if (cursor := page.cursor) is None:
-            break
+    records, page_count = export_all(jobs.export_page, ada.id, "usage", limit=2)
+    assert page_count > 1
     replies = [record for record in records if record["kind"] == "reply"]
     days = [record for record in records if record["kind"] == "day"]
     assert sorted(record["messageId"] for record in replies) == ["m0", "m1", "m2"]
