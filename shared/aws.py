@@ -55,3 +55,36 @@ def delete_partition(table: str, partition: str) -> int:
         delete_items(table, page["Items"])
         deleted += len(page["Items"])
     return deleted
+
+
+def query_page(
+    table: str, partition: str, *, limit: int, cursor: str | None, keys_only: bool = False
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One Query page of the items whose `pk` is `partition` (at most `limit`), in DynamoDB's attribute-value
+    form, and the cursor after it (None at the partition's end): JSON of the LastEvaluatedKey, opaque to callers."""
+    import json
+
+    arguments: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": partition}},
+        "Limit": limit,
+    }
+    if keys_only:
+        arguments["ProjectionExpression"] = "pk, sk"
+    if cursor:
+        start = json.loads(cursor)
+        if not isinstance(start, dict) or start.get("pk") != {"S": partition}:
+            raise ValueError("the cursor is not one of this partition")
+        arguments["ExclusiveStartKey"] = start
+    page = client("dynamodb").query(**arguments)
+    last = page.get("LastEvaluatedKey")
+    return page["Items"], json.dumps(last, sort_keys=True) if last else None
+
+
+def delete_partition_page(table: str, partition: str, *, limit: int) -> tuple[int, bool]:
+    """Delete up to `limit` items whose `pk` is `partition`; returns how many went and whether any are left.
+    What is deleted is gone, so each call starts from the partition's beginning (safe to repeat)."""
+    items, more = query_page(table, partition, limit=limit, cursor=None, keys_only=True)
+    delete_items(table, items)
+    return len(items), more is not None

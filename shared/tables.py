@@ -101,8 +101,12 @@ CONVERSATIONS = TableSpec(
 
 MEMORIES = TableSpec(
     context="memories",
-    # gsi1: a user's active, unarchived memories by priority (sparse: only those memories carry its keys).
-    indexes=(Index("gsi1", "gsi1pk", "gsi1sk"),),
+    indexes=(
+        # gsi1: a user's active, unarchived memories by priority (sparse: only those memories carry its keys).
+        Index("gsi1", "gsi1pk", "gsi1sk"),
+        # gsi2: unarchived memories with an expiry, by expiry day (sparse), for the daily archiving run.
+        Index("gsi2", "gsi2pk", "gsi2sk"),
+    ),
 )
 
 CHAT = TableSpec(context="chat")

@@ -104,11 +104,6 @@ def remaining(user_id: str, *, now: float | None = None) -> dict[str, object]:
     }
 
 
-def delete_user_data(user_id: str) -> int:
-    """Delete the user's limit windows; returns how many went (their usage is the usage context's)."""
-    return store.delete_limit_windows(user_id)
-
-
 def _limit_name(counts: store.WindowCounts) -> str:
     settings = get_settings()
     if counts.requests >= settings.chat_requests_per_window:

@@ -17,7 +17,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from shared.aws import client, delete_partition
+from shared.aws import client, delete_partition_page
 from shared.money import from_nano_usd, to_nano_usd
 from shared.tables import CHAT
 
@@ -119,9 +119,9 @@ def stage_cost(day: date) -> Decimal:
     return _dollars(item)
 
 
-def delete_limit_windows(user_id: str) -> int:
-    """Delete the user's limit windows; returns how many items went."""
-    return delete_partition(_table(), f"LIMIT#{user_id}")
+def delete_limit_windows_page(user_id: str, *, limit: int) -> tuple[int, bool]:
+    """Delete up to `limit` of the user's limit windows; returns how many went and whether more are left."""
+    return delete_partition_page(_table(), f"LIMIT#{user_id}", limit=limit)
 
 
 # Tool-call approvals -------------------------------------------------------------------------------------

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Cookie, Depends, Path, Query, Response, status
 
 from functions.identity import service
 from functions.identity.models import (
+    AccountDeletion,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyPublic,
     AuthResponse,
+    DeletionStarted,
     ForgotPasswordRequest,
     InviteUserRequest,
     LoginRequest,
@@ -169,6 +171,27 @@ def get_settings_route(principal: CurrentPrincipal) -> UserSettings:
 @users.put("/settings", response_model=UserSettings)
 def put_settings(principal: CurrentPrincipal, body: SettingsUpdate) -> UserSettings:
     return service.update_settings(principal.user_id, body)
+
+
+@users.delete(
+    "/account",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=DeletionStarted,
+    responses=refusals(
+        401,
+        403,
+        429,
+        meaning={
+            401: "The password is missing or wrong (`invalid_credentials`), or the account is already going",
+            403: "An API key without the `users.delete_self` permission (`permission_denied`)",
+            429: "Too many wrong passwords for this account (`rate_limited`, limit `login_attempts`)",
+        },
+    ),
+)
+def delete_account(principal: CurrentPrincipal, body: AccountDeletion | None = None) -> DeletionStarted:
+    """Delete the caller's account and everything it holds. Every credential is refused at once; the data goes
+    in a deletion job (`GET /users/jobs`), after which the email can register afresh."""
+    return DeletionStarted(job_id=service.delete_account(principal, body.password if body else None))
 
 
 # API keys -------------------------------------------------------------------------------------------------

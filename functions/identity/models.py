@@ -72,7 +72,8 @@ class UserPublic(ApiModel):
     avatar_url: str | None
     timezone: str | None
     roles: list[str]
-    status: Literal["active", "invited", "disabled"]
+    # deleting: the user asked for their account to go; every credential is refused while the deletion job runs.
+    status: Literal["active", "invited", "disabled", "deleting"]
     created_at: datetime
 
 
@@ -183,3 +184,14 @@ class RolePublic(ApiModel):
     description: str | None
     permissions: list[str]
     builtin: bool
+
+
+class AccountDeletion(ApiModel):
+    """The account's password, which a signed-in user must give; an API key holding `users.delete_self` needs
+    none."""
+
+    password: Password | None = None
+
+
+class DeletionStarted(ApiModel):
+    job_id: str

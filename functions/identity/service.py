@@ -6,6 +6,7 @@ Takes and returns API models; storage stays behind `store`, loaded on first use.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import secrets
 import time
@@ -50,7 +51,7 @@ from shared.settings import get_settings
 
 if TYPE_CHECKING:
     from functions.identity import store
-    from functions.identity.store import ApiKeyRecord, UserRecord
+    from functions.identity.store import ApiKeyRecord, LoginFailureRecord, UserRecord
 else:
     store = LazyModule("functions.identity.store")
 
@@ -92,14 +93,8 @@ def register(email: str, password: str, name: str | None) -> SignedIn:
 def login(email: str, password: str) -> SignedIn:
     """Sign in; a wrong password and an unknown email are indistinguishable, in answer and in time."""
     settings = get_settings()
-    email_hash = _email_hash(email)
-    failures = store.login_failures(email_hash)
-    if failures is not None and failures.failures >= settings.login_max_failures:
-        raise RateLimited(
-            "Too many failed sign-ins for this account; try again later",
-            retry_after_seconds=int(failures.window_ends - time.time()),
-            limit="login_attempts",
-        )
+    email_hash = hash_email(email)
+    failures = _failures_below_lockout(email_hash)
     user = store.find_user_by_email(email)
     stored_hash = user.password_hash if user is not None and user.password_hash else None
     matches = passwords.verify_password(password, stored_hash or passwords.decoy_hash(settings.password_hash_cost))
@@ -111,6 +106,18 @@ def login(email: str, password: str) -> SignedIn:
     if passwords.needs_rehash(stored_hash, settings.password_hash_cost):
         store.update_user(user, password_hash=passwords.hash_password(password, settings.password_hash_cost))
     return _sign_in(user)
+
+
+def _failures_below_lockout(email_hash: str) -> LoginFailureRecord | None:
+    """The email's failed sign-ins in the current window; 429 once they reach the lockout."""
+    failures = store.login_failures(email_hash)
+    if failures is not None and failures.failures >= get_settings().login_max_failures:
+        raise RateLimited(
+            "Too many failed sign-ins for this account; try again later",
+            retry_after_seconds=int(failures.window_ends - time.time()),
+            limit="login_attempts",
+        )
+    return failures
 
 
 def refresh(refresh_token: str) -> SignedIn:
@@ -207,10 +214,12 @@ def reset_password(token: str, password: str) -> None:
     user = store.get_user(user_id)
     cost = get_settings().password_hash_cost
     # Setting a password activates an invited account, never a disabled one.
+    if user.status == "deleting":
+        raise BadRequest("The reset link is invalid or has expired", code="invalid_reset_token")
     status = "disabled" if user.status == "disabled" else "active"
     store.update_user(user, password_hash=passwords.hash_password(password, cost), status=status)
     store.revoke_all_sessions(user_id)
-    store.clear_login_failures(_email_hash(user.email))
+    store.clear_login_failures(hash_email(user.email))
 
 
 def _send_reset(user: UserRecord, *, invitation: bool) -> None:
@@ -236,12 +245,12 @@ def update_profile(user_id: str, update: ProfileUpdate) -> UserPublic:
 
 
 def user_settings(user_id: str) -> UserSettings:
-    return _settings_of(_active_user(user_id))
+    return settings_of(_active_user(user_id))
 
 
 def update_settings(user_id: str, update: SettingsUpdate) -> UserSettings:
     user = _active_user(user_id)
-    merged = _settings_of(user).model_dump() | update.model_dump(exclude_unset=True)
+    merged = settings_of(user).model_dump() | update.model_dump(exclude_unset=True)
     if merged.get("enabled_mcp_servers") is None:
         merged["enabled_mcp_servers"] = []
     if merged.get("memory_enabled") is None:
@@ -251,7 +260,7 @@ def update_settings(user_id: str, update: SettingsUpdate) -> UserSettings:
     return settings
 
 
-def _settings_of(user: UserRecord) -> UserSettings:
+def settings_of(user: UserRecord) -> UserSettings:
     stored = user.settings if isinstance(user.settings, dict) else json.loads(user.settings or "{}")
     return UserSettings.model_validate(stored)
 
@@ -344,6 +353,8 @@ def set_status(admin: Principal, user_id: str, status: Literal["active", "disabl
     if user_id == admin.user_id and status == "disabled":
         raise Conflict("You cannot disable your own account", code="last_admin")
     user = store.get_user(user_id)
+    if user.status == "deleting":
+        raise Conflict("This account is being deleted", code="account_deleting")
     if status == "disabled":
         if user.status != "disabled":
             disable_user(user)
@@ -355,9 +366,45 @@ def set_status(admin: Principal, user_id: str, status: Literal["active", "disabl
 
 def disable_user(user: UserRecord) -> None:
     """Refuse every credential of the user from now on: sign-in, refresh, access tokens and API keys."""
-    store.update_user(user, status="disabled")
+    _refuse_every_credential(user, status="disabled")
+
+
+def _refuse_every_credential(user: UserRecord, *, status: Literal["disabled", "deleting"]) -> None:
+    store.update_user(user, status=status)
     store.record_revocation("user", user.user_id)
     store.revoke_all_sessions(user.user_id)
+
+
+# Account deletion -----------------------------------------------------------------------------------------
+
+
+def delete_account(principal: Principal, password: str | None) -> str:
+    """Start deleting the caller's account and all their data; returns the deletion job's id.
+
+    A signed-in user confirms with their password (wrong ones count towards the sign-in lockout, so this is no
+    way around it); an API key needs `users.delete_self` instead. Before the job starts, every credential of
+    the user is refused: sign-in, refresh, access tokens and API keys.
+    """
+    user = _active_user(principal.user_id)
+    if principal.auth_type == "api_key":
+        principal.require("users.delete_self")
+    else:
+        _check_password(user, password)
+    _refuse_every_credential(user, status="deleting")
+    # The jobs context starts the deletion workflow; loaded here only, the rare path that needs it.
+    jobs = importlib.import_module("functions.jobs.service")
+    job_id: str = jobs.start_deletion(user.user_id)
+    return job_id
+
+
+def _check_password(user: UserRecord, password: str | None) -> None:
+    settings = get_settings()
+    email_hash = hash_email(user.email)
+    _failures_below_lockout(email_hash)
+    stored_hash = user.password_hash or passwords.decoy_hash(settings.password_hash_cost)
+    if not password or not passwords.verify_password(password, stored_hash) or not user.password_hash:
+        store.record_login_failure(email_hash, settings.login_lockout_seconds)
+        raise Unauthorized("The password is wrong", code="invalid_credentials")
 
 
 def list_roles() -> list[RolePublic]:
@@ -424,10 +471,12 @@ def public_user(user: UserRecord) -> UserPublic:
     )
 
 
-def _public_status(status: str) -> Literal["active", "invited", "disabled"]:
+def _public_status(status: str) -> Literal["active", "invited", "disabled", "deleting"]:
     if status == "invited":
         return "invited"
-    return "disabled" if status == "disabled" else "active"
+    if status == "disabled":
+        return "disabled"
+    return "deleting" if status == "deleting" else "active"
 
 
 def _active_user(user_id: str) -> UserRecord:
@@ -440,7 +489,7 @@ def _active_user(user_id: str) -> UserRecord:
     return user
 
 
-def _email_hash(email: str) -> str:
+def hash_email(email: str) -> str:
     return hashlib.sha256(email.encode()).hexdigest()
 
 
@@ -449,7 +498,7 @@ def _token_hash(token: str) -> str:
 
 
 def user_id_for_email(email: str) -> str | None:
-    """The id of the active or invited account with this email, for contexts that name users by email
-    (sharing a project)."""
+    """The id of the active, invited or disabled account with this email, for contexts that name users by email
+    (sharing a project); an account being deleted is no one to share with."""
     user = store.find_user_by_email(email.strip().lower())
-    return user.user_id if user is not None else None
+    return user.user_id if user is not None and user.status != "deleting" else None

@@ -10,7 +10,8 @@ Items (pk / sk):
   APIKEY#<sha256> / APIKEY       an API key by its hash; gsi1 USER#<id>#APIKEYS / <key id> lists a user's keys
   ROLE#<name> / ROLE             a custom role; gsi1 ROLES / <name>
   LOGINFAIL#<sha256> / LOGINFAIL failed logins for an email in the current window
-  RESET#<sha256> / RESET         a one-time password reset (or invitation) token
+  RESET#<sha256> / RESET         a one-time password reset (or invitation) token; gsi1 USER#<id>#RESETS / <sha256>
+                                 finds a user's tokens when their account is deleted
   STAGE / FIRST_ADMIN            claimed once, by the stage's first user, who becomes its admin
   REVOCATIONS / <ms>#<kind>#<id> a revoking act every function reads at once (shared.auth.revocations)
 """
@@ -152,6 +153,9 @@ class ResetTokenRecord(Model):
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True, default="RESET")
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    by_gsi1 = secondary_index(IDENTITY.index("gsi1"))
     user_id = UnicodeAttribute(attr_name="userId")
     expires_at = NumberAttribute(attr_name="expiresAt")
     ttl = TTLAttribute()
@@ -442,9 +446,15 @@ def clear_login_failures(email_hash: str) -> None:
 # Password reset tokens --------------------------------------------------------------------------------------
 
 
+def reset_tokens_partition(user_id: str) -> str:
+    return f"USER#{user_id}#RESETS"
+
+
 def save_reset_token(token_hash: str, user_id: str, expires_at: int) -> None:
     ResetTokenRecord(
         pk=f"RESET#{token_hash}",
+        gsi1pk=reset_tokens_partition(user_id),
+        gsi1sk=token_hash,
         user_id=user_id,
         expires_at=expires_at,
         ttl=datetime.fromtimestamp(expires_at, UTC),
@@ -465,3 +475,63 @@ def spend_reset_token(token_hash: str) -> str | None:
             return None
         raise
     return record.user_id if record.expires_at > time.time() else None
+
+
+# Account deletion -------------------------------------------------------------------------------------------
+
+
+def find_user(user_id: str) -> UserRecord | None:
+    try:
+        return get_user(user_id)
+    except NotFound:
+        return None
+
+
+def credential_keys(user: UserRecord, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """Up to `limit` keys of what the user holds besides their user item: the email claimed (when it is still
+    theirs), sessions, API keys and reset tokens; and whether more are left. Revocations are not theirs to take:
+    they refuse old credentials until they expire."""
+    keys: list[dict[str, Any]] = []
+    try:
+        claim = EmailRecord.get(email_key(user.email), "EMAIL")
+    except DoesNotExist:
+        pass
+    else:
+        if claim.user_id == user.user_id:
+            keys.append(_key(claim.pk, claim.sk))
+    queries: list[Any] = [
+        lambda room: SessionRecord.query(
+            f"USER#{user.user_id}", SessionRecord.sk.startswith("SESSION#"), limit=room,
+            attributes_to_get=["pk", "sk"],
+        ),
+        lambda room: ApiKeyRecord.by_gsi1.query(api_keys_partition(user.user_id), limit=room),
+        lambda room: ResetTokenRecord.by_gsi1.query(reset_tokens_partition(user.user_id), limit=room),
+    ]  # fmt: skip
+    for query in queries:
+        room = limit - len(keys)
+        if room <= 0:
+            return keys, True
+        page = next(query(room).page_iter)
+        keys += [_key(item["pk"]["S"], item["sk"]["S"]) for item in page.get("Items", [])]
+        if page.get("LastEvaluatedKey"):
+            return keys, True
+    return keys, False
+
+
+def delete_keys(keys: list[dict[str, Any]]) -> None:
+    from shared.aws import delete_items
+
+    delete_items(IDENTITY.name_from_env(), keys)
+
+
+def login_failures_key(email_hash: str) -> dict[str, Any]:
+    return _key(f"LOGINFAIL#{email_hash}", "LOGINFAIL")
+
+
+def delete_user_item(user_id: str) -> None:
+    pk, sk = user_item_key(user_id)
+    delete_keys([_key(pk, sk)])
+
+
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}

@@ -289,19 +289,3 @@ def servers_for_chat(principal: Principal, server_ids: Sequence[str]) -> list[To
             )
         )
     return servers
-
-
-# For jobs: export and account deletion --------------------------------------------------------------------------
-
-
-def export_user_data(user_id: str) -> list[dict[str, Any]]:
-    """The user's own servers as the API shows them (secrets masked, never their values), JSON-ready."""
-    return [public_server(record).model_dump(mode="json", by_alias=True) for record in store.user_servers(user_id)]
-
-
-def delete_user_data(user_id: str) -> int:
-    """Delete the user's own servers, freeing their names; returns how many."""
-    records = store.user_servers(user_id)
-    for record in records:
-        store.delete_server(record)
-    return len(records)

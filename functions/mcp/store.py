@@ -241,9 +241,26 @@ def delete_server(record: ServerRecord) -> None:
         raise
 
 
-def user_servers(user_id: str) -> list[ServerRecord]:
-    """Every server the user registered for themselves."""
-    return list(ServerRecord.query(user_partition(user_id), ServerRecord.sk.startswith(SERVER_PREFIX)))
+def own_servers_page(user_id: str, *, limit: int, cursor: str | None) -> tuple[list[ServerRecord], str | None]:
+    """A page of the servers the user registered for themselves, in registration order: one Query."""
+    partition = user_partition(user_id)
+    start = decode_cursor(cursor, partition={"pk": partition}, sort_prefixes={"sk": SERVER_PREFIX})
+    results = ServerRecord.query(
+        partition, ServerRecord.sk.startswith(SERVER_PREFIX), limit=limit, last_evaluated_key=start
+    )
+    page = next(results.page_iter)
+    return [ServerRecord.from_raw_data(raw) for raw in page.get("Items", [])], encode_cursor(
+        page.get("LastEvaluatedKey")
+    )
+
+
+def delete_own_servers(records: Sequence[ServerRecord]) -> int:
+    """Delete the user's servers and free their names, in batches; returns how many items went."""
+    with ServerRecord.batch_write() as batch:
+        for record in records:
+            batch.delete(record)
+            batch.delete(NameRecord(name_partition(record.name), record.pk))
+    return 2 * len(records)
 
 
 def server_not_found() -> NotFound:

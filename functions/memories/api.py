@@ -17,6 +17,7 @@ from functions.memories.models import (
     Category,
     MemoryCreate,
     MemoryPublic,
+    MemoryRestore,
     MemoryStats,
     MemoryUpdate,
     SearchText,
@@ -104,12 +105,12 @@ def delete_memory(principal: CurrentPrincipal, memory_id: MemoryId) -> Response:
 
 @router.post("/{memoryId}/archive", response_model=MemoryPublic, responses=refusals(404, 409))
 def archive_memory(principal: CurrentPrincipal, memory_id: MemoryId) -> MemoryPublic:
-    return service.set_archived(principal.user_id, memory_id, archived=True)
+    return service.archive_memory(principal.user_id, memory_id)
 
 
 @router.post("/{memoryId}/restore", response_model=MemoryPublic, responses=refusals(404, 409))
-def restore_memory(principal: CurrentPrincipal, memory_id: MemoryId) -> MemoryPublic:
-    return service.set_archived(principal.user_id, memory_id, archived=False)
+def restore_memory(principal: CurrentPrincipal, memory_id: MemoryId, body: MemoryRestore | None = None) -> MemoryPublic:
+    return service.restore_memory(principal.user_id, memory_id, body)
 
 
 app = create_app(title="Stratus memories", protected=[router])

@@ -55,6 +55,15 @@ class MemoryUpdate(ApiModel):
         return self
 
 
+class MemoryRestore(ApiModel):
+    """Optional with a restore: the memory's new expiry (null: none). Left out, an expiry still ahead is kept and
+    one passed (the memory was archived because it expired) is cleared."""
+
+    expires_at: AwareDatetime | None = None
+
+    _expires_in_the_future = field_validator("expires_at")(_in_the_future)
+
+
 class MemoryPublic(ApiModel):
     id: str
     content: str

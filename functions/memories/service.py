@@ -1,5 +1,5 @@
 """Memories' logic: a user's memories, the per-user limit, and what other contexts need from them (prompt
-memories within a token budget, the GDPR export and deletion).
+memories within a token budget).
 
 Takes and returns API models; storage stays behind `store`, loaded on first use. Going past the per-user limit is
 409 `memory_limit_reached`: the request is well formed, it conflicts with what is stored, and the same request
@@ -21,6 +21,7 @@ from functions.memories.models import (
     Category,
     MemoryCreate,
     MemoryPublic,
+    MemoryRestore,
     MemoryStats,
     MemoryUpdate,
     RejectedMemory,
@@ -49,7 +50,7 @@ _LIMIT_RECOUNTS = 3
 
 def create_memory(user_id: str, request: MemoryCreate) -> MemoryPublic:
     record = _new_record(user_id, request)
-    if _store_within_limit(user_id, [record]) == 0:
+    if store_within_limit(user_id, [record]) == 0:
         limit = get_settings().memory_limit_per_user
         raise Conflict(f"You already keep the most memories allowed ({limit})", code="memory_limit_reached")
     return public_memory(record)
@@ -64,17 +65,27 @@ def get_memory(user_id: str, memory_id: str) -> MemoryPublic:
 def update_memory(user_id: str, memory_id: str, update: MemoryUpdate) -> MemoryPublic:
     _require_memory_id(memory_id)
     changes = update.model_dump(exclude_unset=True)
-    if "expires_at" in changes:
-        changes["ttl"] = changes.pop("expires_at")
     if not changes:
         return get_memory(user_id, memory_id)
     return public_memory(store.update_memory(user_id, memory_id, changes))
 
 
-def set_archived(user_id: str, memory_id: str, archived: bool) -> MemoryPublic:
-    """Archive or restore; an archived memory keeps its slot under the limit but never goes into prompts."""
+def archive_memory(user_id: str, memory_id: str) -> MemoryPublic:
+    """An archived memory keeps its slot under the limit but never goes into prompts."""
     _require_memory_id(memory_id)
-    return public_memory(store.update_memory(user_id, memory_id, {"archived": archived}))
+    return public_memory(store.update_memory(user_id, memory_id, {"archived": True}))
+
+
+def restore_memory(user_id: str, memory_id: str, request: MemoryRestore | None) -> MemoryPublic:
+    """Back into prompts (when active). A memory archived because it expired comes back with the new expiry given,
+    or none: restoring it means it is wanted again."""
+    _require_memory_id(memory_id)
+    changes: dict[str, Any] = {"archived": False}
+    if request is not None and "expires_at" in request.model_fields_set:
+        changes["expires_at"] = request.expires_at
+    elif store.get_memory(user_id, memory_id).is_expired(store.now()):
+        changes["expires_at"] = None
+    return public_memory(store.update_memory(user_id, memory_id, changes))
 
 
 def delete_memory(user_id: str, memory_id: str) -> None:
@@ -118,7 +129,7 @@ def memory_stats(user_id: str) -> MemoryStats:
     total = active = archived = 0
     moment = store.now()
     for record in store.memory_summaries(user_id):
-        if record.is_expired(moment):
+        if record.is_hidden(moment):
             continue
         total += 1
         active += bool(record.active and not record.archived)
@@ -149,7 +160,7 @@ def bulk_import(user_id: str, request: BulkImportRequest) -> BulkImportResult:
             rejected.append(RejectedMemory(index=index, reason=_validation_reason(error)))
         else:
             accepted.append((index, _new_record(user_id, memory)))
-    imported = _store_within_limit(user_id, [record for _, record in accepted])
+    imported = store_within_limit(user_id, [record for _, record in accepted])
     rejected += [RejectedMemory(index=index, reason=LIMIT_REACHED_REASON) for index, _ in accepted[imported:]]
     return BulkImportResult(imported=imported, rejected=sorted(rejected, key=lambda rejection: rejection.index))
 
@@ -163,7 +174,7 @@ def _validation_reason(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def _store_within_limit(user_id: str, records: Sequence[MemoryRecord]) -> int:
+def store_within_limit(user_id: str, records: Sequence[MemoryRecord]) -> int:
     """Store as many of `records`, in order, as the per-user limit leaves room for; returns how many.
 
     Each write is one transaction that counts what it adds only while the count stays within the limit, so
@@ -196,7 +207,7 @@ def _new_record(user_id: str, memory: MemoryCreate) -> MemoryRecord:
     )  # fmt: skip
 
 
-# For other contexts: prompts, export and account deletion --------------------------------------------------
+# For other contexts: prompts --------------------------------------------------
 
 
 def estimate_tokens(content: str) -> int:
@@ -232,17 +243,6 @@ def format_memories_for_prompt(memories: Sequence[MemoryPublic]) -> str:
     return "\n".join([PROMPT_SECTION_HEADER, *lines])
 
 
-def export_user_data(user_id: str) -> list[dict[str, Any]]:
-    """Every memory the user has stored, archived, inactive and expired-but-not-yet-removed included, as
-    JSON-ready dicts in the API's camelCase shape, newest first."""
-    return [public_memory(record).model_dump(mode="json", by_alias=True) for record in store.all_memories(user_id)]
-
-
-def delete_user_data(user_id: str) -> int:
-    """Delete every item the user has in the memories table, their count included; returns how many memories."""
-    return store.delete_user_items(user_id)
-
-
 # Shared helpers -------------------------------------------------------------------------------------------
 
 
@@ -254,7 +254,7 @@ def public_memory(record: MemoryRecord) -> MemoryPublic:
         priority=int(record.priority),
         active=record.active,
         archived=record.archived,
-        expires_at=record.ttl,
+        expires_at=record.expires_at,
         created_at=record.created_at,
         updated_at=record.updated_at,
     )

@@ -153,6 +153,28 @@ def remove_connection(connection_id: str) -> Departure:
     return Departure(user_id, rooms)
 
 
+def remove_user_connections_page(user_id: str, *, limit: int) -> tuple[int, bool]:
+    """Delete up to `limit` of the user's connections (expired ones included) with every membership of theirs,
+    both ways, in shared batches; returns how many items went and whether connections are left."""
+    page = client("dynamodb").query(
+        TableName=_table(), IndexName="gsi1", KeyConditionExpression="gsi1pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"USER#{user_id}"}}, Limit=limit,
+    )  # fmt: skip
+    keys: list[dict[str, Any]] = []
+    for connection in page.get("Items", []):
+        connection_id = connection["gsi1sk"]["S"].removeprefix("CONN#")
+        items = _query(
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"CONN#{connection_id}"}},
+            include_expired=True,
+        )
+        rooms = [item["sk"]["S"].removeprefix("ROOM#") for item in items if item["sk"]["S"].startswith("ROOM#")]
+        keys += [{"pk": item["pk"], "sk": item["sk"]} for item in items]
+        keys += [{"pk": {"S": f"ROOM#{room}"}, "sk": {"S": f"CONN#{connection_id}"}} for room in rooms]
+    delete_items(_table(), keys)
+    return len(keys), "LastEvaluatedKey" in page
+
+
 def _query(*, include_expired: bool = False, **arguments: Any) -> list[dict[str, Any]]:
     dynamodb = client("dynamodb")
     items: list[dict[str, Any]] = []

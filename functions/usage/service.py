@@ -86,11 +86,6 @@ def dashboard(principal: Principal) -> Dashboard:
     )
 
 
-def delete_user_data(user_id: str) -> int:
-    """Delete the user's usage records and daily totals; returns how many items went."""
-    return store.delete_user_items(user_id)
-
-
 class _Sum:
     """Requests, tokens and cost added up over daily totals."""
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from functions.usage.models import ReplyUsage
-from shared.aws import client, delete_partition
+from shared.aws import client, delete_partition_page, query_page
 from shared.money import from_nano_usd, to_nano_usd
 from shared.tables import CHAT
 
@@ -117,6 +117,33 @@ def daily_totals(user_id: str, first_day: date, last_day: date) -> list[DailyTot
     return totals
 
 
-def delete_user_items(user_id: str) -> int:
-    """Delete the user's usage records and daily totals; returns how many items went."""
-    return delete_partition(_table(), f"USER#{user_id}")
+def usage_page(user_id: str, *, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the user's usage records and daily totals, oldest day first, JSON-ready (camelCase, the cost in
+    dollars as a decimal string, as the API shows money); and the cursor after it."""
+    items, next_cursor = query_page(_table(), f"USER#{user_id}", limit=limit, cursor=cursor)
+    return [_exported(item) for item in items], next_cursor
+
+
+def delete_usage_page(user_id: str, *, limit: int) -> tuple[int, bool]:
+    """Delete up to `limit` of the user's usage records and daily totals; returns how many went and whether
+    more are left."""
+    return delete_partition_page(_table(), f"USER#{user_id}", limit=limit)
+
+
+def _exported(item: dict[str, Any]) -> dict[str, Any]:
+    kind, rest = item["sk"]["S"].split("#", 1)
+    fields: dict[str, Any] = {}
+    for name, value in item.items():
+        if name in ("pk", "sk", "ttl"):
+            continue
+        if name == "costNanoUsd":
+            fields["cost"] = format(from_nano_usd(value["N"]), "f")
+        elif "N" in value:
+            fields[name] = int(value["N"])
+        else:
+            fields[name] = value["S"]
+    if kind == "DAY":
+        day, model = rest.split("#", 1)
+        return {"kind": "day", "day": day, "model": model, **fields}
+    at, record_id = rest.rsplit("#", 1)
+    return {"kind": "reply", "id": record_id, "at": at, **fields}

@@ -20,11 +20,14 @@ PERMISSIONS: dict[str, str] = {
     "mcp.manage": "Register and change MCP tool servers",
     "apikeys.manage": "Create and revoke own API keys",
     "users.manage": "Invite users, assign roles, define custom roles",
+    "users.delete_self": "Delete the caller's own account and all its data, without the password (an API key)",
 }
 
 BUILTIN_ROLES: dict[str, frozenset[str]] = {
     "admin": frozenset({ALL_PERMISSIONS}),
-    "member": frozenset({"ai.chat", "ai.enhance.create", "ai.playground", "mcp.use", "apikeys.manage"}),
+    "member": frozenset(
+        {"ai.chat", "ai.enhance.create", "ai.playground", "mcp.use", "apikeys.manage", "users.delete_self"}
+    ),
     "viewer": frozenset(),
 }
 DEFAULT_ROLE = "member"

@@ -9,9 +9,10 @@ from decimal import Decimal
 
 import pytest
 
-from functions.chat import limits
+from functions.chat import jobs, limits
 from shared.errors import RateLimited
 from shared.settings import get_settings
+from tests.integration.jobs_pages import delete_all
 
 NOW = 1_800_000_000.0  # inside one window of any length that divides it
 
@@ -109,7 +110,7 @@ def test_deleting_a_users_data_takes_their_limit_windows_and_only_theirs() -> No
             admission = limits.admit(user_id, now=NOW - window * get_settings().chat_window_seconds)
             limits.settle(admission, tokens=10, cost_usd=Decimal("0.01"))
 
-    assert limits.delete_user_data("leaver") == 30
+    assert delete_all(jobs.delete_page, "leaver", limit=12) == (30, 3)
     assert store.window_counts("leaver", admission.window_start).requests == 0
     assert store.window_counts("stayer", admission.window_start).requests == 1
-    assert limits.delete_user_data("leaver") == 0
+    assert jobs.delete_page("leaver", None, 12).deleted == 0

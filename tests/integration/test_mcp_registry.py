@@ -19,12 +19,13 @@ from botocore.client import BaseClient
 from fastapi.testclient import TestClient
 
 from functions.chat import tools
-from functions.mcp import service
+from functions.mcp import jobs, service
 from shared.auth.principal import Principal
 from shared.mcp_client import HttpServer
 from shared.settings import get_settings, settings_from_environ
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.integration.conftest import User, error_code, free_port, login, register
+from tests.integration.jobs_pages import delete_all, export_all
 from tests.integration.test_chat_tools import enable_for, events_of, kinds, text_of
 
 SERVERS = "/api/v1/mcp/servers"
@@ -577,12 +578,20 @@ def test_a_users_servers_export_without_secrets_and_go_with_their_account(
     body["config"]["headers"] = {"Authorization": SECRET}
     register_server(api, ada, **body)
 
-    exported = service.export_user_data(ada.id)
-    assert [server["name"] for server in exported] == ["mine"]
-    assert exported[0]["config"]["headers"] == {"Authorization": "••••••"}
+    for number in range(3):
+        register_server(api, ada, **http_server(f"more-{number}", "https://mcp.example.com/"))
+    bob_own = register_server(api, people["bob"], **http_server("mine", "https://mcp.example.com/"))
+
+    exported, _ = export_all(jobs.export_page, ada.id, "mcp-servers", limit=2)
+    assert sorted(server["name"] for server in exported) == ["mine", "more-0", "more-1", "more-2"]
+    mine = next(server for server in exported if server["name"] == "mine")
+    assert mine["config"]["headers"] == {"Authorization": "••••••"}
     assert "s3cret" not in json.dumps(exported)
 
-    assert service.delete_user_data(ada.id) == 1
+    assert delete_all(jobs.delete_page, ada.id, limit=4) == (4 * 2, 2)  # each server and its name, two a page
+    assert jobs.delete_page(ada.id, None, 4).deleted == 0
+    assert jobs.export_page(ada.id, None, 100).records == {}
+    assert api.get(f"{SERVERS}/{bob_own['id']}", headers=people["bob"].auth).status_code == 200
     assert listed_names(api, ada) == ["docs"]
     assert api.get(f"{SERVERS}/{stage['id']}", headers=ada.auth).status_code == 200
     # The name is free again.

@@ -3,7 +3,6 @@ prompts, expiry, search, archiving, isolation between users, bad input, and the 
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +30,7 @@ def expire(user: User, memory_id: str) -> None:
     from functions.memories import store
 
     record = store.MemoryRecord.get(store.user_partition(user.id), store.MEMORY_PREFIX + memory_id)
-    record.update(actions=[store.MemoryRecord.ttl.set(datetime.now(UTC) - timedelta(seconds=1))])
+    record.update(actions=[store.MemoryRecord.expires_at.set(datetime.now(UTC) - timedelta(seconds=1))])
 
 
 def walk(api: TestClient, user: User, path: str = MEMORIES, **params: Any) -> tuple[list[dict[str, Any]], int]:
@@ -329,38 +328,3 @@ def test_malformed_requests_get_400_or_422_never_500(api: TestClient) -> None:
     assert api.get(f"{MEMORIES}/not-an-id", headers=user.auth).status_code == 404
     # The list cursor itself still works where it came from.
     assert api.get(MEMORIES, headers=user.auth, params={"cursor": list_cursor}).status_code == 200
-
-
-# Services other contexts call -------------------------------------------------------------------------------
-
-
-def test_export_holds_every_memory_of_the_user_and_nothing_of_anyone_else(api: TestClient) -> None:
-    ada = register(api, "ada@example.com")
-    eve = register(api, "eve@example.com")
-    create_memory(api, ada, "active one")
-    create_memory(api, ada, "inactive one", active=False)
-    shelved = create_memory(api, ada, "archived one", category="fact")
-    api.post(f"{MEMORIES}/{shelved['id']}/archive", headers=ada.auth)
-    create_memory(api, eve, "eve's")
-
-    exported = service.export_user_data(ada.id)
-    assert sorted(contents(exported)) == ["active one", "archived one", "inactive one"]
-    assert json.loads(json.dumps(exported)) == exported
-    assert next(item for item in exported if item["id"] == shelved["id"]) | {"updatedAt": None} == shelved | {
-        "archived": True, "updatedAt": None,
-    }  # fmt: skip
-
-
-def test_deleting_a_users_data_removes_all_their_memories_and_no_one_elses(api: TestClient) -> None:
-    ada = register(api, "ada@example.com")
-    eve = register(api, "eve@example.com")
-    for number in range(3):
-        create_memory(api, ada, f"ada {number}")
-    expire(ada, create_memory(api, ada, "ada expired")["id"])
-    kept = create_memory(api, eve, "eve's")
-
-    assert service.delete_user_data(ada.id) == 4
-    assert service.export_user_data(ada.id) == []
-    assert api.get(f"{MEMORIES}/stats", headers=ada.auth).json()["total"] == 0
-    assert walk(api, eve)[0] == [kept]
-    assert service.delete_user_data(ada.id) == 0

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from functions.memories import service
+from functions.memories import jobs
 from shared.settings import get_settings
 from tests.integration.conftest import User, error_code, register
 from tests.integration.test_memories import MEMORIES, contents, create_memory, expire, walk
@@ -85,7 +85,8 @@ def test_expired_memories_give_their_room_back(api: TestClient, memory_limit: Se
     assert api.post(MEMORIES, headers=user.auth, json={"content": "new 3"}).status_code == 409
     assert contents(walk(api, user)[0]) == ["new 2", "new 1", "kept"]
     # Reclaimed memories are gone from storage too, not only hidden.
-    assert sorted(contents(service.export_user_data(user.id))) == ["kept", "new 1", "new 2"]
+    stored = jobs.export_page(user.id, None, 100).records["memories"]
+    assert sorted(contents(stored)) == ["kept", "new 1", "new 2"]
     assert api.get(f"{MEMORIES}/{kept['id']}", headers=user.auth).json()["content"] == "kept"  # a live one stays
 
 

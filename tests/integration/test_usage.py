@@ -3,6 +3,7 @@ users, bad input, and the services other contexts call (chat records a reply, th
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -10,9 +11,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from functions.usage import service
+from functions.usage import jobs, service
 from functions.usage.models import ReplyUsage
 from tests.integration.conftest import User, error_code, register
+from tests.integration.jobs_pages import delete_all, export_all
 
 
 def reply_usage(user: User, model: str = "claude-haiku-4-5", **changes: Any) -> ReplyUsage:
@@ -117,7 +119,26 @@ def test_deleting_a_users_usage_takes_their_records_and_totals_and_only_theirs(a
             service.record_reply(reply_usage(user, message_id=f"m{number}"))
     record_days_ago(leaver, 2, reply_usage(leaver))
 
-    assert service.delete_user_data(leaver.id) == 30 + 1 + 2  # the records, today's and that day's totals
+    assert (
+        delete_all(jobs.delete_page, leaver.id, limit=7)[0] == 30 + 1 + 2
+    )  # the records, today's and that day's totals
     assert service.usage_stats(leaver.id, 366).totals.requests == 0
     assert service.usage_stats(stayer.id, 366).totals.requests == 30
-    assert service.delete_user_data(leaver.id) == 0
+    assert jobs.delete_page(leaver.id, None, 7).deleted == 0
+
+
+def test_the_export_holds_every_usage_record_and_daily_total_of_the_user(api: TestClient) -> None:
+    ada, eve = register(api, "ada@example.com"), register(api, "eve@example.com")
+    for number in range(3):
+        service.record_reply(reply_usage(ada, message_id=f"m{number}", cost_usd=Decimal("0.25")))
+    service.record_reply(reply_usage(eve))
+
+    records, page_count = export_all(jobs.export_page, ada.id, "usage", limit=2)
+    assert page_count > 1
+    replies = [record for record in records if record["kind"] == "reply"]
+    days = [record for record in records if record["kind"] == "day"]
+    assert sorted(record["messageId"] for record in replies) == ["m0", "m1", "m2"]
+    assert {record["cost"] for record in replies} == {"0.25"}
+    assert replies[0]["inputTokens"] == 100
+    assert [(day["model"], day["requests"], day["cost"]) for day in days] == [("claude-haiku-4-5", 3, "0.75")]
+    assert json.loads(json.dumps(records)) == records
