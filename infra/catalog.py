@@ -8,18 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from functions.jobs.contexts import JOB_CONTEXTS, WORKFLOWS, JobContext, Workflow
 from shared.tables import CHAT, CONVERSATIONS, IDENTITY, JOBS, MCP, MEMORIES, REALTIME, TABLES, TableSpec
 
 API_PREFIX = "/api/v1"
-
-Workflow = Literal["export", "import", "deletion", "archive"]
-WORKFLOWS: tuple[Workflow, ...] = ("export", "import", "deletion", "archive")
-
-
-def workflow_env_var(workflow: Workflow) -> str:
-    """The variable naming a workflow's state machine to the functions that start it (`EXPORT_WORKFLOW_ARN`)."""
-    return f"{workflow.upper()}_WORKFLOW_ARN"
-
 
 # The export bucket's two prefixes (both expire after 7 days): export archives and their parts, import uploads.
 EXPORTS_PREFIX = "exports/"
@@ -91,6 +83,8 @@ class FunctionSpec:
     layers: tuple[str, ...] = ("base",)
     memory_mb: int = 512
     timeout_seconds: int = 29
+    # Lambda's /tmp, where a job's upload is read and its archive assembled (512 MB unless raised).
+    tmp_storage_mb: int = 512
 
 
 def pascal(name: str) -> str:
@@ -164,10 +158,11 @@ JOBS_FUNCTION = FunctionSpec(
         ("POST", "/admin/jobs/archive"),
     ),
     tables=(JOBS,),
-    # Presigns the archive's download and the upload's PUT, and checks the upload's size (HeadObject) at start.
+    # Presigns the archive's download and the upload's PUT, and checks the upload's size (HeadObject) at start:
+    # without ListBucket on the prefix S3 answers a missing upload 403, not 404.
     export_bucket=(
         BucketAccess(EXPORTS_PREFIX, frozenset({"read"})),
-        BucketAccess(IMPORTS_PREFIX, frozenset({"read", "write"})),
+        BucketAccess(IMPORTS_PREFIX, frozenset({"read", "write", "list"})),
     ),
     starts_workflows=WORKFLOWS,
     checks_revocations=True,
@@ -419,60 +414,6 @@ def all_routes() -> list[tuple[Route, FunctionSpec]]:
 # -- Jobs: export, import, account deletion, archiving (Step Functions) --------------------------------------------
 
 
-@dataclass(frozen=True)
-class JobContext:
-    """A context's part in the jobs workflows, listed once: every workflow it takes part in maps over it.
-
-    Its pages run in a task function of its own (`jobs-<name>`, handler `functions.jobs.tasks.context_task`) that
-    may touch exactly `tables` and, where `uses_payload_bucket`, the payload bucket; `module` implements the
-    protocols of `functions.jobs.ports` for the workflows it is in.
-    """
-
-    name: str
-    module: str
-    tables: tuple[TableSpec, ...]
-    workflows: frozenset[Workflow]
-    uses_payload_bucket: bool = False
-    uses_export_bucket: bool = False
-    imports: tuple[str, ...] = ()
-    """The kinds of imported item it stores (`functions.jobs.formats.items`): project, conversation, prompt, memory."""
-    last: bool = False
-    """Deletion runs it after every other context, in the order listed, instead of alongside them."""
-
-
-JOB_CONTEXTS: tuple[JobContext, ...] = (
-    JobContext(
-        "conversations",
-        "functions.conversations.jobs",
-        (CONVERSATIONS,),
-        frozenset({"export", "import", "deletion", "archive"}),
-        uses_payload_bucket=True,
-        imports=("project", "conversation", "prompt"),
-    ),
-    JobContext(
-        "memories",
-        "functions.memories.jobs",
-        (MEMORIES,),
-        frozenset({"export", "import", "deletion", "archive"}),
-        imports=("memory",),
-    ),
-    JobContext("usage", "functions.usage.jobs", (CHAT,), frozenset({"export", "deletion"})),
-    # Chat's own items of a user (limit windows, pending tool approvals); their usage is the usage context's.
-    JobContext("chat", "functions.chat.jobs", (CHAT,), frozenset({"deletion"}), uses_payload_bucket=True),
-    JobContext("realtime", "functions.realtime.jobs", (REALTIME,), frozenset({"deletion"})),
-    JobContext("mcp", "functions.mcp.jobs", (MCP,), frozenset({"export", "deletion"})),
-    # The user's other jobs and their files (the deletion's own job record stays: admins see deletion jobs).
-    JobContext("jobs", "functions.jobs.userdata", (JOBS,), frozenset({"deletion"}), uses_export_bucket=True, last=True),
-    # Deletion removes the identity after every other context is done (until then the account exists, refused, so
-    # a failed deletion can be run again); the export's profile and settings come from it.
-    JobContext("identity", "functions.identity.jobs", (IDENTITY,), frozenset({"export", "deletion"}), last=True),
-)
-
-
-def job_contexts(workflow: Workflow) -> tuple[JobContext, ...]:
-    return tuple(context for context in JOB_CONTEXTS if workflow in context.workflows)
-
-
 # A task may run for minutes (a page is bounded work, far below this); the state machine loops over pages.
 JOB_TASK_TIMEOUT_SECONDS = 300
 
@@ -516,6 +457,7 @@ JOB_IMPORT_FUNCTION = FunctionSpec(
     export_bucket=(BucketAccess(IMPORTS_PREFIX, frozenset({"read"})),),
     # The upload is downloaded to /tmp (the readers need a seekable file) and read a page at a time.
     memory_mb=2048,
+    tmp_storage_mb=1024,
     timeout_seconds=JOB_TASK_TIMEOUT_SECONDS,
 )
 
@@ -527,6 +469,8 @@ JOB_STEPS_FUNCTION = FunctionSpec(
     # Assembling the archive reads and deletes the parts and writes export.zip.
     export_bucket=(BucketAccess(EXPORTS_PREFIX, frozenset({"read", "write", "delete", "list"})),),
     memory_mb=1024,
+    # The archive is assembled in /tmp before it is uploaded.
+    tmp_storage_mb=4096,
     timeout_seconds=JOB_TASK_TIMEOUT_SECONDS,
 )
 

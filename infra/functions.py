@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import Aws, CustomResource, Duration, IgnoreMode
+from aws_cdk import Aws, CustomResource, Duration, IgnoreMode, Size
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from infra.catalog import BucketAccess, FunctionSpec, Workflow, pascal, workflow_env_var
+from functions.jobs.contexts import Workflow, workflow_env_var
+from infra.catalog import BucketAccess, FunctionSpec, pascal
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.observability import METRICS_NAMESPACE, WRITE_LOG_ACTIONS, log_group
 from infra.stage import StageConfig, StageConstruct
@@ -147,6 +148,7 @@ class Functions(StageConstruct):
             layers=[self.layers[name] for name in spec.layers if name in self.layers] + list(extra_layers),
             memory_size=spec.memory_mb,
             timeout=Duration.seconds(spec.timeout_seconds),
+            ephemeral_storage_size=Size.mebibytes(spec.tmp_storage_mb) if spec.tmp_storage_mb > 512 else None,
             role=role,
             log_group=logs,
             logging_format=lambda_.LoggingFormat.JSON,

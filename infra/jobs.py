@@ -16,7 +16,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.catalog import JOB_TASK_FUNCTIONS, WORKFLOWS, Workflow, pascal
+from functions.jobs.contexts import WORKFLOWS, Workflow
+from infra.catalog import JOB_TASK_FUNCTIONS, pascal
 from infra.functions import Functions
 from infra.nag import acknowledge_wildcard_resource
 from infra.observability import log_group

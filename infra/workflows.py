@@ -20,13 +20,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from functions.jobs.contexts import WORKFLOWS, JobContext, Workflow, job_contexts
 from infra.catalog import (
     JOB_IMPORT_FUNCTION,
     JOB_STEPS_FUNCTION,
-    WORKFLOWS,
-    JobContext,
-    Workflow,
-    job_contexts,
     job_task_function,
     pascal,
 )
@@ -91,7 +88,7 @@ class _Builder:
         states["Begin"] = self._steps_task("begin", {"kind": workflow}, next_state="ListContexts")
         states["ListContexts"] = {
             "Type": "Pass",
-            "Comment": "The contexts this workflow maps over (infra.catalog.JOB_CONTEXTS)",
+            "Comment": "The contexts this workflow maps over (functions.jobs.contexts.JOB_CONTEXTS)",
             "Result": [{"context": c.name, "function": self._function_of(c)} for c in mapped],
             "ResultPath": "$.contexts",
             "Next": "Contexts",

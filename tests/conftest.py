@@ -9,7 +9,7 @@ from unittest.mock import patch
 
 import pytest
 
-from infra.catalog import WORKFLOWS, workflow_env_var
+from functions.jobs.contexts import WORKFLOWS, workflow_env_var
 from infra.local.stepfunctions import ACCOUNT_ID, state_machine_name
 from shared.tables import TABLES
 from tests.fakes.variables import LLM_VARIABLES
@@ -67,14 +67,14 @@ def aws() -> Iterator[None]:
     from functions.chat.tools import forget_enabled_servers
     from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
     from infra.local.provision import provision_stage
-    from infra.local.stepfunctions import catalog_task_runners, route_task_invocations, validate_definitions_once
+    from infra.local.stepfunctions import catalog_task_runners, patch_moto_step_functions, route_task_invocations
     from shared.auth.keys import forget_key_ring
     from shared.auth.revocations import forget_revocations
     from shared.aws import reset_clients
     from shared.secrets import forget_opened_secrets
 
     make_moto_dynamodb_atomic()
-    validate_definitions_once()
+    patch_moto_step_functions()
     make_api_call = BaseClient._make_api_call
 
     def no_scan(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:

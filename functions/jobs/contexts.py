@@ -1,73 +1,79 @@
-"""The contexts every job workflow maps over, as the task and step functions see them.
-
-`infra.catalog.JOB_CONTEXTS` is the one list. Deployed functions carry only `functions/` and `shared/`, so CDK
-hands them that list in the `JOB_CONTEXTS` environment variable (`contexts_environment`); where the variable is
-not set (local mode, tests) the catalog itself is read.
-"""
+"""The contexts every job workflow maps over, listed once: CDK builds each context's task function and the state
+machines from this list (`infra.catalog`, `infra.workflows`), and the task and step functions dispatch through
+it. Plain data, so a deployed function reads the same list CDK built it from."""
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
-ENVIRONMENT_VARIABLE = "JOB_CONTEXTS"
+from shared.tables import CHAT, CONVERSATIONS, IDENTITY, JOBS, MCP, MEMORIES, REALTIME, TableSpec
+
+Workflow = Literal["export", "import", "deletion", "archive"]
+WORKFLOWS: tuple[Workflow, ...] = ("export", "import", "deletion", "archive")
+
+
+def workflow_env_var(workflow: Workflow) -> str:
+    """The variable naming a workflow's state machine to the functions that start it (`EXPORT_WORKFLOW_ARN`)."""
+    return f"{workflow.upper()}_WORKFLOW_ARN"
 
 
 @dataclass(frozen=True)
-class TaskContext:
+class JobContext:
+    """A context's part in the jobs workflows, listed once: every workflow it takes part in maps over it.
+
+    Its pages run in a task function of its own (`jobs-<name>`, handler `functions.jobs.tasks.context_task`) that
+    may touch exactly `tables` and, where `uses_payload_bucket`, the payload bucket; `module` implements the
+    protocols of `functions.jobs.ports` for the workflows it is in.
+    """
+
     name: str
     module: str
-    workflows: frozenset[str]
+    tables: tuple[TableSpec, ...]
+    workflows: frozenset[Workflow]
+    uses_payload_bucket: bool = False
+    uses_export_bucket: bool = False
     imports: tuple[str, ...] = ()
+    """The kinds of imported item it stores (`functions.jobs.formats.items`): project, conversation, prompt, memory."""
     last: bool = False
+    """Deletion runs it after every other context, in the order listed, instead of alongside them."""
 
 
-def contexts_environment(contexts: Iterable[Any]) -> str:
-    """The `JOB_CONTEXTS` value for `contexts` (the catalog's JobContext entries)."""
-    return json.dumps(
-        [
-            {
-                "name": context.name,
-                "module": context.module,
-                "workflows": sorted(context.workflows),
-                "imports": list(context.imports),
-                "last": context.last,
-            }
-            for context in contexts
-        ],
-        separators=(",", ":"),
-    )
+JOB_CONTEXTS: tuple[JobContext, ...] = (
+    JobContext(
+        "conversations",
+        "functions.conversations.jobs",
+        (CONVERSATIONS,),
+        frozenset({"export", "import", "deletion", "archive"}),
+        uses_payload_bucket=True,
+        imports=("project", "conversation", "prompt"),
+    ),
+    JobContext(
+        "memories",
+        "functions.memories.jobs",
+        (MEMORIES,),
+        frozenset({"export", "import", "deletion", "archive"}),
+        imports=("memory",),
+    ),
+    JobContext("usage", "functions.usage.jobs", (CHAT,), frozenset({"export", "deletion"})),
+    # Chat's own items of a user (limit windows, pending tool approvals); their usage is the usage context's.
+    JobContext("chat", "functions.chat.jobs", (CHAT,), frozenset({"deletion"}), uses_payload_bucket=True),
+    JobContext("realtime", "functions.realtime.jobs", (REALTIME,), frozenset({"deletion"})),
+    JobContext("mcp", "functions.mcp.jobs", (MCP,), frozenset({"export", "deletion"})),
+    # The user's other jobs and their files (the deletion's own job record stays: admins see deletion jobs).
+    JobContext("jobs", "functions.jobs.userdata", (JOBS,), frozenset({"deletion"}), uses_export_bucket=True, last=True),
+    # Deletion removes the identity after every other context is done (until then the account exists, refused, so
+    # a failed deletion can be run again); the export's profile and settings come from it.
+    JobContext("identity", "functions.identity.jobs", (IDENTITY,), frozenset({"export", "deletion"}), last=True),
+)
 
 
-def all_contexts() -> tuple[TaskContext, ...]:
-    raw = os.environ.get(ENVIRONMENT_VARIABLE)
-    if raw:
-        return tuple(
-            TaskContext(
-                name=entry["name"],
-                module=entry["module"],
-                workflows=frozenset(entry["workflows"]),
-                imports=tuple(entry.get("imports") or ()),
-                last=bool(entry.get("last")),
-            )
-            for entry in json.loads(raw)
-        )
-    from infra import catalog
-
-    return tuple(
-        TaskContext(c.name, c.module, frozenset(c.workflows), tuple(c.imports), c.last) for c in catalog.JOB_CONTEXTS
-    )
+def job_contexts(workflow: Workflow) -> tuple[JobContext, ...]:
+    return tuple(context for context in JOB_CONTEXTS if workflow in context.workflows)
 
 
-def job_contexts(workflow: str) -> tuple[TaskContext, ...]:
-    return tuple(context for context in all_contexts() if workflow in context.workflows)
-
-
-def context_named(name: str) -> TaskContext:
-    for context in all_contexts():
+def context_named(name: str) -> JobContext:
+    for context in JOB_CONTEXTS:
         if context.name == name:
             return context
     raise LookupError(f"no job context is named {name!r}")

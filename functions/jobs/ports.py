@@ -71,7 +71,7 @@ class ArchivesData(Protocol):
 
 class ImportsData(Protocol):
     def import_items(self, user_id: str, job_id: str, items: Sequence[ImportedItem]) -> ImportResult:
-        """Store `items` (only the kinds this context declares in the catalog's JOB_CONTEXTS) for `user_id`.
+        """Store `items` (only the kinds this context declares in functions.jobs.contexts.JOB_CONTEXTS) for `user_id`.
         Idempotent per (user, item): a retried page or a second import of the same file adds nothing twice
         (ids derive from the item's `source_id` where it has one, else from `job_id` and its place in the file).
         A conversation's `project_source_id` names a project imported earlier in the same job."""

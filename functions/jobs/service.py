@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from functions.jobs import files
+from functions.jobs.contexts import WORKFLOWS, workflow_env_var
 from functions.jobs.errors import JobNotStarted
 from functions.jobs.formats.items import ImportFormat
 from functions.jobs.formats.limits import DEFAULT_LIMITS
@@ -28,12 +29,7 @@ if TYPE_CHECKING:
 else:
     store = LazyModule("functions.jobs.store")
 
-WORKFLOW_VARIABLES = {
-    "export": "EXPORT_WORKFLOW_ARN",
-    "import": "IMPORT_WORKFLOW_ARN",
-    "deletion": "DELETION_WORKFLOW_ARN",
-    "archive": "ARCHIVE_WORKFLOW_ARN",
-}
+WORKFLOW_VARIABLES: dict[str, str] = {workflow: workflow_env_var(workflow) for workflow in WORKFLOWS}
 NOT_STARTED_MESSAGE = "The job could not be started; please try again later"
 
 

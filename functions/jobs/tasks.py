@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from functions.jobs import files
-from functions.jobs.contexts import TaskContext, context_named, job_contexts
+from functions.jobs.contexts import JobContext, context_named, job_contexts
 from functions.jobs.errors import JobInputError
 from functions.jobs.ports import IMPORT_KINDS, PAGE_ITEMS
 
@@ -29,10 +29,13 @@ REJECTED_PER_PAGE = 100
 
 
 def context_task(event: dict[str, Any], _: Any) -> dict[str, Any]:
-    """One page of the context named by `JOB_CONTEXT`: `export`, `delete` or `archive`."""
-    name = os.environ.get("JOB_CONTEXT")
-    if not name or event.get("context") != name:
-        raise ValueError(f"this function runs the pages of context {name!r}, not of {event.get('context')!r}")
+    """One page of the event's context: `export`, `delete` or `archive`. A deployed task function is its context's
+    alone (`JOB_CONTEXT`, and its role reaches only that context's tables); local mode runs every context in one
+    process."""
+    name = str(event.get("context"))
+    own = os.environ.get("JOB_CONTEXT")
+    if own and name != own:
+        raise ValueError(f"this function runs the pages of context {own!r}, not of {name!r}")
     module = importlib.import_module(context_named(name).module)
     action, cursor = event["action"], event.get("cursor")
     if action == "export":
@@ -85,7 +88,7 @@ def _items(import_format: str, upload: IO[bytes]) -> Iterator[ImportedItem]:
     return read_import(import_format, upload)  # type: ignore[arg-type]
 
 
-def _importers() -> dict[str, TaskContext]:
+def _importers() -> dict[str, JobContext]:
     """Each kind of imported item, and the context that stores it."""
     return {kind: context for context in job_contexts("import") for kind in context.imports}
 
@@ -127,11 +130,11 @@ class _ImportPage:
             self.items.append(item)
         self.finished = True
 
-    def store(self, user_id: str, job_id: str, importers: dict[str, TaskContext]) -> None:
+    def store(self, user_id: str, job_id: str, importers: dict[str, JobContext]) -> None:
         """Hand each run of consecutive items of one context to it, in file order (projects before the
         conversations that name them)."""
         run: list[ImportedItem] = []
-        owner: TaskContext | None = None
+        owner: JobContext | None = None
         for item in self.items:
             context = importers.get(_kind(item))
             if context is None:
@@ -147,7 +150,7 @@ class _ImportPage:
         if owner is not None and run:
             self._hand_over(owner, user_id, job_id, run)
 
-    def _hand_over(self, context: TaskContext, user_id: str, job_id: str, items: Sequence[ImportedItem]) -> None:
+    def _hand_over(self, context: JobContext, user_id: str, job_id: str, items: Sequence[ImportedItem]) -> None:
         result: ImportResult = importlib.import_module(context.module).import_items(user_id, job_id, items)
         for kind, count in result.imported.items():
             self.imported[kind] = self.imported.get(kind, 0) + int(count)

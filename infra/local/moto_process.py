@@ -44,10 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     from moto.server import ThreadedMotoServer
 
     from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
-    from infra.local.stepfunctions import InvocationForwarder, validate_definitions_once
+    from infra.local.stepfunctions import InvocationForwarder, patch_moto_step_functions
 
     make_moto_dynamodb_atomic()
-    validate_definitions_once()
+    patch_moto_step_functions()
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     forwarder = InvocationForwarder()
     forwarder.install()

@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from infra.catalog import JOB_TASK_FUNCTIONS, WORKFLOWS, FunctionSpec, Workflow, workflow_env_var
+from functions.jobs.contexts import WORKFLOWS, Workflow, workflow_env_var
+from infra.catalog import JOB_TASK_FUNCTIONS, FunctionSpec
 
 # moto's default account: the ARNs moto itself gives the state machines.
 ACCOUNT_ID = "123456789012"
@@ -165,16 +166,23 @@ class InvocationForwarder:
 
 
 _valid_definitions: set[str] = set()
-_validation_cached = False
+_patched = False
 
 
-def validate_definitions_once() -> None:
-    """Idempotent: moto parses a definition to validate it on every CreateStateMachine (~0.4 s for a workflow
-    here); a definition that parsed once is valid forever, so each one is parsed once per process. Executions
-    still parse what they run."""
-    global _validation_cached  # noqa: PLW0603 - patching a library is process-wide by nature
-    if _validation_cached:
+def patch_moto_step_functions() -> None:
+    """Idempotent; two fixes to moto's Step Functions for a stack that runs many jobs:
+    - moto parses a definition to validate it on every CreateStateMachine (~0.4 s for a workflow here); a
+      definition that parsed once is valid forever, so each one is parsed once per process (executions still
+      parse what they run);
+    - StartExecution deep-copies the state machine, its past executions included, whose workers hold locks that
+      cannot be copied: every execution after the first of a machine failed. The copy now leaves them out (it is
+      the execution's snapshot of the machine, which never reads them)."""
+    global _patched  # noqa: PLW0603 - patching a library is process-wide by nature
+    if _patched:
         return
+    import copy
+
+    from moto.stepfunctions.models import StateMachineInstance
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     validate = StepFunctionsParserBackend._validate_definition
@@ -184,5 +192,13 @@ def validate_definitions_once() -> None:
             validate(definition)
             _valid_definitions.add(definition)
 
+    def copy_without_executions(self: Any, memo: dict[int, Any]) -> Any:
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        for name, value in self.__dict__.items():
+            setattr(clone, name, [] if name == "executions" else copy.deepcopy(value, memo))
+        return clone
+
     StepFunctionsParserBackend._validate_definition = staticmethod(validate_once)  # type: ignore[method-assign]
-    _validation_cached = True
+    StateMachineInstance.__deepcopy__ = copy_without_executions  # type: ignore[attr-defined]
+    _patched = True

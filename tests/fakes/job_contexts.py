@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from functions.jobs import contexts
 from functions.jobs.formats.items import (
     ImportedConversation,
     ImportedItem,
@@ -25,7 +26,6 @@ from functions.jobs.formats.items import (
     RejectedItem,
 )
 from functions.jobs.ports import ArchivePage, DeletePage, ExportPage, ImportResult
-from infra import catalog
 from shared.tables import JOBS
 
 
@@ -54,18 +54,18 @@ def install(monkeypatch: pytest.MonkeyPatch) -> None:
     DATA.clear()
     ARCHIVED_AT.clear()
     monkeypatch.setattr(
-        catalog,
+        contexts,
         "JOB_CONTEXTS",
         (
-            catalog.JobContext(
+            contexts.JobContext(
                 "conversations", "tests.fakes.job_contexts", (), frozenset({"export", "import", "deletion", "archive"}),
                 imports=("project", "conversation", "prompt"),
             ),
-            catalog.JobContext(
+            contexts.JobContext(
                 "memories", "tests.fakes.job_memories", (), frozenset({"export", "import", "deletion"}),
                 imports=("memory",),
             ),
-            catalog.JobContext(
+            contexts.JobContext(
                 "jobs", "functions.jobs.userdata", (JOBS,), frozenset({"deletion"}), uses_export_bucket=True, last=True
             ),
         ),

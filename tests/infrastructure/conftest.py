@@ -16,8 +16,9 @@ import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Template
 
+from functions.jobs.contexts import Workflow
 from infra.app import add_stage
-from infra.catalog import FunctionSpec, Workflow, pascal
+from infra.catalog import FunctionSpec, pascal
 from infra.stack import StratusStack
 from shared.tables import TableSpec
 

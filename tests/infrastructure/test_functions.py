@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from functions.jobs.contexts import workflow_env_var
 from infra.catalog import (
     AUTHORIZER_FUNCTION,
     HTTP_FUNCTIONS,
@@ -15,7 +16,6 @@ from infra.catalog import (
     STREAMING_FUNCTIONS,
     WEBSOCKET_FUNCTIONS,
     FunctionSpec,
-    workflow_env_var,
 )
 from infra.functions import SIGNING_KEYS_FUNCTION
 from shared.settings import settings_from_environ

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from functions.jobs.contexts import job_contexts
 from infra.catalog import (
     HTTP_FUNCTIONS,
     JOB_CONTEXTS,
@@ -18,7 +19,6 @@ from infra.catalog import (
     WORKFLOWS,
     FunctionSpec,
     Workflow,
-    job_contexts,
     job_task_function,
 )
 from infra.storage import EXPORT_RETENTION_DAYS

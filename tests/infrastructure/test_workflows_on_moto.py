@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from infra.catalog import JOB_TASK_FUNCTIONS, WORKFLOWS, Workflow, job_contexts
+from functions.jobs.contexts import WORKFLOWS, Workflow, job_contexts
+from infra.catalog import JOB_TASK_FUNCTIONS
 from infra.local.stepfunctions import (
     ACCOUNT_ID,
     finished_execution,

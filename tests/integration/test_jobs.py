@@ -23,7 +23,7 @@ from functions.jobs.contexts import job_contexts
 from functions.jobs.errors import JobInputError
 from functions.jobs.formats.archive import ExportArchive, ExportWriter
 from functions.jobs.formats.limits import ImportLimits
-from infra.catalog import API_PREFIX, AUTHORIZER_FUNCTION, FunctionSpec, Route, all_routes
+from infra.catalog import AUTHORIZER_FUNCTION, all_routes
 from infra.local.gateway import Gateway
 from shared.aws import client
 from shared.tables import JOBS
@@ -32,19 +32,6 @@ from tests.integration.conftest import User, error_code, register
 from tests.unit.test_jobs_imports import chatgpt_conversation_with_an_edit
 
 BUCKET = "stratus-test-exports"
-JOBS_ROUTES = [
-    ("POST", "/users/export"), ("GET", "/users/export/{jobId}"), ("GET", "/users/jobs"), ("POST", "/users/import"),
-    ("POST", "/users/import/{jobId}/start"), ("GET", "/users/import/{jobId}"), ("GET", "/admin/jobs"),
-    ("GET", "/admin/jobs/{jobId}"), ("POST", "/admin/jobs/archive"),
-]  # fmt: skip
-JOBS_FUNCTION = FunctionSpec(
-    name="jobs",
-    handler="functions.jobs.handler.lambda_handler",
-    app="functions.jobs.api:app",
-    description="Jobs",
-    routes=tuple(Route(method, API_PREFIX + path) for method, path in JOBS_ROUTES),
-    tables=(JOBS,),
-)
 
 
 @pytest.fixture
@@ -56,13 +43,12 @@ def api(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     stepfunctions = client("stepfunctions")
     for kind, variable in service.WORKFLOW_VARIABLES.items():
         machine = stepfunctions.create_state_machine(
-            name=f"stratus-test-{kind}",
+            name=f"stratus-test-{kind}-held",
             definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}}),
             roleArn="arn:aws:iam::123456789012:role/stratus-test-jobs",
         )
         monkeypatch.setenv(variable, machine["stateMachineArn"])
-    routes = [*all_routes(), *((route, JOBS_FUNCTION) for route in JOBS_FUNCTION.routes)]
-    gateway = Gateway(routes, authorizer=AUTHORIZER_FUNCTION, stage="test")
+    gateway = Gateway(all_routes(), authorizer=AUTHORIZER_FUNCTION, stage="test")
     with TestClient(gateway, base_url="http://127.0.0.1") as test_client:
         yield test_client
     gateway.close()

@@ -1,4 +1,4 @@
-"""The job contexts as deployed functions see them, and the job input error as a workflow's Catch carries it."""
+"""The job contexts the task functions dispatch through, and the job input error as a workflow's Catch carries it."""
 
 from __future__ import annotations
 
@@ -6,17 +6,16 @@ import json
 
 import pytest
 
-from functions.jobs.contexts import all_contexts, context_named, contexts_environment, job_contexts
+from functions.jobs.contexts import JOB_CONTEXTS, context_named, job_contexts
 from functions.jobs.errors import JobInputError
 from infra import catalog
 
 
-def test_the_contexts_a_function_is_handed_are_the_catalogs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("JOB_CONTEXTS", raising=False)
-    from_catalog = all_contexts()
-    monkeypatch.setenv("JOB_CONTEXTS", contexts_environment(catalog.JOB_CONTEXTS))
-    assert all_contexts() == from_catalog
-    assert [context.name for context in from_catalog] == [context.name for context in catalog.JOB_CONTEXTS]
+def test_the_functions_dispatch_through_the_list_cdk_builds_from() -> None:
+    assert catalog.JOB_CONTEXTS is JOB_CONTEXTS
+    assert [spec.name for spec in catalog.JOB_TASK_FUNCTIONS][: len(JOB_CONTEXTS)] == [
+        f"jobs-{context.name}" for context in JOB_CONTEXTS
+    ]
     assert [context.name for context in job_contexts("deletion") if context.last] == ["jobs", "identity"]
     assert context_named("jobs").module == "functions.jobs.userdata"
     assert {kind for context in job_contexts("import") for kind in context.imports} == {
