@@ -737,6 +737,11 @@ def main() -> None:
     if sys.argv[1:] == ["chat"]:
         report_chat_overhead()
         return
+    if sys.argv[1:] == ["jobs"]:
+        from tests.bench.jobs import report_jobs
+
+        report_jobs()
+        return
     env = bench_environment()
     print(f"Stratus bench: Python {sys.version.split()[0]}, {os.cpu_count()} cores")
     report_imports(env)
@@ -746,6 +751,7 @@ def main() -> None:
     # A fresh interpreter: the local stack points every client at its own moto server.
     chat_env = {name: value for name, value in os.environ.items() if not name.endswith("_TABLE")}
     subprocess.run([sys.executable, "-m", "tests.bench", "chat"], cwd=ROOT, env=chat_env, check=True)
+    subprocess.run([sys.executable, "-m", "tests.bench", "jobs"], cwd=ROOT, env=chat_env, check=True)
 
 
 if __name__ == "__main__":
