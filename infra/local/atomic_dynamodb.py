@@ -49,7 +49,7 @@ def make_moto_dynamodb_atomic() -> None:
             _querying.clear()
 
     def items_to_query(self: Any) -> Any:
-        if _querying.get("table") is not self:
+        if self is not _querying.get("table"):
             return all_items(self)
         partition = self.items.get(_querying["hash_key"]) or {}
         return sorted(partition.values(), key=lambda item: item.range_key)
