@@ -49,9 +49,10 @@ def make_moto_dynamodb_atomic() -> None:
             _querying.clear()
 
     def items_to_query(self: Any) -> Any:
-        if self is not _querying.get("table"):
+        table: Any = _querying.get("table")
+        if table is not self:
             return all_items(self)
-        partition = self.items.get(_querying["hash_key"]) or {}
+        partition = table.items.get(_querying["hash_key"]) or {}
         return sorted(partition.values(), key=lambda item: item.range_key)
 
     DynamoHandler.call_action = atomic_call_action  # type: ignore[method-assign]
