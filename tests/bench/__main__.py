@@ -283,10 +283,6 @@ def report_chat_overhead() -> None:
     beside the same reply streamed from the same fake provider straight through its SDK."""
     import asyncio
     import json
-    import socket
-    import threading
-
-    import uvicorn
 
     from tests.fakes.anthropic_server import FakeAnthropic
     from tests.fakes.scripted import Reply
@@ -296,42 +292,23 @@ def report_chat_overhead() -> None:
         fake.default = reply
         os.environ.update(ANTHROPIC_API_KEY="bench", ANTHROPIC_BASE_URL=fake.base_url, POWERTOOLS_LOG_LEVEL="ERROR",
                           MCP_ALLOW_PRIVATE="true")  # fmt: skip
-        from infra.local.aws import start_local_aws
+        from tests.bench.stack import running_local_stack
 
-        with start_local_aws("bench"):
-            from infra.local.server import build_gateway
-
-            with socket.socket() as probe:
-                probe.bind(("127.0.0.1", 0))
-                port = probe.getsockname()[1]
-            gateway = build_gateway()
-            server = uvicorn.Server(uvicorn.Config(gateway, host="127.0.0.1", port=port, log_level="error"))
-            thread = threading.Thread(target=server.run, daemon=True)
-            thread.start()
-            while not server.started:
-                time.sleep(0.05)
-            base_url = f"http://127.0.0.1:{port}"
-            # As `make dev` does once it listens: the handlers reach @connections and Invoke through the gateway.
-            os.environ.update(WEBSOCKET_MANAGEMENT_URL=base_url, AWS_ENDPOINT_URL_LAMBDA=base_url)
+        with running_local_stack("bench") as base_url:
             calls: list[tuple[str, float]] = []
-            try:
-                with _recording_calls(calls):
-                    path, before_first = _chat_over_http(base_url, calls)
-                answers = DynamoDBAnswers()
-                memory_cpu: list[float] = []
-                with answers.answering():
-                    (memory_first, _), _ = _chat_over_http(
-                        base_url, [], email="memory@example.com", answers=answers, cpu=memory_cpu
-                    )
-                direct_cpu: list[float] = []
-                direct = asyncio.run(_chat_direct(direct_cpu))
-                (with_tools_first, _), _ = _chat_with_two_cached_tool_servers(base_url)
-                get_item = _local_get_item_ms()
-                report_realtime(base_url)
-            finally:
-                server.should_exit = True
-                thread.join(timeout=10)
-                gateway.close()
+            with _recording_calls(calls):
+                path, before_first = _chat_over_http(base_url, calls)
+            answers = DynamoDBAnswers()
+            memory_cpu: list[float] = []
+            with answers.answering():
+                (memory_first, _), _ = _chat_over_http(
+                    base_url, [], email="memory@example.com", answers=answers, cpu=memory_cpu
+                )
+            direct_cpu: list[float] = []
+            direct = asyncio.run(_chat_direct(direct_cpu))
+            (with_tools_first, _), _ = _chat_with_two_cached_tool_servers(base_url)
+            get_item = _local_get_item_ms()
+            report_realtime(base_url)
     (path_first, path_chunk), (direct_first, direct_chunk) = path, direct
     added_first = [p - d for p, d in zip(sorted(path_first), sorted(direct_first), strict=True)]
     print(f"\nChat overhead on the local stack ({CHAT_RUNS} replies of {CHAT_WORDS} chunks, fake Anthropic)")

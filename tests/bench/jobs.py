@@ -9,7 +9,6 @@ Functions' DescribeExecution, so the figures hold no DynamoDB call of the watchi
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -93,33 +92,16 @@ def report(label: str, seconds: float, calls: Counter[str], items: int, what: st
 
 def report_jobs() -> None:
     import httpx
-    import uvicorn
 
     os.environ.update(POWERTOOLS_LOG_LEVEL="ERROR")
-    from infra.local.aws import start_local_aws
+    from tests.bench.stack import running_local_stack
 
-    with start_local_aws("bench-jobs") as local_aws:
-        from infra.local.server import build_gateway
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        gateway = build_gateway()
-        server = uvicorn.Server(uvicorn.Config(gateway, host="127.0.0.1", port=port, log_level="error"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.05)
-        base_url = f"http://127.0.0.1:{port}"
-        os.environ.update(WEBSOCKET_MANAGEMENT_URL=base_url, AWS_ENDPOINT_URL_LAMBDA=base_url)
-        local_aws.forward_invocations_to(base_url)
-        try:
-            with httpx.Client(base_url=f"{base_url}/api/v1", timeout=60) as http, tempfile.TemporaryDirectory() as tmp:
-                _run(http, Path(tmp) / "bench-export.zip")
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-            gateway.close()
+    with (
+        running_local_stack("bench-jobs") as base_url,
+        httpx.Client(base_url=f"{base_url}/api/v1", timeout=60) as http,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        _run(http, Path(tmp) / "bench-export.zip")
 
 
 def _run(http: Any, archive: Path) -> None:
