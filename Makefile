@@ -9,7 +9,10 @@ STAGE ?= dev
 CORS_ORIGINS ?=
 # BEDROCK=true lets the chat function call Bedrock with its own role.
 BEDROCK ?=
-CDK_CONTEXT = -c stage=$(STAGE) $(if $(CORS_ORIGINS),-c corsOrigins=$(CORS_ORIGINS)) $(if $(BEDROCK),-c bedrock=$(BEDROCK))
+# Days without activity before the daily run archives a conversation (0: never); the settings' default is 90.
+ARCHIVE_CONVERSATIONS_AFTER_DAYS ?=
+CDK_CONTEXT = -c stage=$(STAGE) $(if $(CORS_ORIGINS),-c corsOrigins=$(CORS_ORIGINS)) $(if $(BEDROCK),-c bedrock=$(BEDROCK)) \
+	$(if $(ARCHIVE_CONVERSATIONS_AFTER_DAYS),-c archiveConversationsAfterDays=$(ARCHIVE_CONVERSATIONS_AFTER_DAYS))
 # The CDK CLI, pinned: npm's `latest` is 3.x, which cannot read aws-cdk-lib 2.x assemblies.
 CDK := npx --yes aws-cdk@2.1148.1
 RUN := $(UV) run --frozen --no-sync

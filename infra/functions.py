@@ -179,6 +179,7 @@ class Functions(StageConstruct):
         storage = self.storage
         environment = {
             "CORS_ALLOW_ORIGINS": ",".join(self.config.cors_origins),
+            "ARCHIVE_CONVERSATIONS_AFTER_DAYS": str(self.config.settings.archive_conversations_after_days),
             **{
                 table.env_var: storage.tables[table.context].table_name
                 for table in (*spec.tables, *spec.read_only_tables, *spec.described_tables)

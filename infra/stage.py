@@ -28,7 +28,8 @@ class ConfigurationError(Exception):
 class StageConfig:
     """One stage's deployment choices, read once from the CDK context (`-c name=value`): `corsOrigins` (required
     outside dev stages), `throttleRateLimit` and `throttleBurstLimit` (requests per second across an API),
-    `bedrock` (true lets the functions that call models use Bedrock with their own role)."""
+    `bedrock` (true lets the functions that call models use Bedrock with their own role),
+    `archiveConversationsAfterDays` (the stage's `ARCHIVE_CONVERSATIONS_AFTER_DAYS`; 0 turns archiving off)."""
 
     settings: Settings
     bedrock_enabled: bool = False
@@ -39,7 +40,7 @@ class StageConfig:
     def from_context(cls, scope: Construct, stage: str) -> StageConfig:
         context = scope.node.try_get_context
         return cls(
-            settings=deployment_settings(stage, context("corsOrigins")),
+            settings=deployment_settings(stage, context("corsOrigins"), context("archiveConversationsAfterDays")),
             bedrock_enabled=str(context("bedrock") or "").lower() == "true",
             throttle_rate=float(context("throttleRateLimit") or DEFAULT_THROTTLE_RATE),
             throttle_burst=int(context("throttleBurstLimit") or DEFAULT_THROTTLE_BURST),
@@ -91,15 +92,17 @@ class StageConstruct(Construct):
         self.config = config
 
 
-def deployment_settings(stage: str, cors_origins: str | None) -> Settings:
-    """The stage and CORS origins, validated by the same rules the functions apply at cold start."""
+def deployment_settings(stage: str, cors_origins: str | None, archive_after_days: object = None) -> Settings:
+    """The stage's settings given at deploy (CORS origins, the archiving cutoff), validated by the same rules the
+    functions apply at cold start."""
     try:
         dev = Settings(stage=stage).is_dev_stage
         if not cors_origins and not dev:
             raise ConfigurationError(
                 f"stage {stage!r} needs its frontends' origins: -c corsOrigins=https://app.example.com[,...]"
             )
-        return Settings(stage=stage, cors_allow_origins=cors_origins or "*")
+        chosen = {} if archive_after_days is None else {"archive_conversations_after_days": archive_after_days}
+        return Settings(stage=stage, cors_allow_origins=cors_origins or "*", **chosen)
     except ValidationError as error:
         problem = str(error.errors()[0]["msg"]).removeprefix("Value error, ")
         raise ConfigurationError(f"stage {stage!r}: {problem}") from None

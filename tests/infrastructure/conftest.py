@@ -143,5 +143,10 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 @pytest.fixture(scope="session")
 def acme(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return _synthesize(
-        tmp_path_factory.mktemp("acme"), "acme", ACME_ENVIRONMENT, corsOrigins=ACME_ORIGINS, bedrock="true"
+        tmp_path_factory.mktemp("acme"),
+        "acme",
+        ACME_ENVIRONMENT,
+        corsOrigins=ACME_ORIGINS,
+        bedrock="true",
+        archiveConversationsAfterDays="30",
     )

@@ -60,6 +60,13 @@ def test_a_tenant_stage_may_not_allow_every_origin() -> None:
         deployment_settings("acme", "https://app.acme.example,*")
 
 
+def test_the_archiving_cutoff_given_at_deploy_is_checked_as_the_functions_check_it() -> None:
+    assert deployment_settings("acme", "https://a.example", "30").archive_conversations_after_days == 30
+    assert deployment_settings("acme", "https://a.example").archive_conversations_after_days == 90
+    with pytest.raises(ConfigurationError, match="acme"):
+        deployment_settings("acme", "https://a.example", "-1")
+
+
 def test_dev_stages_default_to_any_origin() -> None:
     assert deployment_settings("dev-alice", None).cors_allow_origins == ("*",)
     assert deployment_settings("acme", "https://a.example, https://b.example").cors_allow_origins == (

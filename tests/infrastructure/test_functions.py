@@ -39,6 +39,8 @@ def _expected_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, A
         "POWERTOOLS_SERVICE_NAME": spec.name,
         "POWERTOOLS_METRICS_NAMESPACE": "Stratus",
         "CORS_ALLOW_ORIGINS": "*" if dev else ACME_ORIGINS,
+        # The tenant fixture archives after 30 days; dev keeps the default.
+        "ARCHIVE_CONVERSATIONS_AFTER_DAYS": "90" if dev else "30",
     }
     for table in (*spec.tables, *spec.read_only_tables, *spec.described_tables):
         environment[table.env_var] = {"Ref": synth.table_id(table)}
