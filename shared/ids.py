@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
 import time
+from datetime import datetime
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 ULID_PATTERN = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
@@ -23,6 +25,18 @@ def new_id(now_ms: int | None = None) -> str:
         same_ms = ms == _last_ms
         random_part = (_last_random + 1) & ((1 << 80) - 1) if same_ms else int.from_bytes(os.urandom(10), "big")
         _last_ms, _last_random = ms, random_part
+    return _encode(ms, random_part)
+
+
+def derived_id(moment: datetime, *parts: str) -> str:
+    """A ULID whose time is `moment` and whose random part is a hash of `parts`: the same item imported again gets
+    the same id (a retried page or a second import duplicates nothing), and it still sorts by the item's time."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    ms = max(0, min(int(moment.timestamp() * 1000), (1 << 48) - 1))
+    return _encode(ms, int.from_bytes(digest[:10], "big"))
+
+
+def _encode(ms: int, random_part: int) -> str:
     value = (ms << 80) | random_part
     chars = []
     for _ in range(26):

@@ -26,6 +26,7 @@ from functions.jobs.formats.items import (
     RejectedItem,
 )
 from functions.jobs.ports import PAGE_ITEMS, ArchivePage, DeletePage, ExportPage, ImportResult
+from shared.ids import derived_id
 from shared.lazy import LazyModule
 from shared.settings import get_settings
 
@@ -42,8 +43,6 @@ else:
 FIRST_ARCHIVE_LOOKBACK_DAYS = 400
 # Message text one export page holds at most, whatever its count of items.
 EXPORT_PAGE_BYTES = 64 * 1024 * 1024
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_ULID_RANDOM_BITS = 80
 
 
 @dataclass
@@ -377,15 +376,6 @@ def _delete_prompts(user_id: str, at: dict[str, Any], page: _Page) -> dict[str, 
 
 
 # Import -------------------------------------------------------------------------------------------------
-
-
-def derived_id(moment: datetime, *parts: str) -> str:
-    """A ULID whose time is `moment` and whose random part is a hash of `parts`: the same item imported again
-    gets the same id, so a retried page or a second import overwrites nothing and duplicates nothing."""
-    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
-    milliseconds = max(0, min(int(moment.timestamp() * 1000), (1 << 48) - 1))
-    value = (milliseconds << _ULID_RANDOM_BITS) | int.from_bytes(digest[: _ULID_RANDOM_BITS // 8], "big")
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
 def _conversation_key(user_id: str, job_id: str, item: ImportedConversation, seen: dict[str, int]) -> str:

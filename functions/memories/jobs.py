@@ -3,7 +3,6 @@ time, memories imported from an archive, and the daily run that archives memorie
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING
 from functions.jobs.formats.items import ImportedItem, ImportedMemory, RejectedItem
 from functions.jobs.ports import ArchivePage, DeletePage, ExportPage, ImportResult
 from functions.memories.models import CATEGORIES, DEFAULT_PRIORITY, MAX_CONTENT_CHARS
+from shared.ids import derived_id
 from shared.lazy import LazyModule
 
 if TYPE_CHECKING:
@@ -24,7 +24,6 @@ else:
 EXPORT_STEM = "memories"
 # Before its first run the archiving run looks this far back: the expiry index holds no older day.
 FIRST_RUN_LOOKBACK_DAYS = 30
-_ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 def export_page(user_id: str, cursor: str | None, limit: int) -> ExportPage:
@@ -55,8 +54,8 @@ def import_items(user_id: str, job_id: str, items: Sequence[ImportedItem]) -> Im
         if problem:
             rejected.append(RejectedItem(label, problem))
             continue
-        seed = f"{user_id}:{item.source_id}" if item.source_id else f"{job_id}:{position}"
-        memory_id = _import_id(item.created_at, seed)
+        place = (item.source_id,) if item.source_id else (job_id, str(position))
+        memory_id = derived_id(item.created_at, user_id, "memory", *place)
         expired = item.expires_at is not None and item.expires_at <= moment
         record = store.new_memory(
             user_id=user_id, memory_id=memory_id, content=item.content.strip(), category=item.category or "general",
@@ -114,11 +113,3 @@ def _problem(item: ImportedMemory) -> str | None:
     if item.priority is not None and not 1 <= item.priority <= 10:
         return "its priority is not between 1 and 10"
     return None
-
-
-def _import_id(created_at: datetime, seed: str) -> str:
-    """A ULID whose time is the memory's creation and whose random part derives from `seed`: the same memory
-    imported again gets the same id, and imported memories still sort by when they were made."""
-    milliseconds = max(0, int(created_at.timestamp() * 1000)) & ((1 << 48) - 1)
-    value = (milliseconds << 80) | int.from_bytes(hashlib.sha256(seed.encode()).digest()[:10], "big")
-    return "".join(_ULID_ALPHABET[(value >> (5 * place)) & 31] for place in reversed(range(26)))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from functions.conversations.jobs import derived_id
-from shared.ids import id_time_ms, is_id
+from shared.ids import derived_id, id_time_ms, is_id
 
 MOMENT = datetime(2024, 5, 1, 12, 30, 15, 123_000, tzinfo=UTC)
 
