@@ -14,13 +14,17 @@ _lock = threading.Lock()
 
 
 @cache
-def client(service: str, endpoint_url: str | None = None) -> Any:
-    """A boto3 client, one per service and endpoint; `AWS_ENDPOINT_URL` (local mode, tests) points it at the
-    embedded fakes unless an `endpoint_url` is given (a WebSocket API's management endpoint)."""
+def client(service: str, endpoint_url: str | None = None, signature_version: str | None = None) -> Any:
+    """A boto3 client, one per service, endpoint and signature version; `AWS_ENDPOINT_URL` (local mode, tests)
+    points it at the embedded fakes unless an `endpoint_url` is given (a WebSocket API's management endpoint).
+    `signature_version="s3v4"` signs S3 links with Signature Version 4 (boto3's default for links is the older
+    one, which newer regions refuse)."""
     with _lock:  # boto3's default session is not safe to build clients from concurrently
         import boto3
+        from botocore.config import Config
 
-        return boto3.client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+        config = Config(signature_version=signature_version) if signature_version else None
+        return boto3.client(service, endpoint_url=endpoint_url, config=config)  # type: ignore[call-overload]
 
 
 def reset_clients() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from functools import cache
 from typing import IO, Any
 
 from shared.aws import client
@@ -55,25 +54,15 @@ def upload_key(user_id: str, job_id: str) -> str:
     return import_prefix(user_id, job_id) + "upload"
 
 
-@cache
-def _link_signer() -> Any:
-    """An S3 client that signs links with Signature Version 4 (boto3's default for links is the older one, which
-    newer regions refuse). Signing is local: the client makes no call."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client("s3", config=Config(signature_version="s3v4"))
-
-
 def download_link(key: str) -> str:
-    url: str = _link_signer().generate_presigned_url(
+    url: str = client("s3", signature_version="s3v4").generate_presigned_url(
         "get_object", Params={"Bucket": bucket(), "Key": key}, ExpiresIn=DOWNLOAD_LINK_SECONDS
     )
     return url
 
 
 def upload_link(key: str) -> str:
-    url: str = _link_signer().generate_presigned_url(
+    url: str = client("s3", signature_version="s3v4").generate_presigned_url(
         "put_object", Params={"Bucket": bucket(), "Key": key}, ExpiresIn=UPLOAD_LINK_SECONDS
     )
     return url
