@@ -300,6 +300,7 @@ CHAT_FUNCTION = FunctionSpec(
         ("POST", "/ai/chat/stream"),
         ("POST", "/ai/chat"),
         ("POST", "/ai/chat/{messageId}/tool-approvals"),
+        ("POST", "/ai/stream-tickets"),
         ("GET", "/ai/models"),
         ("GET", "/ai/health"),
     ),
