@@ -7,6 +7,7 @@ records (`functions.usage.store`), under the user's own partition.
 Items (pk / sk):
   LIMIT#<id> / WINDOW#<start>          the user's requests, tokens and cost in one limit window
   STAGE / COST#<date>                  the whole stage's cost on one day, for its ceiling
+  TICKET#<sha256> / TICKET             a stream ticket: its principal and path (`functions.chat.tickets`)
 """
 
 from __future__ import annotations
