@@ -23,6 +23,7 @@ from functions.chat.tickets import StreamCaller
 from shared.auth.principal import Principal
 from shared.errors import Unauthorized
 from shared.http.app import create_app
+from shared.http.responses import refusals
 from shared.ids import new_id
 from shared.tables import CHAT
 from tests.integration.conftest import PASSWORD, User, error_code, register
@@ -56,7 +57,7 @@ def user(api: TestClient) -> User:
 _stream_router = APIRouter(prefix="/api/v1/ai")
 
 
-@_stream_router.get("/chat/stream/{messageId}")
+@_stream_router.get("/chat/stream/{messageId}", responses=refusals(401, meaning={401: tickets.REFUSED_STREAM_CALLER}))
 async def _resume(caller: StreamCaller) -> EventStream:
     @asynccontextmanager
     async def source() -> AsyncIterator[AsyncIterator[SseEvent]]:
@@ -270,8 +271,7 @@ def test_a_deleted_accounts_ticket_is_refused(api: TestClient, user: User) -> No
     ticket = issue(api, user.auth, path)
     deleted = api.request("DELETE", "/api/v1/users/account", headers=user.auth, json={"password": PASSWORD})
     assert deleted.status_code in (200, 202, 204), deleted.text
-    with pytest.raises(Unauthorized):
-        tickets.redeem(ticket, path)
+    assert refusal_code(tickets.redeem, ticket, path) == "session_revoked"
 
 
 def test_a_ticket_taken_with_a_revoked_api_key_is_refused(api: TestClient, user: User) -> None:
@@ -361,3 +361,9 @@ def test_a_ticket_is_in_no_response_but_its_issue_and_in_no_log_line(
     for secret in (ticket, failing):
         assert all(secret not in record.getMessage() for record in server_lines)
         assert all(secret not in (record.exc_text or "") for record in server_lines)
+
+
+def test_a_stream_route_documents_the_ticket_refusal(stream_app: TestClient) -> None:
+    assert isinstance(stream_app.app, FastAPI)
+    operation = stream_app.app.openapi()["paths"]["/api/v1/ai/chat/stream/{messageId}"]["get"]
+    assert "`invalid_ticket`" in operation["responses"]["401"]["description"]
