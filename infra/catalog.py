@@ -302,6 +302,7 @@ CHAT_FUNCTION = FunctionSpec(
         ("POST", "/ai/chat/{messageId}/cancel"),
         ("POST", "/ai/chat"),
         ("POST", "/ai/chat/{messageId}/tool-approvals"),
+        ("POST", "/ai/stream-tickets"),
         ("GET", "/ai/models"),
         ("GET", "/ai/health"),
     ),

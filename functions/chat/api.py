@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
-from functions.chat import reply
+from functions.chat import reply, tickets
 from functions.chat.models import (
     ChatReplyMessage,
     ChatRequest,
@@ -89,7 +89,7 @@ async def chat_stream(principal: CurrentPrincipal, body: ChatRequest) -> Respons
             ChatStreamEvent,
             f"The reply's events after `Last-Event-ID` (or `?after=`), then its live rest until `end`. {EVENT_IDS}",
         ),
-        **refusals(401, 403, 404, 422),
+        **refusals(401, 403, 404, 422, meaning={401: tickets.REFUSED_STREAM_CALLER}),
     },
 )
 async def resume_chat_stream(
@@ -237,4 +237,4 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-app = create_app(title="Stratus chat", public=[stream_router], protected=[router])
+app = create_app(title="Stratus chat", public=[stream_router], protected=[router, tickets.router])

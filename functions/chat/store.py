@@ -9,6 +9,7 @@ Items (pk / sk):
   STAGE / COST#<date>                  the whole stage's cost on one day, for its ceiling
   REPLY#<streamId> / RECORD, EVENTS#<lastSeq>   a reply's event log, for resuming and cancelling from any
                                        container (`functions.chat.eventlog`)
+  TICKET#<sha256> / TICKET             a stream ticket: its principal and path (`functions.chat.tickets`)
 """
 
 from __future__ import annotations
