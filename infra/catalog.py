@@ -296,12 +296,16 @@ CHAT_FUNCTION = FunctionSpec(
     handler="functions/chat/run.sh",
     app="functions.chat.api:app",
     description="Chat replies streamed from LLM providers with failover",
-    routes=_routes(
-        ("POST", "/ai/chat/stream"),
-        ("POST", "/ai/chat"),
-        ("POST", "/ai/chat/{messageId}/tool-approvals"),
-        ("GET", "/ai/models"),
-        ("GET", "/ai/health"),
+    routes=(
+        *_routes(
+            ("POST", "/ai/chat/stream"),
+            ("POST", "/ai/chat"),
+            ("POST", "/ai/chat/{messageId}/tool-approvals"),
+            ("GET", "/ai/models"),
+            ("GET", "/ai/health"),
+        ),
+        # The OpenAI- and Anthropic-compatible APIs, where their SDKs look for them: `<stage>/v1`.
+        *(Route("POST", "/v1/chat/completions"), Route("GET", "/v1/models"), Route("POST", "/v1/messages")),
     ),
     tables=(CHAT, CONVERSATIONS),
     # The MCP registry and its header secrets: chat connects to the servers a user enabled.

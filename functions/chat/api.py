@@ -190,4 +190,6 @@ async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncGenerator[bytes, N
         yield f"data: {json.dumps(failure)}\n\n".encode()
 
 
-app = create_app(title="Stratus chat", protected=[router])
+from functions.chat.compat.api import router as compatible_router  # noqa: E402 (the chat app's other router)
+
+app = create_app(title="Stratus chat", public=[compatible_router], protected=[router])

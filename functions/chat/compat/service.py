@@ -1,0 +1,128 @@
+"""Serving a compatible API's request: who is calling, who may serve the model, admission against the limits,
+then the one reply generator, stateless, with the request's tools, tool choice and stop sequences."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+
+from functions.chat import limits, reply
+from functions.chat.compat.neutral import CompatibleRequest, Event, ReplyOutcome, bad_request
+from functions.chat.sse import SseEvent
+from shared.auth.principal import Principal
+from shared.errors import ProviderFailed, ValidationFailed
+
+# Where the reply stops being held back: the first output, or the end of a reply that had none.
+_FIRST_OUTPUT = frozenset({"content", "tool_use", "error", "end"})
+
+
+async def caller(request: Request) -> Principal:
+    """The verified caller, by `Authorization: Bearer` or (Anthropic's clients) `x-api-key`, holding `ai.chat`."""
+    from shared.http.deps import authenticate
+
+    api_key = request.headers.get("x-api-key")
+    if request.headers.get("authorization") is None and api_key:
+        from starlette.concurrency import run_in_threadpool
+
+        from shared.auth.verify import verify_credential
+
+        principal = await run_in_threadpool(verify_credential, api_key)
+    else:
+        principal = await authenticate(request)
+    principal.require("ai.chat")
+    return principal
+
+
+async def json_body(request: Request) -> object:
+    try:
+        return json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise bad_request("the request body is not valid JSON") from None
+
+
+async def prepared_reply(principal: Principal, call: CompatibleRequest, *, source: str) -> reply.PreparedReply:
+    """The reply to `call`: its failover chain (a model the stage cannot serve is refused before it counts against
+    the limits), then admission (429 before anything streams)."""
+    attempts = await _attempts(principal, call)
+    admission = await anyio.to_thread.run_sync(limits.admit, principal.user_id)
+    prepared = reply.stateless_reply(
+        principal,
+        admission,
+        attempts,
+        messages=call.messages,
+        system=call.system,
+        temperature=call.temperature,
+        max_tokens=call.max_tokens,
+        source=source,
+    )
+    # The client's own tools: a call to one ends the reply (`tool_use`), for the client to run and answer.
+    prepared.model_request = replace(
+        prepared.model_request, tools=call.tools, tool_choice=call.tool_choice, stop_sequences=call.stop_sequences
+    )
+    return prepared
+
+
+async def _attempts(principal: Principal, call: CompatibleRequest) -> list[reply.Attempt]:
+    model, provider = call.model_and_provider()
+    if model is not None or provider is not None:
+        return reply.chain_for(model, provider)
+    from functions.identity import service as identity
+
+    preferences = await anyio.to_thread.run_sync(identity.user_settings, principal.user_id)
+    try:
+        return reply.chain_for(preferences.default_model, preferences.default_provider)
+    except ValidationFailed:  # a saved default this stage cannot serve gives way to the stage's own chain
+        return reply.chain_for(None, None)
+
+
+async def whole_reply(prepared: reply.PreparedReply) -> ReplyOutcome:
+    """The reply read to its end (a buffered response)."""
+    outcome = ReplyOutcome()
+    async with reply.streaming(prepared) as events:
+        async for event in events:
+            outcome.take(event)
+    return outcome
+
+
+async def streamed_reply(
+    prepared: reply.PreparedReply, translate: Callable[[Event], list[dict[str, Any]]]
+) -> Callable[[], AbstractAsyncContextManager[AsyncIterator[SseEvent]]]:
+    """The reply as an `EventStream` source of `translate`d events. The reply is read up to its first output
+    first: one that every provider failed before any output raises `ProviderFailed`, so that the client gets the
+    API's 502 instead of a stream that only says so."""
+    stack = AsyncExitStack()
+    events = await stack.enter_async_context(reply.streaming(prepared))
+    head: list[Event] = []
+    try:
+        async for event in events:
+            head.append(event)
+            if event["type"] in _FIRST_OUTPUT:
+                break
+        if head and head[-1]["type"] == "error":
+            async for _ in events:  # its usage and end: the reply is settled before the refusal
+                pass
+            raise ProviderFailed(str(head[-1]["message"]))
+    except BaseException:
+        await stack.aclose()
+        raise
+
+    async def translated() -> AsyncIterator[SseEvent]:
+        for event in head:
+            for out in translate(event):
+                yield None, out
+        async for event in events:
+            for out in translate(event):
+                yield None, out
+
+    @asynccontextmanager
+    async def source() -> AsyncIterator[AsyncIterator[SseEvent]]:
+        async with stack:
+            yield translated()
+
+    return source
