@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anthropic
@@ -242,6 +243,34 @@ def test_a_limit_is_an_openai_rate_limit_error_with_retry_after(
         get_settings.cache_clear()
     assert int(limited.value.response.headers["retry-after"]) > 0
     assert len(anthropic_only.requests) == 1
+
+
+def test_twenty_concurrent_calls_against_a_limit_of_ten_serve_exactly_ten(
+    stage: str, key: str, anthropic_only: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHAT_REQUESTS_PER_WINDOW", "10")
+    get_settings.cache_clear()
+    client = openai_client(stage, key)
+
+    def call(index: int) -> str:
+        try:
+            completion = client.chat.completions.create(
+                model="stratus-auto", messages=[{"role": "user", "content": f"question {index}"}], stream=index % 2 == 0
+            )
+        except openai.RateLimitError:
+            return "limited"
+        if isinstance(completion, openai.Stream):
+            return "served" if "".join(c.choices[0].delta.content or "" for c in completion if c.choices) else "empty"
+        return "served" if completion.choices[0].message.content else "empty"
+
+    try:
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            outcomes = list(pool.map(call, range(20)))
+    finally:
+        get_settings.cache_clear()
+
+    assert sorted(outcomes) == ["limited"] * 10 + ["served"] * 10
+    assert len(anthropic_only.requests) == 10
 
 
 # Anthropic clients -------------------------------------------------------------------------------------------
