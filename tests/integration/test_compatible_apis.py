@@ -273,6 +273,76 @@ def test_twenty_concurrent_calls_against_a_limit_of_ten_serve_exactly_ten(
     assert len(anthropic_only.requests) == 10
 
 
+def test_opting_in_stores_the_exchange_in_a_new_conversation_then_continues_it(
+    stage: str, api: TestClient, user: User, key: str, anthropic_only: FakeAnthropic
+) -> None:
+    anthropic_only.reply("Paris is warmer.").reply("By four degrees.")
+    client = openai_client(stage, key)
+    first: Any = [{"role": "user", "content": "Which is warmer?"}]
+
+    raw = client.chat.completions.with_raw_response.create(
+        model="stratus-auto", messages=first, extra_headers={"X-Stratus-Conversation": "new"}
+    )
+    conversation_id = raw.headers["x-stratus-conversation"]
+    assert raw.parse().choices[0].message.content == "Paris is warmer."
+
+    later = [*first, {"role": "assistant", "content": "Paris is warmer."}, {"role": "user", "content": "By how much?"}]
+    with anthropic_client(stage, key).messages.with_streaming_response.create(
+        model="stratus-auto",
+        max_tokens=50,
+        messages=later,
+        stream=True,
+        extra_headers={"X-Stratus-Conversation": conversation_id},
+    ) as streamed:
+        assert streamed.headers["x-stratus-conversation"] == conversation_id
+        streamed.read()
+
+    stored = api.get(f"/api/v1/conversations/{conversation_id}/messages", headers=user.auth).json()["items"]
+    assert [(message["role"], message["content"]) for message in stored] == [
+        ("user", "Which is warmer?"),
+        ("assistant", "Paris is warmer."),
+        ("user", "By how much?"),
+        ("assistant", "By four degrees."),
+    ]
+    # The model was sent the client's messages, not the stored history twice.
+    assert anthropic_only.last_request.body is not None
+    assert len(anthropic_only.last_request.body["messages"]) == 3
+
+
+def test_without_opting_in_nothing_is_stored_and_a_conversation_of_nobody_is_not_found(
+    stage: str, api: TestClient, user: User, key: str, anthropic_only: FakeAnthropic
+) -> None:
+    client = openai_client(stage, key)
+    hello: Any = [{"role": "user", "content": "hi"}]
+
+    raw = client.chat.completions.with_raw_response.create(model="stratus-auto", messages=hello)
+
+    assert "x-stratus-conversation" not in raw.headers
+    assert api.get("/api/v1/conversations", headers=user.auth).json()["items"] == []
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(
+            model="stratus-auto", messages=hello, extra_headers={"X-Stratus-Conversation": "01JNOSUCHCONVERSATION00000"}
+        )
+
+
+def test_memories_opt_in_puts_the_callers_memories_in_the_prompt(
+    stage: str, api: TestClient, user: User, key: str, anthropic_only: FakeAnthropic
+) -> None:
+    api.post("/api/v1/memories", headers=user.auth, json={"content": "Prefers metric units", "category": "preference"})
+    client = openai_client(stage, key)
+    ask: Any = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "How warm is it?"}]
+
+    client.chat.completions.create(model="stratus-auto", messages=ask)
+    assert anthropic_only.last_request.body is not None
+    assert anthropic_only.last_request.body["system"] == "Be terse."
+
+    client.chat.completions.create(model="stratus-auto", messages=ask, extra_headers={"X-Stratus-Memories": "on"})
+    assert anthropic_only.last_request.body is not None
+    system = anthropic_only.last_request.body["system"]
+    assert system.startswith("Be terse.\n\n")
+    assert "Prefers metric units" in system
+
+
 # Anthropic clients -------------------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from functions.chat import reply
 from functions.chat.compat import anthropic_api, openai_api, service
 from functions.chat.sse import EventStream, SseWire
 from shared.errors import DomainError
@@ -53,12 +54,15 @@ async def chat_completions(request: Request) -> Response:
 async def _chat_completion(request: Request) -> Response:
     principal = await service.caller(request)
     call = openai_api.parse_request(await service.json_body(request))
-    prepared = await service.prepared_reply(principal, call, source="openai")
+    storing = service.Storing.from_headers(request)
+    prepared = await service.prepared_reply(principal, call, source="openai", storing=storing)
+    headers = _conversation_header(prepared)
     if not call.stream:
         outcome = await service.whole_reply(prepared)
-        return JSONResponse(openai_api.completion(outcome))
+        return JSONResponse(openai_api.completion(outcome), headers=headers)
     chunks = openai_api.CompletionChunks(include_usage=call.include_usage, created=int(time.time()))
-    return EventStream(await service.streamed_reply(prepared, chunks.take), wire=OPENAI_WIRE)
+    source = await service.streamed_reply(prepared, chunks.take)
+    return EventStream(source, headers=headers, wire=OPENAI_WIRE)
 
 
 @router.get("/models")
@@ -83,9 +87,19 @@ async def messages(request: Request) -> Response:
 async def _message(request: Request) -> Response:
     principal = await service.caller(request)
     call = anthropic_api.parse_request(await service.json_body(request))
-    prepared = await service.prepared_reply(principal, call, source="anthropic")
+    storing = service.Storing.from_headers(request)
+    prepared = await service.prepared_reply(principal, call, source="anthropic", storing=storing)
+    headers = _conversation_header(prepared)
     if not call.stream:
         outcome = await service.whole_reply(prepared)
-        return JSONResponse(anthropic_api.message(outcome))
+        return JSONResponse(anthropic_api.message(outcome), headers=headers)
     events = anthropic_api.MessageEvents()
-    return EventStream(await service.streamed_reply(prepared, events.take), wire=ANTHROPIC_WIRE)
+    source = await service.streamed_reply(prepared, events.take)
+    return EventStream(source, headers=headers, wire=ANTHROPIC_WIRE)
+
+
+def _conversation_header(prepared: reply.PreparedReply) -> dict[str, str]:
+    """Which conversation the exchange is stored in, when the client asked for one."""
+    if prepared.conversation_id is None:
+        return {}
+    return {service.CONVERSATION_HEADER: prepared.conversation_id}

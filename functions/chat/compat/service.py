@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from starlette.requests import Request
@@ -17,6 +17,16 @@ from functions.chat.compat.neutral import CompatibleRequest, Event, ReplyOutcome
 from functions.chat.sse import SseEvent
 from shared.auth.principal import Principal
 from shared.errors import ProviderFailed, ValidationFailed
+from shared.ids import new_id
+
+if TYPE_CHECKING:
+    from functions.conversations.service import ReplyThread
+
+# Opt-ins a compatible call may send: store the exchange in a conversation (`new` or its id; the response names it
+# in the same header), and put the caller's memories in the prompt (`on`).
+CONVERSATION_HEADER = "x-stratus-conversation"
+MEMORIES_HEADER = "x-stratus-memories"
+NEW_CONVERSATION = "new"
 
 # Where the reply stops being held back: the first output, or the end of a reply that had none.
 _FIRST_OUTPUT = frozenset({"content", "tool_use", "error", "end"})
@@ -46,17 +56,41 @@ async def json_body(request: Request) -> object:
         raise bad_request("the request body is not valid JSON") from None
 
 
-async def prepared_reply(principal: Principal, call: CompatibleRequest, *, source: str) -> reply.PreparedReply:
+@dataclass(frozen=True)
+class Storing:
+    """What the client opted in to: the exchange stored in a conversation (`new`, or one it names) and the
+    caller's memories in the prompt. Both off: the call is stateless."""
+
+    conversation: str | None = None
+    memories: bool = False
+
+    @classmethod
+    def from_headers(cls, request: Request) -> Storing:
+        conversation = request.headers.get(CONVERSATION_HEADER, "").strip() or None
+        memories = request.headers.get(MEMORIES_HEADER, "").strip().lower()
+        if memories not in ("", "on", "off"):
+            raise bad_request(f"{MEMORIES_HEADER} is on or off", MEMORIES_HEADER)
+        return cls(conversation, memories == "on")
+
+
+async def prepared_reply(
+    principal: Principal, call: CompatibleRequest, *, source: str, storing: Storing = Storing()
+) -> reply.PreparedReply:
     """The reply to `call`: its failover chain (a model the stage cannot serve is refused before it counts against
-    the limits), then admission (429 before anything streams)."""
+    the limits), the conversation it is stored in if one is asked for (404 if the caller cannot see it, 403 if they
+    may only read it), then admission (429 before anything streams)."""
     attempts = await _attempts(principal, call)
+    thread = await _conversation(principal, storing.conversation)
+    system = call.system
+    if storing.memories:
+        system = "\n\n".join(part for part in (system, await _memories(principal)) if part) or None
     admission = await anyio.to_thread.run_sync(limits.admit, principal.user_id)
     prepared = reply.stateless_reply(
         principal,
         admission,
         attempts,
         messages=call.messages,
-        system=call.system,
+        system=system,
         temperature=call.temperature,
         max_tokens=call.max_tokens,
         source=source,
@@ -65,7 +99,46 @@ async def prepared_reply(principal: Principal, call: CompatibleRequest, *, sourc
     prepared.model_request = replace(
         prepared.model_request, tools=call.tools, tool_choice=call.tool_choice, stop_sequences=call.stop_sequences
     )
+    if storing.conversation is not None:
+        _store_in_conversation(prepared, thread, call.messages[-1].content)
     return prepared
+
+
+async def _conversation(principal: Principal, asked: str | None) -> ReplyThread | None:
+    """The conversation named by the header, checked (None for `new`, or for none asked)."""
+    if asked is None or asked == NEW_CONVERSATION:
+        return None
+    from functions.conversations import service as conversations
+
+    return await anyio.to_thread.run_sync(lambda: conversations.conversation_for_reply(principal, asked, 1))
+
+
+def _store_in_conversation(prepared: reply.PreparedReply, thread: ReplyThread | None, said: str) -> None:
+    """Store the exchange: the client's last user message, then (as chat does) the reply after it."""
+    from functions.conversations import service as conversations
+    from functions.conversations.models import ConversationCreate
+
+    conversation_id = thread.conversation.id if thread is not None else new_id()
+
+    def store_user_message() -> ReplyThread:
+        nonlocal thread
+        if thread is None:
+            title = " ".join(said.split())[: reply.TITLE_CHARS] or "New conversation"
+            create = ConversationCreate(title=title, model=prepared.model_request.model, system_prompt=None)
+            thread = conversations.start_conversation(prepared.principal, create, conversation_id=conversation_id)
+        if said:  # a turn of tool results only has nothing the user said
+            thread.append("user", said)
+        return thread
+
+    prepared.conversation_id = conversation_id
+    prepared.store_user_message = store_user_message
+
+
+async def _memories(principal: Principal) -> str:
+    from functions.memories import service as memories
+
+    chosen = await anyio.to_thread.run_sync(memories.memories_for_prompt, principal.user_id, reply.MEMORY_TOKENS)
+    return memories.format_memories_for_prompt(chosen)
 
 
 async def _attempts(principal: Principal, call: CompatibleRequest) -> list[reply.Attempt]:
