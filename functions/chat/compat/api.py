@@ -6,8 +6,8 @@ themselves. Their contract is OpenAI's and Anthropic's own: they stay out of Str
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from functions.chat import reply
 from functions.chat.compat import anthropic_api, openai_api, service
+from functions.chat.compat.neutral import CompatibleRequest, Event, ReplyOutcome
 from functions.chat.sse import EventStream, SseWire
 from shared.errors import DomainError
 
@@ -45,24 +46,38 @@ async def _answered(error_response: ErrorResponse, answer: Awaitable[Response]) 
         return JSONResponse(body, status_code=status, headers=headers)
 
 
+@dataclass(frozen=True)
+class CompatibleApi:
+    """What tells the two APIs apart once a request is in neutral terms: how a body is read, what the usage
+    record calls its calls, and how a reply is written, whole or streamed."""
+
+    source: str
+    parse: Callable[[object], CompatibleRequest]
+    whole: Callable[[ReplyOutcome], dict[str, Any]]
+    translator: Callable[[CompatibleRequest], Callable[[Event], list[dict[str, Any]]]]
+    wire: SseWire
+
+
+OPENAI = CompatibleApi(
+    source="openai",
+    parse=openai_api.parse_request,
+    whole=openai_api.completion,
+    translator=lambda call: openai_api.CompletionChunks(include_usage=call.include_usage).take,
+    wire=OPENAI_WIRE,
+)
+ANTHROPIC = CompatibleApi(
+    source="anthropic",
+    parse=anthropic_api.parse_request,
+    whole=anthropic_api.message,
+    translator=lambda _: anthropic_api.MessageEvents().take,
+    wire=ANTHROPIC_WIRE,
+)
+
+
 @router.post("/chat/completions")
 async def chat_completions(request: Request) -> Response:
     """OpenAI Chat Completions: `chat.completion.chunk`s ending with `data: [DONE]`, or one `chat.completion`."""
-    return await _answered(openai_api.error_response, _chat_completion(request))
-
-
-async def _chat_completion(request: Request) -> Response:
-    principal = await service.caller(request)
-    call = openai_api.parse_request(await service.json_body(request))
-    storing = service.Storing.from_headers(request)
-    prepared = await service.prepared_reply(principal, call, source="openai", storing=storing)
-    headers = _conversation_header(prepared)
-    if not call.stream:
-        outcome = await service.whole_reply(prepared)
-        return JSONResponse(openai_api.completion(outcome), headers=headers)
-    chunks = openai_api.CompletionChunks(include_usage=call.include_usage, created=int(time.time()))
-    source = await service.streamed_reply(prepared, chunks.take)
-    return EventStream(source, headers=headers, wire=OPENAI_WIRE)
+    return await _answered(openai_api.error_response, _reply(request, OPENAI))
 
 
 @router.get("/models")
@@ -71,31 +86,29 @@ async def models(request: Request) -> Response:
     return await _answered(openai_api.error_response, _models(request))
 
 
+@router.post("/messages")
+async def messages(request: Request) -> Response:
+    """Anthropic Messages: its stream events (`message_start` ... `message_stop`), or one `message`."""
+    return await _answered(anthropic_api.error_response, _reply(request, ANTHROPIC))
+
+
+async def _reply(request: Request, api: CompatibleApi) -> Response:
+    principal = await service.caller(request)
+    call = api.parse(await service.json_body(request))
+    storing = service.Storing.from_headers(request)
+    prepared = await service.prepared_reply(principal, call, source=api.source, storing=storing)
+    headers = _conversation_header(prepared)
+    if not call.stream:
+        return JSONResponse(api.whole(await service.whole_reply(prepared)), headers=headers)
+    source = await service.streamed_reply(prepared, api.translator(call))
+    return EventStream(source, headers=headers, wire=api.wire)
+
+
 async def _models(request: Request) -> Response:
     from shared.llm import registry
 
     await service.caller(request)
     return JSONResponse(openai_api.model_list(registry.servable_models()))
-
-
-@router.post("/messages")
-async def messages(request: Request) -> Response:
-    """Anthropic Messages: its stream events (`message_start` ... `message_stop`), or one `message`."""
-    return await _answered(anthropic_api.error_response, _message(request))
-
-
-async def _message(request: Request) -> Response:
-    principal = await service.caller(request)
-    call = anthropic_api.parse_request(await service.json_body(request))
-    storing = service.Storing.from_headers(request)
-    prepared = await service.prepared_reply(principal, call, source="anthropic", storing=storing)
-    headers = _conversation_header(prepared)
-    if not call.stream:
-        outcome = await service.whole_reply(prepared)
-        return JSONResponse(anthropic_api.message(outcome), headers=headers)
-    events = anthropic_api.MessageEvents()
-    source = await service.streamed_reply(prepared, events.take)
-    return EventStream(source, headers=headers, wire=ANTHROPIC_WIRE)
 
 
 def _conversation_header(prepared: reply.PreparedReply) -> dict[str, str]:
