@@ -21,6 +21,7 @@ from shared.ids import new_id
 
 if TYPE_CHECKING:
     from functions.conversations.service import ReplyThread
+    from functions.identity.models import UserSettings
 
 # Opt-ins a compatible call may send: store the exchange in a conversation (`new` or its id; the response names it
 # in the same header), and put the caller's memories in the prompt (`on`).
@@ -76,21 +77,35 @@ class Storing:
 async def prepared_reply(
     principal: Principal, call: CompatibleRequest, *, source: str, storing: Storing = Storing()
 ) -> reply.PreparedReply:
-    """The reply to `call`: its failover chain (a model the stage cannot serve is refused before it counts against
-    the limits), the conversation it is stored in if one is asked for (404 if the caller cannot see it, 403 if they
-    may only read it), then admission (429 before anything streams)."""
-    attempts = await _attempts(principal, call)
+    """The reply to `call`. What may refuse it without counting against the limits comes first: a model the stage
+    cannot serve, a conversation the caller cannot see (404) or may only read (403). Then admission (429 before
+    anything streams), with the reads that cannot refuse (the caller's default model, their memories) alongside it:
+    the time before the first token is the slowest of them, not their sum."""
+    from functions.identity import service as identity
+    from functions.memories import service as memories
+    from shared.concurrency import together
+
+    model, provider = call.model_and_provider()
+    named = model is not None or provider is not None
+    attempts = reply.chain_for(model, provider) if named else None
     thread = await _conversation(principal, storing.conversation)
+    reads: list[Callable[[], Any]] = [lambda: limits.admit(principal.user_id)]
+    if not named:
+        reads.append(lambda: identity.user_settings(principal.user_id))
+    if storing.memories:
+        reads.append(lambda: memories.memories_for_prompt(principal.user_id, reply.MEMORY_TOKENS))
+    admission, *found = await anyio.to_thread.run_sync(lambda: together(*reads))
+    if attempts is None:
+        attempts = _default_attempts(found.pop(0))
     system = call.system
     if storing.memories:
-        system = "\n\n".join(part for part in (system, await _memories(principal)) if part) or None
-    admission = await anyio.to_thread.run_sync(limits.admit, principal.user_id)
+        system = "\n\n".join(part for part in (system, memories.format_memories_for_prompt(found.pop(0))) if part)
     prepared = reply.stateless_reply(
         principal,
         admission,
         attempts,
         messages=call.messages,
-        system=system,
+        system=system or None,
         temperature=call.temperature,
         max_tokens=call.max_tokens,
         source=source,
@@ -102,6 +117,15 @@ async def prepared_reply(
     if storing.conversation is not None:
         _store_in_conversation(prepared, thread, call.messages[-1].content)
     return prepared
+
+
+def _default_attempts(preferences: UserSettings) -> list[reply.Attempt]:
+    """`stratus-auto`: the caller's default model and provider, or the stage's own chain when the stage cannot
+    serve their saved default."""
+    try:
+        return reply.chain_for(preferences.default_model, preferences.default_provider)
+    except ValidationFailed:
+        return reply.chain_for(None, None)
 
 
 async def _conversation(principal: Principal, asked: str | None) -> ReplyThread | None:
@@ -132,26 +156,6 @@ def _store_in_conversation(prepared: reply.PreparedReply, thread: ReplyThread | 
 
     prepared.conversation_id = conversation_id
     prepared.store_user_message = store_user_message
-
-
-async def _memories(principal: Principal) -> str:
-    from functions.memories import service as memories
-
-    chosen = await anyio.to_thread.run_sync(memories.memories_for_prompt, principal.user_id, reply.MEMORY_TOKENS)
-    return memories.format_memories_for_prompt(chosen)
-
-
-async def _attempts(principal: Principal, call: CompatibleRequest) -> list[reply.Attempt]:
-    model, provider = call.model_and_provider()
-    if model is not None or provider is not None:
-        return reply.chain_for(model, provider)
-    from functions.identity import service as identity
-
-    preferences = await anyio.to_thread.run_sync(identity.user_settings, principal.user_id)
-    try:
-        return reply.chain_for(preferences.default_model, preferences.default_provider)
-    except ValidationFailed:  # a saved default this stage cannot serve gives way to the stage's own chain
-        return reply.chain_for(None, None)
 
 
 async def whole_reply(prepared: reply.PreparedReply) -> ReplyOutcome:
