@@ -59,9 +59,8 @@ class EventStream(Response):
         self, source: EventSource, *, headers: dict[str, str] | None = None, wire: SseWire = STRATUS_WIRE
     ) -> None:
         super().__init__(status_code=200, headers={**SSE_HEADERS, **(headers or {})}, media_type=self.media_type)
-        # Starlette declares the length of the (empty) body it was given; this body is streamed, of no length
-        # known beforehand (a server holding the response to a declared length would refuse its first event).
-        del self.headers["content-length"]
+        # The body is streamed: the `content-length: 0` of an empty Response would end it before its first event.
+        self.raw_headers = [(name, value) for name, value in self.raw_headers if name != b"content-length"]
         self.source = source
         self.wire = wire
 
