@@ -14,10 +14,11 @@ def openai_api_over_http(
     user's access token as the key; time to the first content chunk and per later chunk, in ms."""
     import httpx
 
+    from tests.bench.__main__ import _registered
+
     first, per_chunk = [], []
     with httpx.Client(base_url=base_url, timeout=60) as http:
-        token = http.post("/api/v1/auth/register", json={"email": email, "password": "bench password 123"}).json()
-        auth = {"authorization": f"Bearer {token['accessToken']}"}
+        auth = _registered(http, email, None)
         for run in range(runs + 3):
             body = {"model": "stratus-auto", "stream": True, "messages": [{"role": "user", "content": f"run {run}"}]}
             started = time.perf_counter()

@@ -74,6 +74,19 @@ def openai_only(openai_fake: FakeOpenAI, llm_environment: Callable[..., None]) -
     return openai_fake
 
 
+@pytest.fixture
+def limit_requests(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[int], None]]:
+    """`limit_requests(n)`: the chat limit of requests per window set to n for the rest of the test."""
+
+    def limit(count: int) -> None:
+        monkeypatch.setenv("CHAT_REQUESTS_PER_WINDOW", str(count))
+        get_settings.cache_clear()
+
+    yield limit
+    monkeypatch.delenv("CHAT_REQUESTS_PER_WINDOW", raising=False)
+    get_settings.cache_clear()
+
+
 def openai_client(stage: str, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{stage}/v1", api_key=key, max_retries=0)
 
@@ -229,27 +242,23 @@ def test_openai_provider_failure_before_any_output_is_a_server_error(
 
 
 def test_a_limit_is_an_openai_rate_limit_error_with_retry_after(
-    stage: str, key: str, anthropic_only: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+    stage: str, key: str, anthropic_only: FakeAnthropic, limit_requests: Callable[[int], None]
 ) -> None:
-    monkeypatch.setenv("CHAT_REQUESTS_PER_WINDOW", "1")
-    get_settings.cache_clear()
+    limit_requests(1)
     client = openai_client(stage, key)
     hello: Any = [{"role": "user", "content": "hi"}]
-    try:
-        client.chat.completions.create(model="stratus-auto", messages=hello)
-        with pytest.raises(openai.RateLimitError) as limited:
-            client.chat.completions.create(model="stratus-auto", messages=hello, stream=True)
-    finally:
-        get_settings.cache_clear()
+
+    client.chat.completions.create(model="stratus-auto", messages=hello)
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.chat.completions.create(model="stratus-auto", messages=hello, stream=True)
     assert int(limited.value.response.headers["retry-after"]) > 0
     assert len(anthropic_only.requests) == 1
 
 
 def test_twenty_concurrent_calls_against_a_limit_of_ten_serve_exactly_ten(
-    stage: str, key: str, anthropic_only: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+    stage: str, key: str, anthropic_only: FakeAnthropic, limit_requests: Callable[[int], None]
 ) -> None:
-    monkeypatch.setenv("CHAT_REQUESTS_PER_WINDOW", "10")
-    get_settings.cache_clear()
+    limit_requests(10)
     client = openai_client(stage, key)
 
     def call(index: int) -> str:
@@ -263,11 +272,8 @@ def test_twenty_concurrent_calls_against_a_limit_of_ten_serve_exactly_ten(
             return "served" if "".join(c.choices[0].delta.content or "" for c in completion if c.choices) else "empty"
         return "served" if completion.choices[0].message.content else "empty"
 
-    try:
-        with ThreadPoolExecutor(max_workers=20) as pool:
-            outcomes = list(pool.map(call, range(20)))
-    finally:
-        get_settings.cache_clear()
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        outcomes = list(pool.map(call, range(20)))
 
     assert sorted(outcomes) == ["limited"] * 10 + ["served"] * 10
     assert len(anthropic_only.requests) == 10
@@ -434,17 +440,14 @@ def test_anthropic_errors_are_the_sdks_own_classes(
 
 
 def test_a_limit_is_an_anthropic_rate_limit_error_with_retry_after(
-    stage: str, key: str, openai_only: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+    stage: str, key: str, openai_only: FakeOpenAI, limit_requests: Callable[[int], None]
 ) -> None:
+    limit_requests(1)
     hello: Any = [{"role": "user", "content": "hi"}]
     client = anthropic_client(stage, key)
-    monkeypatch.setenv("CHAT_REQUESTS_PER_WINDOW", "1")
-    get_settings.cache_clear()
-    try:
-        client.messages.create(model="gpt-5", max_tokens=5, messages=hello)
-        with pytest.raises(anthropic.RateLimitError) as limited:
-            client.messages.create(model="gpt-5", max_tokens=5, messages=hello, stream=True)
-    finally:
-        get_settings.cache_clear()
+
+    client.messages.create(model="gpt-5", max_tokens=5, messages=hello)
+    with pytest.raises(anthropic.RateLimitError) as limited:
+        client.messages.create(model="gpt-5", max_tokens=5, messages=hello, stream=True)
     assert int(limited.value.response.headers["retry-after"]) > 0
     assert len(openai_only.requests) == 1
