@@ -269,7 +269,11 @@ class ReplyLog:
     _pending_first: int = 1
     _pending_bytes: int = 0
     _record_written: bool = False
+    # Whether the model's first token (or the reply's end) has been passed on: no write starts before it.
+    _first_token_out: bool = False
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when a batch is full (64 events or 32 KB): it is flushed without waiting for the 100 ms.
+    _full: asyncio.Event = field(default_factory=asyncio.Event)
     _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -283,9 +287,14 @@ class ReplyLog:
             encoded = f"[{seq},{json.dumps(event, default=str, separators=(',', ':'))}]"
             self._pending.append(encoded)
             self._pending_bytes += len(encoded)
-            if len(self._pending) == 1 or len(self._pending) >= FLUSH_EVENTS or self._pending_bytes >= FLUSH_BYTES:
-                self._wake.set()
             yield seq, event
+            # The consumer has passed the event on and asks for the next: a write may start now. The first waits
+            # for the first token to be out (a `start` alone does not wake it), so it never shares the CPU with it.
+            self._first_token_out = self._first_token_out or event.get("type") not in ("start", "tool_approval")
+            if self._first_token_out and self._pending:
+                self._wake.set()
+                if len(self._pending) >= FLUSH_EVENTS or self._pending_bytes >= FLUSH_BYTES:
+                    self._full.set()
 
     @asynccontextmanager
     async def running(self, cancel: anyio.Event) -> AsyncIterator[None]:
@@ -306,21 +315,21 @@ class ReplyLog:
             logger.exception("reply log could not be ended", extra={"streamId": self.stream_id})
 
     async def _flush_while_running(self) -> None:
-        # The first flush waits for the first event (the first token's path is left alone: it happens while
-        # the event is being sent), or writes the record alone when the model is slow to answer.
+        # The first flush waits for the first token to be out, or writes what it has (the record, `start`) when
+        # the model is slow to answer, so that the reply can be found, followed and cancelled meanwhile.
         with anyio.move_on_after(RECORD_AT_LATEST):
             await self._wake.wait()
         while True:
             flushed_at = time.monotonic()
             self._wake.clear()
+            self._full.clear()
             try:
                 await self._flush(ended=False)
             except Exception:  # a failed write is retried with the next batch; the reply goes on
                 logger.exception("reply log flush failed", extra={"streamId": self.stream_id})
             await self._wake.wait()
-            full = len(self._pending) >= FLUSH_EVENTS or self._pending_bytes >= FLUSH_BYTES
-            if not full:
-                await anyio.sleep(max(0.0, flushed_at + FLUSH_EVERY - time.monotonic()))
+            with anyio.move_on_after(max(0.0, flushed_at + FLUSH_EVERY - time.monotonic())):
+                await self._full.wait()
 
     async def _flush(self, *, ended: bool) -> None:
         async with self._write_lock:

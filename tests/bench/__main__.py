@@ -312,6 +312,9 @@ def report_chat_overhead() -> None:
             compatible_first, compatible_chunk = openai_api_over_http(base_url, CHAT_RUNS)
             get_item = _local_get_item_ms()
             report_realtime(base_url)
+            from tests.bench.streams import report_streams
+
+            report_streams(base_url)
     (path_first, path_chunk), (direct_first, direct_chunk) = path, direct
     added_first = [p - d for p, d in zip(sorted(path_first), sorted(direct_first), strict=True)]
     print(f"\nChat overhead on the local stack ({CHAT_RUNS} replies of {CHAT_WORDS} chunks, fake Anthropic)")
