@@ -32,11 +32,14 @@ class BucketAccess:
 
 @dataclass(frozen=True)
 class Route:
-    """One API Gateway route. `public` routes skip the authorizer; every other route needs a bearer credential."""
+    """One API Gateway route. `public` routes skip the authorizer; every other route needs a bearer credential.
+    `documented` False: the route's contract is another API's own (the compatible APIs), so it stays out of
+    Stratus's OpenAPI document."""
 
     method: str
     path: str
     public: bool = False
+    documented: bool = True
 
     @property
     def route_key(self) -> str:
@@ -296,15 +299,22 @@ CHAT_FUNCTION = FunctionSpec(
     handler="functions/chat/run.sh",
     app="functions.chat.api:app",
     description="Chat replies streamed from LLM providers with failover",
-    routes=_routes(
-        ("POST", "/ai/chat/stream"),
-        ("GET", "/ai/chat/stream/{messageId}"),
-        ("POST", "/ai/chat/{messageId}/cancel"),
-        ("POST", "/ai/chat"),
-        ("POST", "/ai/chat/{messageId}/tool-approvals"),
-        ("POST", "/ai/stream-tickets"),
-        ("GET", "/ai/models"),
-        ("GET", "/ai/health"),
+    routes=(
+        *_routes(
+            ("POST", "/ai/chat/stream"),
+            ("GET", "/ai/chat/stream/{messageId}"),
+            ("POST", "/ai/chat/{messageId}/cancel"),
+            ("POST", "/ai/chat"),
+            ("POST", "/ai/chat/{messageId}/tool-approvals"),
+            ("POST", "/ai/stream-tickets"),
+            ("GET", "/ai/models"),
+            ("GET", "/ai/health"),
+        ),
+        # The OpenAI- and Anthropic-compatible APIs, where their SDKs look for them: `<stage>/v1`.
+        *(
+            Route(method, path, documented=False)
+            for method, path in (("POST", "/v1/chat/completions"), ("GET", "/v1/models"), ("POST", "/v1/messages"))
+        ),
     ),
     tables=(CHAT, CONVERSATIONS),
     # The MCP registry and its header secrets: chat connects to the servers a user enabled.

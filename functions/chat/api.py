@@ -18,6 +18,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from functions.chat import reply, tickets
+from functions.chat.compat.api import router as compatible_router
 from functions.chat.models import (
     ChatReplyMessage,
     ChatRequest,
@@ -237,4 +238,4 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-app = create_app(title="Stratus chat", public=[stream_router], protected=[router, tickets.router])
+app = create_app(title="Stratus chat", public=[stream_router, compatible_router], protected=[router, tickets.router])

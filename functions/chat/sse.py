@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -33,18 +34,35 @@ def encode(event_id: str | None, data: dict[str, Any]) -> bytes:
     return f"{head}data: {json.dumps(data, default=str)}\n\n".encode()
 
 
+@dataclass(frozen=True)
+class SseWire:
+    """How a stream's events are written: Stratus's own (`encode`) unless an API speaks another dialect (the
+    compatible APIs): the encoder, the event a failure mid-stream sends, and what follows the last event."""
+
+    encode: Callable[[str | None, dict[str, Any]], bytes] = encode
+    failure: dict[str, Any] = field(default_factory=lambda: INTERNAL_ERROR)
+    end: bytes = b""
+
+
+STRATUS_WIRE = SseWire()
+
+
 class EventStream(Response):
     """`source()` opens the events (an async context manager, entered when the response is sent, so that what it
     does on leaving, such as storing the reply, ends before the response does); each is sent while the client is
-    there, and consumed to the end either way. A failure mid-stream becomes one `internal_error` event."""
+    there, and consumed to the end either way. A failure mid-stream becomes one `internal_error` event (the
+    wire's failure event)."""
 
     media_type = "text/event-stream"
 
-    def __init__(self, source: EventSource, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, source: EventSource, *, headers: dict[str, str] | None = None, wire: SseWire = STRATUS_WIRE
+    ) -> None:
         super().__init__(status_code=200, headers={**SSE_HEADERS, **(headers or {})}, media_type=self.media_type)
         # The body is streamed: the `content-length: 0` of an empty Response would end it before its first event.
         self.raw_headers = [(name, value) for name, value in self.raw_headers if name != b"content-length"]
         self.source = source
+        self.wire = wire
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = _Client(send)
@@ -54,10 +72,12 @@ class EventStream(Response):
             try:
                 async with self.source() as events:
                     async for event_id, data in events:
-                        await client.send_body(encode(event_id, data))
+                        await client.send_body(self.wire.encode(event_id, data))
+                if self.wire.end:
+                    await client.send_body(self.wire.end)
             except Exception:
                 logger.exception("event stream failed")
-                await client.send_body(encode(None, INTERNAL_ERROR))
+                await client.send_body(self.wire.encode(None, self.wire.failure))
             finally:
                 watching.cancel_scope.cancel()
         await client.send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -111,7 +111,7 @@ def merge_openapi(
             for key, value in item.items():
                 if key not in _HTTP_METHODS and path in merged["paths"]:
                     merged["paths"][path].setdefault(key, value)
-        for method, path in sorted(set(routes) - served):
+        for method, path in sorted(key for key in set(routes) - served if routes[key].documented):
             log.warning(
                 "the catalog routes %s %s to %s, whose app does not document it",
                 *(method.upper(), path, function.name),

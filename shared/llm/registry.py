@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from shared.llm.catalog import OFFLINE_PROVIDER, find_model, models_of
+from shared.llm.catalog import OFFLINE_PROVIDER, catalog, find_model, models_of
 from shared.llm.config import LlmConfig, ProviderConfig, get_llm_config, offline_provider_config
 from shared.llm.types import Provider
 
@@ -118,3 +118,14 @@ def chain_for(model: str | None = None, provider: str | None = None) -> list[tup
         if name != first and name in available:
             attempts.append((available[name], default_model_for(name, config)))
     return attempts
+
+
+def servable_models() -> list[tuple[str, str]]:
+    """Every catalogued model this stage can serve by name, as (model id, who serves it), in catalog order: the
+    offline model serves them all when no provider is configured."""
+    config = get_llm_config()
+    if config.offline_only:
+        return [(model.id, OFFLINE_PROVIDER) for model in catalog().values()]
+    available = providers()
+    served = ((model.id, provider_for_model(model.id, config)) for model in catalog().values())
+    return [(model_id, provider) for model_id, provider in served if provider is not None and provider in available]

@@ -43,6 +43,18 @@ class Message:
 
 
 @dataclass(frozen=True)
+class UseTool:
+    """The model must call this one tool."""
+
+    name: str
+
+
+# How the model may use the request's tools: "auto" (as it sees fit), "none" (answer in text), "required" (call
+# at least one), or `UseTool` (call that one).
+ToolChoice = Literal["auto", "none", "required"] | UseTool
+
+
+@dataclass(frozen=True)
 class ModelRequest:
     model: str
     messages: tuple[Message, ...]
@@ -50,6 +62,9 @@ class ModelRequest:
     temperature: float | None = None
     max_tokens: int = 1024
     tools: tuple[ToolSpec, ...] = ()
+    tool_choice: ToolChoice = "auto"
+    # The model stops before any of these; the stream then finishes with `stop_sequence`.
+    stop_sequences: tuple[str, ...] = ()
 
 
 # What a provider streams back --------------------------------------------------------------------------
@@ -75,9 +90,11 @@ class UsageReport:
 
 @dataclass(frozen=True)
 class Finished:
-    """The last event of a successful stream. `stop_reason`: end_turn, max_tokens, tool_use, stop_sequence."""
+    """The last event of a successful stream. `stop_reason`: end_turn, max_tokens, tool_use, stop_sequence.
+    `stop_sequence`: which of the request's sequences stopped it, when the service says."""
 
     stop_reason: str
+    stop_sequence: str | None = None
 
 
 ProviderEvent = TextDelta | ToolUseRequested | UsageReport | Finished

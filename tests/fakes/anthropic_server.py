@@ -23,6 +23,7 @@ from tests.fakes.scripted import (
     json_response,
     retry_headers,
     sse,
+    using_stop_sequences,
     using_tool_result,
 )
 
@@ -66,12 +67,15 @@ class FakeAnthropic(ScriptedServer):
     async def messages(self, request: Request) -> Response:
         body = await self.record(request) or {}
         behaviour = using_tool_result(self.next_behaviour(), last_tool_result(body))
+        behaviour, stop_sequence = using_stop_sequences(behaviour, body.get("stop_sequences"))
         if isinstance(behaviour, Fail | Hang):
             return await self._failure(behaviour)
         model = str(body.get("model", "claude"))
         if not body.get("stream"):
-            return json_response(200, self._message(model, behaviour))
-        return StreamingResponse(self.watched(self._events(model, behaviour)), media_type="text/event-stream")
+            return json_response(200, self._message(model, behaviour, stop_sequence))
+        return StreamingResponse(
+            self.watched(self._events(model, behaviour, stop_sequence)), media_type="text/event-stream"
+        )
 
     async def _failure(self, behaviour: Fail | Hang) -> Response:
         if isinstance(behaviour, Hang):
@@ -80,7 +84,9 @@ class FakeAnthropic(ScriptedServer):
         headers = {"request-id": "req_fake", **retry_headers(behaviour)}
         return json_response(behaviour.status, error_body(behaviour.status, behaviour.message), headers)
 
-    async def _events(self, model: str, behaviour: Reply | ToolCallReply | FailMidStream) -> AsyncIterator[bytes]:
+    async def _events(
+        self, model: str, behaviour: Reply | ToolCallReply | FailMidStream, stop_sequence: str | None
+    ) -> AsyncIterator[bytes]:
         input_tokens = behaviour.input_tokens if not isinstance(behaviour, FailMidStream) else 10
         cache_read = behaviour.cache_read_tokens if isinstance(behaviour, Reply) else 0
         cache_write = behaviour.cache_write_tokens if isinstance(behaviour, Reply) else 0
@@ -135,11 +141,16 @@ class FakeAnthropic(ScriptedServer):
             stop_reason, output_tokens = behaviour.stop_reason, behaviour.billed_output_tokens
         yield _event(
             "message_delta",
-            {"delta": {"stop_reason": stop_reason, "stop_sequence": None}, "usage": {"output_tokens": output_tokens}},
+            {
+                "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
+                "usage": {"output_tokens": output_tokens},
+            },
         )
         yield _event("message_stop", {})
 
-    def _message(self, model: str, behaviour: Reply | ToolCallReply | FailMidStream) -> dict[str, Any]:
+    def _message(
+        self, model: str, behaviour: Reply | ToolCallReply | FailMidStream, stop_sequence: str | None
+    ) -> dict[str, Any]:
         content: list[dict[str, Any]] = [{"type": "text", "text": behaviour.text}] if behaviour.text else []
         stop_reason, output_tokens = "end_turn", 1
         if isinstance(behaviour, ToolCallReply):
@@ -154,7 +165,7 @@ class FakeAnthropic(ScriptedServer):
             "model": model,
             "content": content,
             "stop_reason": stop_reason,
-            "stop_sequence": None,
+            "stop_sequence": stop_sequence,
             "usage": {"input_tokens": getattr(behaviour, "input_tokens", 10), "output_tokens": output_tokens},
         }
 

@@ -24,6 +24,7 @@ from tests.fakes.scripted import (
     ScriptedServer,
     ToolCallReply,
     block_text,
+    using_stop_sequences,
     using_tool_result,
 )
 
@@ -114,6 +115,8 @@ class FakeBedrock(ScriptedServer):
         body = json.loads(request.body) if request.body else None
         self.requests.append(RecordedRequest(request.method, request.url, dict(request.headers), body))
         behaviour = using_tool_result(self.next_behaviour(), last_tool_result(body or {}))
+        inference: dict[str, Any] = (body or {}).get("inferenceConfig") or {}
+        behaviour, _ = using_stop_sequences(behaviour, inference.get("stopSequences"))
         if isinstance(behaviour, Hang):
             from botocore.exceptions import ReadTimeoutError
 

@@ -25,6 +25,7 @@ from tests.fakes.scripted import (
     json_response,
     retry_headers,
     sse,
+    using_stop_sequences,
     using_tool_result,
 )
 
@@ -72,6 +73,7 @@ class FakeOpenAI(ScriptedServer):
     async def completions(self, request: Request) -> Response:
         body = await self.record(request) or {}
         behaviour = using_tool_result(self.next_behaviour(), last_tool_result(body))
+        behaviour, _ = using_stop_sequences(behaviour, body.get("stop"))
         if isinstance(behaviour, Fail | Hang):
             return await self._failure(behaviour)
         model = str(body.get("model", "gpt"))

@@ -100,6 +100,20 @@ def using_tool_result(behaviour: Behaviour, tool_result: str | None) -> Behaviou
     return behaviour
 
 
+def using_stop_sequences(behaviour: Behaviour, stop_sequences: Any) -> tuple[Behaviour, str | None]:
+    """`behaviour` as a model honouring the request's stop sequences would give it: a reply's text cut before the
+    first one it contains, with stop reason `stop_sequence`; and that sequence (None if none was hit)."""
+    from shared.llm.providers import STOP_SEQUENCE, cut_at_stop_sequence
+
+    if not isinstance(behaviour, Reply) or not stop_sequences:
+        return behaviour, None
+    sequences = [stop_sequences] if isinstance(stop_sequences, str) else list(stop_sequences)
+    text, sequence = cut_at_stop_sequence(behaviour.text, sequences)
+    if sequence is None:
+        return behaviour, None
+    return replace(behaviour, text=text, stop_reason=STOP_SEQUENCE), sequence
+
+
 def block_text(content: Any) -> str:
     """A message's or block's content as text, whether a string or a list of text blocks."""
     if isinstance(content, str):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from shared.llm.types import (
     ToolSpec,
     ToolUseRequested,
     UsageReport,
+    UseTool,
 )
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.bedrock import FakeBedrock, bedrock_client
@@ -148,6 +150,33 @@ def test_anthropic_tool_call_is_parsed_from_streamed_json(anthropic_fake: FakeAn
     assert text_of(events) == "Let me look."
     assert ToolUseRequested(ToolCall("toolu_1", "get_weather", {"city": "Paris", "day": "tomorrow"})) in events
     assert events[-1] == Finished("tool_use")
+
+
+def test_anthropic_sends_stop_sequences_and_tool_choice_and_reports_the_sequence_hit(
+    anthropic_fake: FakeAnthropic,
+) -> None:
+    anthropic_fake.reply("Rain tomorrow. END of forecast.")
+    request = replace(CONVERSATION, stop_sequences=("END", "###"), tool_choice=UseTool("get_weather"))
+
+    events = collect(anthropic_provider(anthropic_fake), request)
+
+    assert text_of(events) == "Rain tomorrow. "
+    assert events[-1] == Finished("stop_sequence", "END")
+    sent = anthropic_fake.last_request.body
+    assert sent is not None
+    assert (sent["stop_sequences"], sent["tool_choice"]) == (["END", "###"], {"type": "tool", "name": "get_weather"})
+
+
+@pytest.mark.parametrize(
+    ("choice", "sent"), [("none", {"type": "none"}), ("required", {"type": "any"}), ("auto", None)]
+)
+def test_anthropic_tool_choice_in_its_words(anthropic_fake: FakeAnthropic, choice: Any, sent: Any) -> None:
+    collect(anthropic_provider(anthropic_fake), replace(CONVERSATION, tool_choice=choice))
+
+    body = anthropic_fake.last_request.body
+    assert body is not None
+    assert body.get("tool_choice") == sent
+    assert "stop_sequences" not in body
 
 
 def replies_in_one_loop(provider: Provider, count: int) -> list[list[ProviderEvent]]:
@@ -272,6 +301,28 @@ def test_openai_sends_system_history_tools_and_max_tokens_in_its_format(openai_f
     ]
 
 
+@pytest.mark.parametrize(
+    ("choice", "sent"),
+    [
+        ("none", "none"),
+        ("required", "required"),
+        (UseTool("get_weather"), {"type": "function", "function": {"name": "get_weather"}}),
+        ("auto", None),
+    ],
+)
+def test_openai_sends_stop_and_tool_choice_in_its_words(openai_fake: FakeOpenAI, choice: Any, sent: Any) -> None:
+    openai_fake.reply("Rain tomorrow. END of forecast.")
+    request = replace(CONVERSATION, stop_sequences=("END",), tool_choice=choice)
+
+    events = collect(openai_provider(openai_fake), request)
+
+    # Chat Completions reports a stop sequence as a plain "stop": it reads as the end of the turn.
+    assert (text_of(events), events[-1]) == ("Rain tomorrow. ", Finished("end_turn"))
+    body = openai_fake.last_request.body
+    assert body is not None
+    assert (body["stop"], body.get("tool_choice")) == (["END"], sent)
+
+
 def test_compatible_endpoint_is_served_under_its_own_name_with_max_tokens(openai_fake: FakeOpenAI) -> None:
     openai_fake.fail(503)
     error, _ = failure(openai_provider(openai_fake, name="ollama"))
@@ -368,6 +419,41 @@ def test_bedrock_sends_the_converse_format(bedrock_fake: FakeBedrock) -> None:
     assert sent.body["messages"][2]["content"] == [
         {"toolResult": {"toolUseId": "call_1", "content": [{"text": "18°C and sunny"}], "status": "success"}}
     ]
+
+
+def test_bedrock_sends_stop_sequences_and_reports_a_stop_on_one(bedrock_fake: FakeBedrock) -> None:
+    bedrock_fake.reply("Rain tomorrow. END of forecast.")
+
+    events = collect(bedrock_provider(bedrock_fake), replace(CONVERSATION, stop_sequences=("END",)))
+
+    assert (text_of(events), events[-1]) == ("Rain tomorrow. ", Finished("stop_sequence"))
+    assert bedrock_fake.last_request.body is not None
+    assert bedrock_fake.last_request.body["inferenceConfig"] == {"maxTokens": 321, "stopSequences": ["END"]}
+
+
+@pytest.mark.parametrize(
+    ("choice", "sent"),
+    [("auto", None), ("required", {"any": {}}), (UseTool("get_weather"), {"tool": {"name": "get_weather"}})],
+)
+def test_bedrock_tool_choice_in_converse_words(bedrock_fake: FakeBedrock, choice: Any, sent: Any) -> None:
+    collect(bedrock_provider(bedrock_fake), replace(CONVERSATION, tool_choice=choice))
+
+    assert bedrock_fake.last_request.body is not None
+    assert bedrock_fake.last_request.body["toolConfig"].get("toolChoice") == sent
+
+
+def test_bedrock_tool_choice_none_leaves_the_tools_out_unless_the_history_calls_them(bedrock_fake: FakeBedrock) -> None:
+    provider = bedrock_provider(bedrock_fake)
+    first_turn = replace(CONVERSATION, messages=CONVERSATION.messages[:1], tool_choice="none")
+
+    collect(provider, first_turn)
+    assert bedrock_fake.last_request.body is not None
+    assert "toolConfig" not in bedrock_fake.last_request.body
+
+    # The history holds a tool call and its result: Converse refuses those without the tools.
+    collect(provider, replace(CONVERSATION, tool_choice="none"))
+    assert bedrock_fake.last_request.body is not None
+    assert "toolChoice" not in bedrock_fake.last_request.body["toolConfig"]
 
 
 @pytest.mark.parametrize(("status", "retryable"), [(429, True), (500, True), (503, True), (400, False), (403, False)])

@@ -60,3 +60,17 @@ def test_offline_respects_max_tokens() -> None:
     text = "".join(event.text for event in events if isinstance(event, TextDelta))
     assert math.ceil(len(text) / 4) <= 5
     assert events[-1] == Finished("max_tokens")
+
+
+def test_offline_stops_before_the_first_stop_sequence_it_would_say() -> None:
+    events = run(ModelRequest(model="stratus-offline", messages=REQUEST.messages, stop_sequences=("zzz", "provider")))
+
+    text = "".join(event.text for event in events if isinstance(event, TextDelta))
+    assert text == "This is the Stratus offline model: no AI "
+    assert events[-1] == Finished("stop_sequence", "provider")
+
+
+def test_offline_ignores_stop_sequences_it_would_not_say() -> None:
+    assert run(ModelRequest(model="stratus-offline", messages=REQUEST.messages, stop_sequences=("zzz",))) == run(
+        ModelRequest(model="stratus-offline", messages=REQUEST.messages)
+    )

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.llm.catalog import UnknownModel
-from shared.llm.registry import ProviderUnavailable, chain_for, providers
+from shared.llm.catalog import UnknownModel, catalog
+from shared.llm.registry import ProviderUnavailable, chain_for, providers, servable_models
 
 ROOT = Path(__file__).resolve().parents[2]
 Configure = Callable[..., None]
@@ -70,6 +70,33 @@ def test_a_model_of_an_unconfigured_provider_is_refused(llm_environment: Configu
         chain_for(None, "bedrock")
     with pytest.raises(UnknownModel):
         chain_for("gpt-99", None)
+
+
+def test_servable_models_are_the_catalogued_ones_a_configured_provider_serves(
+    llm_environment: Configure,
+) -> None:
+    compatible = [{"name": "ollama", "baseUrl": "http://127.0.0.1:11434/v1", "models": ["qwen3"]}]
+    llm_environment(
+        OPENAI_API_KEY="o",
+        OPENAI_COMPATIBLE_PROVIDERS=json.dumps(compatible),
+        MODEL_CATALOG=json.dumps(
+            {"qwen3": {"provider": "ollama", "contextWindow": 32768, "inputPrice": 0, "outputPrice": 0}}
+        ),
+    )
+
+    served = servable_models()
+
+    assert ("qwen3", "ollama") in served
+    assert ("gpt-5", "openai") in served
+    assert {provider for _, provider in served} == {"ollama", "openai"}
+    # Every model named is one chain_for accepts.
+    assert all(plan(model)[0] == (provider, model) for model, provider in served)
+
+
+def test_with_nothing_configured_every_catalogued_model_is_servable_by_the_offline_model(
+    llm_environment: Configure,
+) -> None:
+    assert servable_models() == [(model, "offline") for model in catalog()]
 
 
 def test_importing_the_registry_loads_no_provider_sdk() -> None:

@@ -110,3 +110,22 @@ def test_streaming_functions_get_no_gateway_answers() -> None:
     chat = document({"/api/v1/ai/chat": {"post": {"responses": {"200": {"description": "OK"}}}}}, {})
     merged = merge_openapi([(streaming, chat)], title="T", version="1")
     assert set(merged["paths"]["/api/v1/ai/chat"]["post"]["responses"]) == {"200"}
+
+
+def test_a_route_of_another_apis_contract_is_left_out_without_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    chat = FunctionSpec(
+        name="chat",
+        handler="c.h",
+        description="",
+        routes=(Route("POST", "/api/v1/ai/chat"), Route("POST", "/v1/chat/completions", documented=False)),
+        streaming=True,
+    )
+    served = document({"/api/v1/ai/chat": {"post": {"responses": {"200": {"description": "OK"}}}}}, {})
+
+    merged = merge_openapi([(chat, served)], title="T", version="1")
+
+    assert set(merged["paths"]) == {"/api/v1/ai/chat"}
+    assert "does not document" not in caplog.text
+    undocumented = FunctionSpec(name="beta", handler="b.h", description="", routes=(Route("GET", "/api/v1/other"),))
+    merge_openapi([(undocumented, document({}, {}))], title="T", version="1")
+    assert "does not document" in caplog.text

@@ -11,7 +11,7 @@ import json
 import math
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from shared.llm.types import ModelRequest, ProviderError
@@ -23,6 +23,7 @@ _RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
 STOP_END_TURN = "end_turn"
 STOP_MAX_TOKENS = "max_tokens"
 STOP_TOOL_USE = "tool_use"
+STOP_SEQUENCE = "stop_sequence"
 
 ClientT = TypeVar("ClientT")
 
@@ -73,6 +74,16 @@ def transport_error(provider: str, what: str) -> ProviderError:
 def estimate_tokens(text: str) -> int:
     """About four characters a token: good enough to meter a model that reports no usage."""
     return math.ceil(len(text) / 4)
+
+
+def cut_at_stop_sequence(text: str, stop_sequences: Sequence[str]) -> tuple[str, str | None]:
+    """`text` up to the first of `stop_sequences` it contains (which is left out, as a model leaves it out), and
+    that sequence; `text` whole and None if it contains none."""
+    found = [(text.find(sequence), sequence) for sequence in stop_sequences if sequence and sequence in text]
+    if not found:
+        return text, None
+    index, sequence = min(found, key=lambda hit: hit[0])
+    return text[:index], sequence
 
 
 def prompt_text(request: ModelRequest) -> str:

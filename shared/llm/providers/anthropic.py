@@ -23,8 +23,10 @@ from shared.llm.types import (
     ProviderEvent,
     TextDelta,
     ToolCall,
+    ToolChoice,
     ToolUseRequested,
     UsageReport,
+    UseTool,
 )
 
 if TYPE_CHECKING:
@@ -94,6 +96,7 @@ class AnthropicProvider:
 
         usage = _Usage()
         stop_reason = STOP_END_TURN
+        stop_sequence: str | None = None
         tool_blocks: dict[int, tuple[str, str, list[str]]] = {}
         stream = await self._clients.get().messages.create(stream=True, **anthropic_arguments(request))
         async with stream:
@@ -116,10 +119,11 @@ class AnthropicProvider:
                         yield ToolUseRequested(ToolCall(tool[0], tool[1], tool_input))
                 elif isinstance(event, RawMessageDeltaEvent):
                     stop_reason = event.delta.stop_reason or stop_reason
+                    stop_sequence = event.delta.stop_sequence or stop_sequence
                     usage.update(event.usage)
                 elif isinstance(event, RawMessageStopEvent):
                     yield usage.report()
-                    yield Finished(stop_reason)
+                    yield Finished(stop_reason, stop_sequence)
                     await _read_to_the_end(stream)
                     return
         raise transport_error(self.name, "the stream ended before message_stop")
@@ -196,10 +200,20 @@ def anthropic_arguments(request: ModelRequest) -> dict[str, Any]:
             {"name": tool.name, "description": tool.description, "input_schema": tool.input_schema}
             for tool in request.tools
         ]
+        if request.tool_choice != "auto":
+            arguments["tool_choice"] = anthropic_tool_choice(request.tool_choice)
+    if request.stop_sequences:
+        arguments["stop_sequences"] = list(request.stop_sequences)
     if request.temperature is not None:
         # anthropic 2.x dropped `temperature` from its signature; the API still takes it for the models that do.
         arguments["extra_body"] = {"temperature": request.temperature}
     return arguments
+
+
+def anthropic_tool_choice(choice: ToolChoice) -> dict[str, str]:
+    if isinstance(choice, UseTool):
+        return {"type": "tool", "name": choice.name}
+    return {"type": {"required": "any"}.get(choice, choice)}
 
 
 def anthropic_message(message: Message) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from shared.llm.providers import (
@@ -23,6 +23,7 @@ from shared.llm.types import (
     ToolCall,
     ToolUseRequested,
     UsageReport,
+    UseTool,
 )
 
 # Error codes (in an HTTP response or an exception event inside the stream) another try may survive.
@@ -213,9 +214,13 @@ def bedrock_arguments(request: ModelRequest) -> dict[str, Any]:
     }
     if request.temperature is not None:
         arguments["inferenceConfig"]["temperature"] = request.temperature
+    if request.stop_sequences:
+        arguments["inferenceConfig"]["stopSequences"] = list(request.stop_sequences)
     if request.system:
         arguments["system"] = [{"text": request.system}]
-    if request.tools:
+    if request.tools and (request.tool_choice != "none" or _uses_tools(request.messages)):
+        # Converse has no "none": the tools are left out instead, unless the history holds tool calls, which
+        # Converse refuses without the tools (the model may then still call one).
         arguments["toolConfig"] = {
             "tools": [
                 {
@@ -228,7 +233,15 @@ def bedrock_arguments(request: ModelRequest) -> dict[str, Any]:
                 for tool in request.tools
             ]
         }
+        if isinstance(request.tool_choice, UseTool):
+            arguments["toolConfig"]["toolChoice"] = {"tool": {"name": request.tool_choice.name}}
+        elif request.tool_choice == "required":
+            arguments["toolConfig"]["toolChoice"] = {"any": {}}
     return arguments
+
+
+def _uses_tools(messages: Sequence[Message]) -> bool:
+    return any(message.tool_calls or message.tool_results for message in messages)
 
 
 def bedrock_message(message: Message) -> dict[str, Any]:

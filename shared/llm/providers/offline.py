@@ -8,7 +8,14 @@ import re
 from collections.abc import AsyncIterator
 
 from shared.llm.catalog import OFFLINE_MODEL, OFFLINE_PROVIDER
-from shared.llm.providers import STOP_END_TURN, STOP_MAX_TOKENS, estimate_tokens, prompt_text
+from shared.llm.providers import (
+    STOP_END_TURN,
+    STOP_MAX_TOKENS,
+    STOP_SEQUENCE,
+    cut_at_stop_sequence,
+    estimate_tokens,
+    prompt_text,
+)
 from shared.llm.types import Finished, ModelRequest, ProviderEvent, TextDelta, UsageReport
 
 QUOTE_CHARS = 80
@@ -39,20 +46,21 @@ class OfflineProvider:
         self._word_delay = word_delay
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
-        words = re.findall(r"\S+\s*", offline_reply(request))
+        reply, stop_sequence = cut_at_stop_sequence(offline_reply(request), request.stop_sequences)
+        words = re.findall(r"\S+\s*|\s+", reply)
         budget = request.max_tokens
         sent: list[str] = []
-        stop_reason = STOP_END_TURN
+        stop_reason = STOP_END_TURN if stop_sequence is None else STOP_SEQUENCE
         for word in words:
             if estimate_tokens("".join(sent) + word) > budget:
-                stop_reason = STOP_MAX_TOKENS
+                stop_reason, stop_sequence = STOP_MAX_TOKENS, None
                 break
             sent.append(word)
             yield TextDelta(word)
             # Yield to the loop between words, as a network stream would.
             await asyncio.sleep(self._word_delay)
         yield UsageReport(estimate_tokens(prompt_text(request)), estimate_tokens("".join(sent)))
-        yield Finished(stop_reason)
+        yield Finished(stop_reason, stop_sequence)
 
     async def check(self) -> None:
         return None

@@ -29,6 +29,7 @@ from shared.llm.types import (
     ToolCall,
     ToolUseRequested,
     UsageReport,
+    UseTool,
 )
 
 if TYPE_CHECKING:
@@ -183,6 +184,13 @@ def openai_arguments(request: ModelRequest, *, max_tokens_field: str = "max_comp
             }
             for tool in request.tools
         ]
+        if isinstance(request.tool_choice, UseTool):
+            arguments["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice.name}}
+        elif request.tool_choice != "auto":
+            arguments["tool_choice"] = request.tool_choice
+    if request.stop_sequences:
+        # Chat Completions says "stop" for a stop sequence as for a natural end: its stop reads as end_turn.
+        arguments["stop"] = list(request.stop_sequences)
     return arguments
 
 
