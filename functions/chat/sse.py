@@ -42,6 +42,9 @@ class EventStream(Response):
 
     def __init__(self, source: EventSource, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(status_code=200, headers={**SSE_HEADERS, **(headers or {})}, media_type=self.media_type)
+        # `Response` declares the length of its (empty) body; a stream has none, so a real server would refuse
+        # every event past that declared zero.
+        self.raw_headers = [(name, value) for name, value in self.raw_headers if name != b"content-length"]
         self.source = source
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
