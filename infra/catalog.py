@@ -302,6 +302,10 @@ CHAT_FUNCTION = FunctionSpec(
         ("POST", "/ai/chat/{messageId}/tool-approvals"),
         ("GET", "/ai/models"),
         ("GET", "/ai/health"),
+        ("POST", "/ai/playground"),
+        ("GET", "/ai/playground/sessions"),
+        ("GET", "/ai/playground/sessions/{sessionId}"),
+        ("DELETE", "/ai/playground/sessions/{sessionId}"),
     ),
     tables=(CHAT, CONVERSATIONS),
     # The MCP registry and its header secrets: chat connects to the servers a user enabled.

@@ -29,6 +29,7 @@ from functions.chat.models import (
     ToolApprovalAnswer,
     ToolApprovalAnswered,
 )
+from functions.chat.playground_api import router as playground_router
 from shared.errors import ProviderFailed
 from shared.http.app import create_app
 from shared.http.deps import CurrentPrincipal
@@ -190,4 +191,4 @@ async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncGenerator[bytes, N
         yield f"data: {json.dumps(failure)}\n\n".encode()
 
 
-app = create_app(title="Stratus chat", protected=[router])
+app = create_app(title="Stratus chat", protected=[router, playground_router])

@@ -9,6 +9,7 @@ Items (pk / sk):
   STAGE / COST#<date>                  the whole stage's cost on one day, for its ceiling
   REPLY#<streamId> / RECORD, EVENTS#<lastSeq>   a reply's event log, for resuming and cancelling from any
                                        container (`functions.chat.eventlog`)
+  PLAYGROUND#<userId> / SESSION#<id>   a playground comparison (functions.chat.playground_store)
 """
 
 from __future__ import annotations
