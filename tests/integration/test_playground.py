@@ -5,7 +5,7 @@ anything runs, and the comparisons kept as the user's sessions."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,7 @@ from shared.settings import get_settings
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.scripted import Fail, Reply
+from tests.integration import test_chat
 from tests.integration.conftest import User, error_code, register
 from tests.integration.test_chat import in_one_window
 from tests.integration.test_revocation import api_key
@@ -27,10 +28,12 @@ from tests.integration.test_revocation import api_key
 PLAYGROUND = "/api/v1/ai/playground"
 SESSIONS = f"{PLAYGROUND}/sessions"
 Event = dict[str, Any]
+# The fakes as chat's tests configure them: Anthropic first, OpenAI second in the stage's chain.
+both = test_chat.both
 
-# Three models of different speeds: a word every 10, 30 and 60 ms.
-FAST = ("claude-haiku-4-5", Reply("Quick and short answer from the fast model.", 40, 11, chunk_delay=0.01))
-MEDIUM = ("gpt-5-mini", Reply("A steadier answer, from the model in the middle.", 41, 13, chunk_delay=0.03))
+# Three models of different speeds (a word every 20, 40 and 60 ms: the fake sleeps in 20 ms steps).
+FAST = ("claude-haiku-4-5", Reply("Quick and short answer from the fast model.", 40, 11, chunk_delay=0.02))
+MEDIUM = ("gpt-5-mini", Reply("A steadier answer, from the model in the middle.", 41, 13, chunk_delay=0.04))
 SLOW = ("claude-sonnet-4-5", Reply("The slowest model takes its time over every word.", 42, 17, chunk_delay=0.06))
 
 
@@ -40,28 +43,14 @@ def user(api: TestClient) -> User:
 
 
 @pytest.fixture
-def providers(
-    anthropic_fake: FakeAnthropic, openai_fake: FakeOpenAI, llm_environment: Callable[..., None]
-) -> tuple[FakeAnthropic, FakeOpenAI]:
-    llm_environment(
-        ANTHROPIC_API_KEY="test-key",
-        ANTHROPIC_BASE_URL=anthropic_fake.base_url,
-        OPENAI_API_KEY="test-key",
-        OPENAI_BASE_URL=openai_fake.base_url,
-        PROVIDER_CHAIN="anthropic,openai",
-    )
-    return anthropic_fake, openai_fake
-
-
-@pytest.fixture
 def window(monkeypatch: pytest.MonkeyPatch) -> int:
     """The limits see one moment, so a test's requests never straddle two windows; the window's start."""
     moment = in_one_window(monkeypatch)
     return int(moment) - int(moment) % get_settings().chat_window_seconds
 
 
-def script(providers: tuple[FakeAnthropic, FakeOpenAI], *models: tuple[str, Any]) -> None:
-    anthropic, openai = providers
+def script(both: tuple[FakeAnthropic, FakeOpenAI], *models: tuple[str, Any]) -> None:
+    anthropic, openai = both
     for model, behaviour in models:
         (openai if model.startswith("gpt") else anthropic).for_model(model, behaviour)
 
@@ -96,9 +85,9 @@ def price(model: str, behaviour: Reply) -> Decimal:
 
 
 def test_three_models_of_different_speeds_each_arrive_complete_with_their_exact_metrics(
-    api: TestClient, user: User, providers: tuple[FakeAnthropic, FakeOpenAI], window: int
+    api: TestClient, user: User, both: tuple[FakeAnthropic, FakeOpenAI], window: int
 ) -> None:
-    script(providers, FAST, MEDIUM, SLOW)
+    script(both, FAST, MEDIUM, SLOW)
     events = compare(api, user, {"prompt": "Explain tides", "models": [SLOW[0], MEDIUM[0], FAST[0]]})
 
     session_id = events[0][1]["sessionId"]
@@ -124,7 +113,7 @@ def test_three_models_of_different_speeds_each_arrive_complete_with_their_exact_
         assert not [event for event in own if event["type"] == "error"]
 
     # The prompt reached each model as the request gave it; the comparison counted three requests.
-    anthropic, openai = providers
+    anthropic, openai = both
     assert sorted(request.body["model"] for request in anthropic.requests if request.body) == [FAST[0], SLOW[0]]
     assert [request.body["messages"][-1]["content"] for request in openai.requests if request.body] == ["Explain tides"]
     assert chat_store.window_counts(user.id, window).requests == 3
@@ -151,10 +140,10 @@ def test_three_models_of_different_speeds_each_arrive_complete_with_their_exact_
 
 
 def test_a_failing_model_reports_its_own_error_while_the_others_finish(
-    api: TestClient, user: User, providers: tuple[FakeAnthropic, FakeOpenAI], window: int
+    api: TestClient, user: User, both: tuple[FakeAnthropic, FakeOpenAI], window: int
 ) -> None:
     # Refused credentials: no failover, the model's part fails at once.
-    script(providers, FAST, MEDIUM, (SLOW[0], Fail(401)))
+    script(both, FAST, MEDIUM, (SLOW[0], Fail(401)))
     events = compare(api, user, {"prompt": "hi", "models": [FAST[0], SLOW[0], MEDIUM[0]]})
 
     failed = of_model(events, 1)
@@ -184,7 +173,7 @@ def five_requests_a_window(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.mark.usefixtures("five_requests_a_window")
 def test_six_models_over_a_limit_of_five_are_refused_before_anything_runs_or_is_charged(
-    api: TestClient, user: User, providers: tuple[FakeAnthropic, FakeOpenAI], window: int
+    api: TestClient, user: User, both: tuple[FakeAnthropic, FakeOpenAI], window: int
 ) -> None:
     models = [FAST[0], MEDIUM[0], SLOW[0], FAST[0], MEDIUM[0], SLOW[0]]
     response = api.post(PLAYGROUND, headers=user.auth, json={"prompt": "hi", "models": models})
@@ -193,7 +182,7 @@ def test_six_models_over_a_limit_of_five_are_refused_before_anything_runs_or_is_
     assert "requests_per_window" in response.json()["error"]["message"]
     assert int(response.headers["retry-after"]) > 0
 
-    anthropic, openai = providers
+    anthropic, openai = both
     assert anthropic.requests == []
     assert openai.requests == []
     assert chat_store.window_counts(user.id, window) == chat_store.WindowCounts(0, 0, Decimal(0))
@@ -206,13 +195,13 @@ def test_six_models_over_a_limit_of_five_are_refused_before_anything_runs_or_is_
 
 
 def test_an_unknown_model_is_refused_and_counts_nothing(
-    api: TestClient, user: User, providers: tuple[FakeAnthropic, FakeOpenAI], window: int
+    api: TestClient, user: User, both: tuple[FakeAnthropic, FakeOpenAI], window: int
 ) -> None:
     response = api.post(PLAYGROUND, headers=user.auth, json={"prompt": "hi", "models": [FAST[0], "no-such-model"]})
     assert response.status_code == 422
     assert error_code(response) == "model_unavailable"
     assert chat_store.window_counts(user.id, window).requests == 0
-    assert providers[0].requests == []
+    assert both[0].requests == []
 
 
 @pytest.mark.parametrize(
@@ -226,7 +215,7 @@ def test_an_unknown_model_is_refused_and_counts_nothing(
     ],
 )
 def test_a_list_of_models_that_is_not_two_to_six_valid_entries_is_refused(
-    api: TestClient, user: User, providers: tuple[FakeAnthropic, FakeOpenAI], models: list[Any]
+    api: TestClient, user: User, both: tuple[FakeAnthropic, FakeOpenAI], models: list[Any]
 ) -> None:
     response = api.post(PLAYGROUND, headers=user.auth, json={"prompt": "hi", "models": models})
     assert response.status_code == 422
@@ -234,11 +223,11 @@ def test_a_list_of_models_that_is_not_two_to_six_valid_entries_is_refused(
 
 
 def test_the_same_model_named_twice_is_told_apart_by_its_index(
-    api: TestClient, user: User, providers: tuple[FakeAnthropic, FakeOpenAI]
+    api: TestClient, user: User, both: tuple[FakeAnthropic, FakeOpenAI]
 ) -> None:
-    anthropic, _ = providers
+    anthropic, _ = both
     same = Reply("Same model, same words.", 10, 6)
-    script(providers, (FAST[0], same), (FAST[0], same))
+    script(both, (FAST[0], same), (FAST[0], same))
     body = {
         "prompt": "hi",
         "models": [{"model": FAST[0], "temperature": 0.2}, {"model": FAST[0], "temperature": 0.9, "maxTokens": 99}],
@@ -260,7 +249,7 @@ def test_the_same_model_named_twice_is_told_apart_by_its_index(
     assert stored["systemPrompt"] == "Answer briefly."
 
 
-@pytest.mark.usefixtures("providers")
+@pytest.mark.usefixtures("both")
 def test_sessions_are_listed_newest_first_read_and_deleted_by_their_owner_alone(api: TestClient, user: User) -> None:
     first = compare(api, user, {"prompt": "first", "models": [FAST[0], MEDIUM[0]]})[0][1]["sessionId"]
     second = compare(api, user, {"prompt": "second", "models": [FAST[0], MEDIUM[0]]})[0][1]["sessionId"]
@@ -284,7 +273,7 @@ def test_sessions_are_listed_newest_first_read_and_deleted_by_their_owner_alone(
     assert [item["sessionId"] for item in api.get(SESSIONS, headers=user.auth).json()["items"]] == [second]
 
 
-@pytest.mark.usefixtures("providers")
+@pytest.mark.usefixtures("both")
 def test_a_caller_without_the_playground_permission_is_refused(api: TestClient, user: User) -> None:
     _, chat_only = api_key(api, user, ["ai.chat"])
     response = api.post(
@@ -299,14 +288,14 @@ def test_a_caller_without_the_playground_permission_is_refused(api: TestClient, 
 def test_a_model_past_its_timeout_ends_its_own_part_keeping_what_it_produced(
     api: TestClient,
     user: User,
-    providers: tuple[FakeAnthropic, FakeOpenAI],
+    both: tuple[FakeAnthropic, FakeOpenAI],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PLAYGROUND_MODEL_TIMEOUT_SECONDS", "0.5")
     get_settings.cache_clear()
     try:
         # Its first word comes at once, the rest after far longer than the timeout.
-        script(providers, FAST, (SLOW[0], Reply("first then nothing for ages", 10, 9, chunk_delay=0.4)))
+        script(both, FAST, (SLOW[0], Reply("first then nothing for ages", 10, 9, chunk_delay=0.4)))
         events = compare(api, user, {"prompt": "hi", "models": [SLOW[0], FAST[0]]})
     finally:
         get_settings.cache_clear()
