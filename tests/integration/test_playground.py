@@ -390,3 +390,12 @@ def _empty_session(session_id: str, prompt: str = "p") -> dict[str, Any]:
         "createdAt": "2026-01-01T00:00:00+00:00",
         "completedAt": "2026-01-01T00:00:01+00:00",
     }
+
+
+def test_a_method_a_session_path_does_not_serve_is_refused_naming_every_method_it_does(
+    api: TestClient, user: User
+) -> None:
+    response = api.options(f"{SESSIONS}/01J00000000000000000000000", headers=user.auth)
+    assert response.status_code == 405
+    assert error_code(response) == "method_not_allowed"
+    assert set(response.headers["allow"].split(", ")) == {"GET", "DELETE"}
