@@ -309,6 +309,10 @@ CHAT_FUNCTION = FunctionSpec(
             ("POST", "/ai/stream-tickets"),
             ("GET", "/ai/models"),
             ("GET", "/ai/health"),
+            ("POST", "/ai/playground"),
+            ("GET", "/ai/playground/sessions"),
+            ("GET", "/ai/playground/sessions/{sessionId}"),
+            ("DELETE", "/ai/playground/sessions/{sessionId}"),
         ),
         # The OpenAI- and Anthropic-compatible APIs, where their SDKs look for them: `<stage>/v1`.
         *(

@@ -65,6 +65,8 @@ class Settings(BaseModel):
     chat_tokens_per_window: Annotated[int, Field(ge=1)] = 500_000
     chat_cost_per_window_usd: Annotated[Decimal, Field(gt=0)] = Decimal("10")
     stage_daily_cost_ceiling_usd: Annotated[Decimal, Field(gt=0)] = Decimal("500")
+    # How long one model of a playground comparison may take before its part ends with `model_timeout`.
+    playground_model_timeout_seconds: Annotated[float, Field(gt=0, le=280)] = 120.0
 
     cors_allow_origins: tuple[str, ...] = ()
 

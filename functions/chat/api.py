@@ -31,6 +31,7 @@ from functions.chat.models import (
     ToolApprovalAnswer,
     ToolApprovalAnswered,
 )
+from functions.chat.playground_api import router as playground_router
 from functions.chat.sse import EventSource, EventStream, SseEvent
 from functions.chat.tickets import StreamCaller
 from shared.errors import ProviderFailed
@@ -238,4 +239,8 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-app = create_app(title="Stratus chat", public=[stream_router, compatible_router], protected=[router, tickets.router])
+app = create_app(
+    title="Stratus chat",
+    public=[stream_router, compatible_router],
+    protected=[router, tickets.router, playground_router],
+)

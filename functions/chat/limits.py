@@ -41,8 +41,9 @@ class Admission:
     day: date
 
 
-def admit(user_id: str, *, now: float | None = None) -> Admission:
-    """Count a chat request, or raise `RateLimited` naming the limit that is full and when to retry."""
+def admit(user_id: str, *, requests: int = 1, now: float | None = None) -> Admission:
+    """Count `requests` model requests (a playground comparison counts one per model) as one admission, all or
+    none: `RateLimited` naming the limit that is full, and when to retry, if fewer than `requests` remain."""
     settings = get_settings()
     moment = time.time() if now is None else now
     window_start = int(moment) - int(moment) % settings.chat_window_seconds
@@ -50,10 +51,11 @@ def admit(user_id: str, *, now: float | None = None) -> Admission:
     day = datetime.fromtimestamp(moment, UTC).date()
 
     def count() -> None:
-        store.count_request(
+        store.count_requests(
             user_id,
             window_start,
             window_end,
+            requests=requests,
             max_requests=settings.chat_requests_per_window,
             max_tokens=settings.chat_tokens_per_window,
             max_cost=settings.chat_cost_per_window_usd,
@@ -68,10 +70,11 @@ def admit(user_id: str, *, now: float | None = None) -> Admission:
         else:
             count()
     except store.LimitRefusedError as refusal:
+        limit = _limit_name(refusal.counts, requests)
         raise RateLimited(
-            f"You have reached your {_limit_name(refusal.counts)} limit for now",
+            f"You have reached your {limit} limit for now",
             retry_after_seconds=int(window_end - moment),
-            limit=_limit_name(refusal.counts),
+            limit=limit,
         ) from None
     if stage_spent >= settings.stage_daily_cost_ceiling_usd:
         tomorrow = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
@@ -104,9 +107,9 @@ def remaining(user_id: str, *, now: float | None = None) -> dict[str, object]:
     }
 
 
-def _limit_name(counts: store.WindowCounts) -> str:
+def _limit_name(counts: store.WindowCounts, requests: int) -> str:
     settings = get_settings()
-    if counts.requests >= settings.chat_requests_per_window:
+    if counts.requests + requests > settings.chat_requests_per_window:
         return "requests_per_window"
     if counts.tokens >= settings.chat_tokens_per_window:
         return "tokens_per_window"

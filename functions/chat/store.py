@@ -10,6 +10,7 @@ Items (pk / sk):
   REPLY#<streamId> / RECORD, EVENTS#<lastSeq>   a reply's event log, for resuming and cancelling from any
                                        container (`functions.chat.eventlog`)
   TICKET#<sha256> / TICKET             a stream ticket: its principal and path (`functions.chat.tickets`)
+  PLAYGROUND#<userId> / SESSION#<id>   a playground comparison (functions.chat.playground_store)
 """
 
 from __future__ import annotations
@@ -55,25 +56,38 @@ def _dollars(item: dict[str, Any]) -> Decimal:
 # Rate-limit windows --------------------------------------------------------------------------------------
 
 
-def count_request(
-    user_id: str, window_start: int, window_end: int, *, max_requests: int, max_tokens: int, max_cost: Decimal
+def count_requests(
+    user_id: str,
+    window_start: int,
+    window_end: int,
+    *,
+    requests: int,
+    max_requests: int,
+    max_tokens: int,
+    max_cost: Decimal,
 ) -> None:
-    """Count one request in the user's window, only while every limit of the window still has room."""
+    """Count `requests` requests in the user's window in one update, only while the window has room for all of
+    them and its tokens and cost are not spent: all are counted, or none."""
+    if requests < 1:
+        raise ValueError("at least one request is counted")
+    if requests > max_requests:  # more than a whole window holds: no counter state could admit them
+        raise LimitRefusedError(window_counts(user_id, window_start))
     try:
         client("dynamodb").update_item(
             TableName=_table(),
             Key={"pk": {"S": f"LIMIT#{user_id}"}, "sk": {"S": f"WINDOW#{window_start}"}},
-            UpdateExpression="ADD requests :one SET #ttl = :expires",
+            UpdateExpression="ADD requests :count SET #ttl = :expires",
             ConditionExpression=(
-                "(attribute_not_exists(requests) OR requests < :max_requests)"
+                "(attribute_not_exists(requests) OR requests <= :room)"
                 " AND (attribute_not_exists(tokens) OR tokens < :max_tokens)"
                 " AND (attribute_not_exists(costNanoUsd) OR costNanoUsd < :max_cost)"
             ),
             ExpressionAttributeNames={"#ttl": "ttl"},
             ExpressionAttributeValues={
-                ":one": _n(1),
+                ":count": _n(requests),
                 ":expires": _n(window_end + 3600),
-                ":max_requests": _n(max_requests),
+                # Room for all of them: no more than `max_requests - requests` counted already.
+                ":room": _n(max_requests - requests),
                 ":max_tokens": _n(max_tokens),
                 ":max_cost": _n(to_nano_usd(max_cost)),
             },

@@ -141,12 +141,31 @@ async def _validation_error(_: Request, error: RequestValidationError) -> JSONRe
     return JSONResponse(body, status_code=422)
 
 
-async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
     code = _STATUS_CODES.get(error.status_code, "http_error")
     message = "Route not found" if error.status_code == 404 else str(error.detail)
-    return JSONResponse(
-        error_body(code, message, current_request_id()), status_code=error.status_code, headers=error.headers
-    )
+    headers = error.headers
+    if error.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return JSONResponse(error_body(code, message, current_request_id()), status_code=error.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the app serves at the request's path: Starlette's own 405 names only the first route there,
+    though one path may have a route per method (`GET` and `DELETE /sessions/{id}`)."""
+    from starlette.routing import Match
+
+    def routes(of: Sequence[Any]) -> Any:
+        for route in of:
+            included = getattr(route, "original_router", None)  # an included router, not a route
+            yield from routes(included.routes) if included is not None else (route,)
+
+    methods: set[str] = set()
+    for route in routes(request.app.router.routes):
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 class BodyTooLargeError(StarletteHTTPException):

@@ -315,6 +315,9 @@ def report_chat_overhead() -> None:
             from tests.bench.streams import report_streams
 
             report_streams(base_url)
+            from tests.bench.playground import report_playground
+
+            report_playground(base_url, fake)
     (path_first, path_chunk), (direct_first, direct_chunk) = path, direct
     added_first = [p - d for p, d in zip(sorted(path_first), sorted(direct_first), strict=True)]
     print(f"\nChat overhead on the local stack ({CHAT_RUNS} replies of {CHAT_WORDS} chunks, fake Anthropic)")

@@ -66,7 +66,7 @@ class FakeAnthropic(ScriptedServer):
 
     async def messages(self, request: Request) -> Response:
         body = await self.record(request) or {}
-        behaviour = using_tool_result(self.next_behaviour(), last_tool_result(body))
+        behaviour = using_tool_result(self.next_behaviour(model=body.get("model")), last_tool_result(body))
         behaviour, stop_sequence = using_stop_sequences(behaviour, body.get("stop_sequences"))
         if isinstance(behaviour, Fail | Hang):
             return await self._failure(behaviour)

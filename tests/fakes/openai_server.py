@@ -72,7 +72,7 @@ class FakeOpenAI(ScriptedServer):
 
     async def completions(self, request: Request) -> Response:
         body = await self.record(request) or {}
-        behaviour = using_tool_result(self.next_behaviour(), last_tool_result(body))
+        behaviour = using_tool_result(self.next_behaviour(model=body.get("model")), last_tool_result(body))
         behaviour, _ = using_stop_sequences(behaviour, body.get("stop"))
         if isinstance(behaviour, Fail | Hang):
             return await self._failure(behaviour)

@@ -132,13 +132,16 @@ class RecordedRequest:
 
 
 class ScriptedServer:
-    """A fake provider: behaviours are served in the order queued, then `default` for every later request."""
+    """A fake provider: behaviours are served in the order queued, then `default` for every later request. A
+    behaviour queued `for_model` is served only to a request for that model (before the shared queue), so
+    concurrent requests for different models each get their own, whatever order they arrive in."""
 
     default: Behaviour = Reply("Hello from the fake provider.")
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self._queue: deque[Behaviour] = deque()
+        self._by_model: dict[str, deque[Behaviour]] = {}
         self._queue_lock = threading.Lock()
         self._stopping = threading.Event()
         # Streams whose client closed them before their end (a reply cancelled, a client gone).
@@ -177,8 +180,16 @@ class ScriptedServer:
             self._queue.append(behaviour)
         return self
 
-    def next_behaviour(self, *, only_failures: bool = False) -> Behaviour:
+    def for_model(self, model: str, behaviour: Behaviour) -> Self:
         with self._queue_lock:
+            self._by_model.setdefault(model, deque()).append(behaviour)
+        return self
+
+    def next_behaviour(self, *, only_failures: bool = False, model: str | None = None) -> Behaviour:
+        with self._queue_lock:
+            own = self._by_model.get(model or "")
+            if own and not only_failures:
+                return own.popleft()
             if self._queue and (not only_failures or isinstance(self._queue[0], Fail | Hang)):
                 return self._queue.popleft()
             return self.default
@@ -190,6 +201,7 @@ class ScriptedServer:
     def reset(self) -> None:
         with self._queue_lock:
             self._queue.clear()
+            self._by_model.clear()
         self.requests.clear()
         self.streams_closed_early = 0
         self.stream_closed_early.clear()

@@ -114,3 +114,48 @@ def test_deleting_a_users_data_takes_their_limit_windows_and_only_theirs() -> No
     assert store.window_counts("leaver", admission.window_start).requests == 0
     assert store.window_counts("stayer", admission.window_start).requests == 1
     assert jobs.delete_page("leaver", None, 12).deleted == 0
+
+
+@pytest.mark.usefixtures("chat_limits")
+def test_several_requests_are_counted_all_or_none() -> None:
+    from functions.chat import store
+
+    window_start = limits.admit("user-1", requests=48, now=NOW).window_start
+    with pytest.raises(RateLimited) as refusal:
+        limits.admit("user-1", requests=3, now=NOW)  # two left: none of the three is counted
+    assert refusal.value.limit == "requests_per_window"
+    assert store.window_counts("user-1", window_start).requests == 48
+    limits.admit("user-1", requests=2, now=NOW)
+    assert store.window_counts("user-1", window_start).requests == 50
+    with pytest.raises(RateLimited):
+        limits.admit("user-1", now=NOW)
+
+
+@pytest.mark.usefixtures("chat_limits")
+def test_more_requests_than_a_whole_window_holds_are_refused_without_counting() -> None:
+    from functions.chat import store
+
+    with pytest.raises(RateLimited) as refusal:
+        limits.admit("user-1", requests=51, now=NOW)
+    assert refusal.value.limit == "requests_per_window"
+    assert store.window_counts("user-1", limits.admit("user-1", now=NOW).window_start).requests == 1
+
+
+@pytest.mark.usefixtures("chat_limits")
+def test_concurrent_multi_request_admissions_never_pass_the_limit_together() -> None:
+    from functions.chat import store
+
+    def attempt(_: int) -> int:
+        try:
+            limits.admit("user-1", requests=6, now=NOW)
+        except RateLimited:
+            return 0
+        return 6
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        counted = sum(pool.map(attempt, range(40)))
+    # 50 hold eight admissions of six; the two left over cannot take a ninth.
+    assert counted == 48
+    window_start = int(NOW) - int(NOW) % get_settings().chat_window_seconds
+    assert store.window_counts("user-1", window_start).requests == 48
+    limits.admit("user-1", requests=2, now=NOW)
