@@ -17,7 +17,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from functions.chat import reply
+from functions.chat import enhance_api, reply
 from functions.chat.models import (
     ChatReplyMessage,
     ChatRequest,
@@ -190,4 +190,4 @@ async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncGenerator[bytes, N
         yield f"data: {json.dumps(failure)}\n\n".encode()
 
 
-app = create_app(title="Stratus chat", protected=[router])
+app = create_app(title="Stratus chat", public=[enhance_api.stream_router], protected=[router, enhance_api.router])
