@@ -141,6 +141,8 @@ async def open_session_stream(
                 raise
             claimed = replace(session, status="streaming", started_at=started)
             return _generation(principal, claimed, attempts, admission)
+        # Another reader was first: follow what it generates.
+        session = await anyio.to_thread.run_sync(session_of, principal.user_id, session_id)
     return _following(principal.user_id, session, resume_after)
 
 
@@ -318,7 +320,11 @@ def _log_kept(session: EnhanceSession, moment: datetime) -> bool:
 
 
 def _stored_events(session: EnhanceSession) -> list[dict[str, Any]]:
-    """A finished session as the events of its stream, from what it stored."""
+    """A finished session as the events of its stream, from what it stored; one that never started (cancelled
+    while pending) only ends."""
+    end = {"type": "end", "stopReason": session.stop_reason or session.status}
+    if session.started_at is None:
+        return [end]
     events: list[dict[str, Any]] = [
         {
             "type": "start",
@@ -330,16 +336,13 @@ def _stored_events(session: EnhanceSession) -> list[dict[str, Any]]:
     ]
     if session.result:
         events.append({"type": "content", "delta": session.result})
-    events.append(
-        {
-            "type": "usage",
-            "inputTokens": session.input_tokens or 0,
-            "outputTokens": session.output_tokens or 0,
-            "cost": format(session.cost_usd or Decimal(0), "f"),
-        }
-    )
-    events.append({"type": "end", "stopReason": session.stop_reason or session.status})
-    return events
+    usage = {
+        "type": "usage",
+        "inputTokens": session.input_tokens or 0,
+        "outputTokens": session.output_tokens or 0,
+        "cost": format(session.cost_usd or Decimal(0), "f"),
+    }
+    return [*events, usage, end]
 
 
 async def cancel_session(user_id: str, session_id: str) -> EnhanceSession:

@@ -7,6 +7,8 @@ records (`functions.usage.store`), under the user's own partition.
 Items (pk / sk):
   LIMIT#<id> / WINDOW#<start>          the user's requests, tokens and cost in one limit window
   STAGE / COST#<date>                  the whole stage's cost on one day, for its ceiling
+  ENHANCE#<userId> / SESSION#<id>      a text-enhancement session; ENHANCEUSAGE#<userId> / DAY#<date>#<fieldType>
+                                       its user's usage counters (both in `functions.chat.enhance_store`)
 """
 
 from __future__ import annotations
