@@ -1,5 +1,6 @@
 """Chat's part in the account deletion workflow (functions.jobs.ports): what chat keeps per user, its rate-limit
-windows and its text-enhancement sessions and usage counters, deleted a page at a time. Their usage is the usage context's; their messages are conversations'.
+windows and its text-enhancement sessions and usage counters, deleted a page at a time. Their usage is the usage
+context's; their messages are conversations'.
 
 A tool call waiting for its user's approval (`APPROVAL#<message>` items) is keyed by message, not by user, and
 lives at most `APPROVAL_WAIT_SECONDS` plus an hour before DynamoDB's TTL removes it; no new one can appear once
