@@ -1,5 +1,5 @@
-"""The one reply generator: SSE, the buffered chat route and the WebSocket worker all consume `stream`, through
-`streaming`.
+"""The one reply generator: SSE, the buffered chat route, the WebSocket worker, the playground and enhancement all
+consume `stream`, through `streaming` (or `recorded`, which also numbers and logs the events for resuming).
 
 `prepare` does everything that may refuse the request (limits, access to the conversation); `stream` then yields
 the reply as typed events (start, content, tool_use, tool_result, usage, end, error), with the serving provider
@@ -8,6 +8,10 @@ failing mid-stream, the client going away), the reply produced so far is kept, m
 where the request's cancellation cannot reach them, and a consumer that stops, however it stops, waits for them
 before it goes on: the user's message, the conversation it starts and the reply so far are stored before the
 request ends, even when a disconnect cancelled it.
+
+`stateless_reply` is the same reply outside any conversation (nothing but the reply's usage is stored). Any reply
+can be cancelled: setting `PreparedReply.cancel` closes the provider's stream (or stops the tool round) at once,
+and the reply ends as `cancelled`, keeping what it produced.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, S
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 
@@ -33,6 +37,7 @@ from shared.llm.types import (
     Finished,
     Message,
     ModelRequest,
+    Provider,
     ProviderError,
     TextDelta,
     ToolCall,
@@ -47,6 +52,9 @@ if TYPE_CHECKING:
     from functions.conversations.service import ReplyThread
 
 Event = dict[str, Any]
+# Who may serve a model request: a provider and the model id it knows it by.
+Attempt = tuple[Provider, str]
+T = TypeVar("T")
 
 
 class ToolRunner(Protocol):
@@ -79,29 +87,82 @@ TITLE_CHARS = 60
 class PreparedReply:
     principal: Principal
     admission: limits.Admission
-    conversation_id: str
+    # None: a reply that belongs to no conversation (`stateless_reply`).
+    conversation_id: str | None
     model_request: ModelRequest
-    attempts: list[tuple[Any, str]]
+    attempts: list[Attempt]
     # Stores the user's message (creating the conversation first when it is new); see `start_storing_user_message`.
-    store_user_message: Callable[[], ReplyThread]
+    # None: there is none to store.
+    store_user_message: Callable[[], ReplyThread] | None
     message_id: str = field(default_factory=new_id)
     tool_runner: ToolRunner | None = None
-    _user_message: asyncio.Task[ReplyThread] | None = field(default=None, init=False, repr=False)
+    # Recorded on the reply's usage: chat, playground, enhance.
+    source: str = "chat"
+    # Set it to end the reply now (from any task of the reply's event loop); see `stream`.
+    cancel: anyio.Event = field(default_factory=anyio.Event)
+    _user_message: asyncio.Future[ReplyThread | None] | None = field(default=None, init=False, repr=False)
 
-    def start_storing_user_message(self) -> asyncio.Task[ReplyThread]:
+    def start_storing_user_message(self) -> asyncio.Future[ReplyThread | None]:
         """Start storing the user's message, once, in a task of its own that no request's cancellation reaches.
 
         `stream` starts it as soon as it has passed on the model's first event: the model does not need the message
         stored to answer, and the first token should not share the CPU with a write that can wait. The reply is
         stored only after it, so the order in the conversation holds."""
         if self._user_message is None:
-            self._user_message = asyncio.ensure_future(anyio.to_thread.run_sync(self.store_user_message))
+            store = self.store_user_message
+            stored: asyncio.Future[ReplyThread | None]
+            if store is None:
+                stored = asyncio.get_running_loop().create_future()
+                stored.set_result(None)
+            else:
+                stored = asyncio.ensure_future(anyio.to_thread.run_sync(store))
+            self._user_message = stored
         return self._user_message
 
-    async def user_message_stored(self) -> ReplyThread:
-        """The conversation to add the reply to, once the user's message is stored (starting it if need be). The
-        write ends even if the caller is cancelled meanwhile; the cancellation is raised after it."""
+    async def user_message_stored(self) -> ReplyThread | None:
+        """The conversation to add the reply to, once the user's message is stored (starting it if need be); None
+        for a reply outside any conversation. The write ends even if the caller is cancelled meanwhile; the
+        cancellation is raised after it."""
         return await complete_despite_cancellation(self.start_storing_user_message())
+
+
+def chain_for(model: str | None, provider: str | None) -> list[Attempt]:
+    """Who may serve a model request, in failover order (both None: the stage's default chain). A model or provider
+    this stage cannot serve is a 422 `model_unavailable`; check it before `limits.admit`, so that refusing it
+    does not count against the limits."""
+    from shared.llm import registry
+    from shared.llm.catalog import UnknownModel
+
+    try:
+        return registry.chain_for(model, provider)
+    except (UnknownModel, registry.ProviderUnavailable) as error:
+        raise ValidationFailed(str(error), code="model_unavailable") from None
+
+
+def stateless_reply(
+    principal: Principal,
+    admission: limits.Admission,
+    attempts: list[Attempt],
+    *,
+    messages: Sequence[Message],
+    system: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    message_id: str | None = None,
+    source: str,
+) -> PreparedReply:
+    """A reply that belongs to no conversation: the same generator, failover, usage record and limit settlement as
+    chat, without a conversation, a stored user message, memories or tools. Call it from the reply's event loop."""
+    model_request = ModelRequest(
+        model=attempts[0][1],
+        messages=tuple(messages),
+        system=system,
+        temperature=temperature,
+        max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
+    )
+    return PreparedReply(
+        principal, admission, None, model_request, attempts, None, message_id or new_id(), source=source
+    )
 
 
 async def prepare(
@@ -120,7 +181,7 @@ async def prepare(
 
     principal.require("ai.chat")
     # A model or provider the request names is checked first: refusing it must not count against the limits.
-    requested = _attempts(request, None, None) if request.model or request.provider else None
+    requested = chain_for(request.model, request.provider) if request.model or request.provider else None
     found: dict[str, Any] = {}
 
     async def read(name: str, call: Callable[[], Any]) -> None:
@@ -147,7 +208,7 @@ async def prepare(
 
     admission: limits.Admission = found["admission"]
     preferences, servers = found["preferences"]
-    attempts = requested or _attempts(request, preferences.default_model, preferences.default_provider)
+    attempts = requested or _preferred_chain(preferences.default_model, preferences.default_provider)
     info = catalog.model_info(attempts[0][1])
 
     thread: conversations.ReplyThread | None = found.get("thread")
@@ -217,43 +278,28 @@ async def streaming(prepared: PreparedReply) -> AsyncIterator[AsyncIterator[Even
                 await prepared.user_message_stored()
 
 
-async def stream(prepared: PreparedReply) -> AsyncGenerator[Event, None]:
-    """The reply as events. A provider failure is an `error` event, never an exception. Consume it through
-    `streaming`, which also keeps the user's message when the stream is never read."""
-    from shared.llm.failover import stream_with_failover
+@asynccontextmanager
+async def recorded(prepared: PreparedReply, *, kind: str = "chat") -> AsyncIterator[AsyncIterator[tuple[int, Event]]]:
+    """The reply's events numbered from 1, and logged for resuming, following and cancelling from any container
+    (`functions.chat.eventlog`). Leaving the block, however it is left, stores the reply (as `streaming` does),
+    then flushes every event and marks the log ended, even if the consumer is cancelled."""
+    from functions.chat import eventlog
 
+    log = eventlog.ReplyLog(prepared.message_id, prepared.principal.user_id, kind)
+    async with log.running(prepared.cancel), streaming(prepared) as events:
+        yield log.numbered(events)
+
+
+async def stream(prepared: PreparedReply) -> AsyncGenerator[Event, None]:
+    """The reply as events. A provider failure is an `error` event, never an exception; a cancel (`prepared.cancel`
+    set) ends it as `cancelled`. Consume it through `streaming`, which also keeps the user's message when the stream
+    is never read."""
     progress = _Progress(prepared)
-    request = prepared.model_request
     failure: ProviderError | None = None
     try:
-        for model_round in range(1, MAX_TOOL_ROUNDS + 1):
-            calls: list[ToolCall] = []
-            round_start = len(progress.text)
-            progress.start_round(request)
-            # Closing this generator (a client that went away) closes the provider's stream with it.
-            async with aclosing(stream_with_failover(request, prepared.attempts)) as provider_events:
-                async for provider_event in provider_events:
-                    for event in progress.take(provider_event, calls):
-                        yield event
-                    if progress.announced:
-                        prepared.start_storing_user_message()
-            if progress.stop_reason != "tool_use" or not calls or prepared.tool_runner is None:
-                break
-            results: list[ToolResult] = []
-            async with aclosing(_tool_round(prepared.tool_runner, progress, calls, results, model_round)) as events:
-                async for event in events:
-                    yield event
-            if model_round == MAX_TOOL_ROUNDS:
-                break
-            round_text = "".join(progress.text[round_start:])
-            request = replace(
-                request,
-                messages=(
-                    *request.messages,
-                    Message("assistant", round_text, tool_calls=tuple(calls)),
-                    Message("user", "", tool_results=tuple(results)),
-                ),
-            )
+        async with aclosing(_model_rounds(prepared, progress)) as events:
+            async for event in events:
+                yield event
     except ProviderError as error:  # before any content, or mid-stream (StreamInterrupted)
         failure = error
         progress.stop_reason = "error"
@@ -265,11 +311,12 @@ async def stream(prepared: PreparedReply) -> AsyncGenerator[Event, None]:
         raise
 
     # Stored before anything more is yielded: a consumer that stops at the next event has nothing left to store.
-    cost = await progress.persist(incomplete=failure is not None)
+    cancelled = progress.stop_reason == "cancelled"
+    cost = await progress.persist(incomplete=failure is not None or cancelled)
     if failure is not None:
         logger.warning("reply failed", extra={"provider": failure.provider, "status": failure.status})
-        if not progress.announced:
-            yield progress.start_event()
+    if not progress.announced:
+        yield progress.start_event()
     usage = progress.usage
     yield {
         "type": "usage",
@@ -281,6 +328,82 @@ async def stream(prepared: PreparedReply) -> AsyncGenerator[Event, None]:
         kept = " mid-reply; the partial reply was kept" if progress.text else ""
         yield {"type": "error", "code": "provider_error", "message": f"The model provider failed{kept}"}
     yield {"type": "end", "stopReason": progress.stop_reason or "end_turn"}
+
+
+async def _model_rounds(prepared: PreparedReply, progress: _Progress) -> AsyncGenerator[Event, None]:
+    """The model's rounds, each followed by the round of tool calls it asked for, until it stops asking (or the
+    rounds run out, or the reply is cancelled)."""
+    from shared.llm.failover import stream_with_failover
+
+    request = prepared.model_request
+    for model_round in range(1, MAX_TOOL_ROUNDS + 1):
+        calls: list[ToolCall] = []
+        round_start = len(progress.text)
+        progress.start_round(request)
+        # Closing this generator (a client that went away, or the reply cancelled) closes the provider's stream.
+        provider_stream = _unless_cancelled(stream_with_failover(request, prepared.attempts), prepared.cancel)
+        async with aclosing(provider_stream) as provider_events:
+            async for provider_event in provider_events:
+                for event in progress.take(provider_event, calls):
+                    yield event
+                if progress.announced:
+                    prepared.start_storing_user_message()
+        if prepared.cancel.is_set() and progress.stop_reason is None:  # cut off before the model finished
+            progress.stop_reason = "cancelled"
+        if progress.stop_reason != "tool_use" or not calls or prepared.tool_runner is None:
+            return
+        results: list[ToolResult] = []
+        tool_round = _tool_round(prepared.tool_runner, progress, calls, results, model_round)
+        async with aclosing(_unless_cancelled(tool_round, prepared.cancel)) as events:
+            async for event in events:
+                yield event
+        if prepared.cancel.is_set():
+            progress.stop_reason = "cancelled"
+            return
+        if model_round == MAX_TOOL_ROUNDS:
+            return
+        round_text = "".join(progress.text[round_start:])
+        request = replace(
+            request,
+            messages=(
+                *request.messages,
+                Message("assistant", round_text, tool_calls=tuple(calls)),
+                Message("user", "", tool_results=tuple(results)),
+            ),
+        )
+
+
+async def _unless_cancelled(events: AsyncGenerator[T, None], cancel: anyio.Event) -> AsyncGenerator[T, None]:
+    """`events` until `cancel` is set: each item is awaited in a task of its own, raced against the cancel, so a
+    cancel abandons the pending read at once and closes `events` (a provider's stream then closes its connection,
+    a tool round stops its calls). No cancel scope spans a `yield`."""
+    if cancel.is_set():
+        await events.aclose()
+        return
+    cancelled = asyncio.ensure_future(cancel.wait())
+    following: asyncio.Task[T] | None = None
+    try:
+        while True:
+            following = asyncio.ensure_future(_next(events))
+            await asyncio.wait((following, cancelled), return_when=asyncio.FIRST_COMPLETED)
+            if not following.done():
+                return
+            try:
+                item = following.result()
+            except StopAsyncIteration:
+                return
+            following = None
+            yield item
+    finally:
+        cancelled.cancel()
+        if following is not None and not following.done():
+            following.cancel()
+            await complete_despite_cancellation(asyncio.wait((following,)))
+        await complete_despite_cancellation(events.aclose())
+
+
+async def _next(events: AsyncGenerator[T, None]) -> T:
+    return await anext(events)
 
 
 async def _tool_round(
@@ -326,6 +449,7 @@ class _Progress:
     def start_round(self, request: ModelRequest) -> None:
         self.round_request, self.round_text_start = request, len(self.text)
         self.round_produced = self.round_reported = False
+        self.stop_reason = None
 
     def metered_usage(self) -> UsageReport:
         """What was used: the providers' reports, plus an estimate for a round cut off before its report, so an
@@ -429,17 +553,19 @@ class _Progress:
             conversation_id=prepared.conversation_id,
             message_id=prepared.message_id,
             status="incomplete" if incomplete else "complete",
+            source=prepared.source,
         )
 
         thread = await prepared.user_message_stored()
 
         def store_reply() -> None:
+            assert thread is not None
             thread.append("assistant", content or " ", metadata=metadata, message_id=prepared.message_id)
 
         def write() -> None:
             spent = self.usage.input_tokens + self.usage.output_tokens
             together(
-                *([store_reply] if content or not incomplete else []),
+                *([store_reply] if thread is not None and (content or not incomplete) else []),
                 lambda: usage.record_reply(reply_usage),
                 lambda: limits.settle(prepared.admission, tokens=spent, cost_usd=cost),
             )
@@ -478,17 +604,12 @@ def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
             yield error
 
 
-def _attempts(request: ChatRequest, preferred_model: str | None, preferred_provider: str | None) -> list[Any]:
-    """Who may serve the request, in failover order. A model or provider the request names must exist here
-    (422 otherwise); a saved preference this stage cannot serve gives way to the stage's own chain."""
+def _preferred_chain(preferred_model: str | None, preferred_provider: str | None) -> list[Attempt]:
+    """Who may serve a request that names no model: the user's saved preference, or, when this stage cannot serve
+    it, the stage's own chain."""
     from shared.llm import registry
     from shared.llm.catalog import UnknownModel
 
-    if request.model or request.provider:
-        try:
-            return registry.chain_for(request.model, request.provider)
-        except (UnknownModel, registry.ProviderUnavailable) as error:
-            raise ValidationFailed(str(error), code="model_unavailable") from None
     try:
         return registry.chain_for(preferred_model, preferred_provider)
     except (UnknownModel, registry.ProviderUnavailable):

@@ -7,6 +7,8 @@ records (`functions.usage.store`), under the user's own partition.
 Items (pk / sk):
   LIMIT#<id> / WINDOW#<start>          the user's requests, tokens and cost in one limit window
   STAGE / COST#<date>                  the whole stage's cost on one day, for its ceiling
+  REPLY#<streamId> / RECORD, EVENTS#<lastSeq>   a reply's event log, for resuming and cancelling from any
+                                       container (`functions.chat.eventlog`)
   ENHANCE#<userId> / SESSION#<id>      a text-enhancement session; ENHANCEUSAGE#<userId> / DAY#<date>#<fieldType>
                                        its user's usage counters (both in `functions.chat.enhance_store`)
 """

@@ -25,9 +25,12 @@ class ReplyUsage:
     cost_usd: Decimal
     latency_ms: int
     time_to_first_token_ms: int | None
-    conversation_id: str
+    # None: a reply outside any conversation (the playground, text enhancement).
+    conversation_id: str | None
     message_id: str
     status: Literal["complete", "incomplete", "failed"]
+    # What asked for the reply: chat, playground, enhance.
+    source: str = "chat"
 
 
 class UsageFigures(ApiModel):

@@ -58,11 +58,13 @@ def record_usage(usage: ReplyUsage, moment: datetime, record_id: str) -> None:
         "cacheWriteTokens": _n(usage.cache_write_tokens),
         "costNanoUsd": _n(to_nano_usd(usage.cost_usd)),
         "latencyMs": _n(usage.latency_ms),
-        "conversationId": {"S": usage.conversation_id},
         "messageId": {"S": usage.message_id},
         "status": {"S": usage.status},
+        "source": {"S": usage.source},
         "ttl": expires,
     }
+    if usage.conversation_id is not None:
+        item["conversationId"] = {"S": usage.conversation_id}
     if usage.time_to_first_token_ms is not None:
         item["timeToFirstTokenMs"] = _n(usage.time_to_first_token_ms)
     dynamodb.put_item(TableName=_table(), Item=item)

@@ -71,7 +71,7 @@ class FakeAnthropic(ScriptedServer):
         model = str(body.get("model", "claude"))
         if not body.get("stream"):
             return json_response(200, self._message(model, behaviour))
-        return StreamingResponse(self._events(model, behaviour), media_type="text/event-stream")
+        return StreamingResponse(self.watched(self._events(model, behaviour)), media_type="text/event-stream")
 
     async def _failure(self, behaviour: Fail | Hang) -> Response:
         if isinstance(behaviour, Hang):

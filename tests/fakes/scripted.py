@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any, Self
 
@@ -126,6 +127,9 @@ class ScriptedServer:
         self._queue: deque[Behaviour] = deque()
         self._queue_lock = threading.Lock()
         self._stopping = threading.Event()
+        # Streams whose client closed them before their end (a reply cancelled, a client gone).
+        self.streams_closed_early = 0
+        self.stream_closed_early = threading.Event()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -173,6 +177,8 @@ class ScriptedServer:
         with self._queue_lock:
             self._queue.clear()
         self.requests.clear()
+        self.streams_closed_early = 0
+        self.stream_closed_early.clear()
 
     # Serving --------------------------------------------------------------------------------------------------
 
@@ -191,6 +197,16 @@ class ScriptedServer:
         client = f"{request.client.host}:{request.client.port}" if request.client else ""
         self.requests.append(RecordedRequest(request.method, request.url.path, dict(request.headers), body, client))
         return body
+
+    async def watched(self, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """`events`, noting when the client closes the stream before its end."""
+        try:
+            async for chunk in events:
+                yield chunk
+        except (GeneratorExit, asyncio.CancelledError):
+            self.streams_closed_early += 1
+            self.stream_closed_early.set()
+            raise
 
     async def wait(self, seconds: float) -> None:
         """Sleep, cut short when the server stops (so a hanging request never holds up teardown)."""
