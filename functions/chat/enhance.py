@@ -12,7 +12,6 @@ counters of the day and field type.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager, suppress
@@ -45,8 +44,6 @@ else:
 STREAM_PATH = "/api/v1/ai/stream/{session_id}"
 # How long the event log keeps a stream after its end (functions.chat.eventlog): after that, the stored result.
 EVENT_LOG_SECONDS = 600
-# Until its first event, a generation has no event log record to carry a cancel: it reads its session instead.
-CANCEL_POLL_SECONDS = 0.3
 # How long a cancel waits for the generation to store its partial result, so that its answer carries it.
 CANCEL_WAIT_SECONDS = 2.0
 NOT_STARTED = {
@@ -134,13 +131,14 @@ async def open_session_stream(
         if await anyio.to_thread.run_sync(store.claim, principal.user_id, session_id, started):
             try:
                 admission = await anyio.to_thread.run_sync(limits.admit, principal.user_id)
+                return _generation(
+                    principal, replace(session, status="streaming", started_at=started), attempts, admission
+                )
             except BaseException:
                 await complete_despite_cancellation(
                     anyio.to_thread.run_sync(store.release_claim, principal.user_id, session_id)
                 )
                 raise
-            claimed = replace(session, status="streaming", started_at=started)
-            return _generation(principal, claimed, attempts, admission)
         # Another reader was first: follow what it generates.
         session = await anyio.to_thread.run_sync(session_of, principal.user_id, session_id)
     return _following(principal.user_id, session, resume_after)
@@ -165,7 +163,6 @@ def _generation(
     @asynccontextmanager
     async def source() -> AsyncIterator[AsyncIterator[SseEvent]]:
         outcome = _Outcome()
-        watcher = asyncio.ensure_future(_cancel_when_marked_before_start(session, prepared, outcome))
         try:
             async with (
                 reply.recorded(prepared, kind="enhance") as events,
@@ -173,7 +170,6 @@ def _generation(
             ):
                 yield numbered
         finally:
-            watcher.cancel()
             await complete_despite_cancellation(anyio.to_thread.run_sync(_store_outcome, session, outcome))
 
     return source
@@ -187,24 +183,11 @@ async def _taken(
         yield eventlog.event_id(stream_id, seq), event
 
 
-async def _cancel_when_marked_before_start(session: EnhanceSession, prepared: Any, outcome: _Outcome) -> None:
-    """Until the reply's first event its event log has no record, so a cancel cannot reach it there: read the
-    session instead (a cancel marks it first), and stop once the log takes over."""
-    while not outcome.announced and not prepared.cancel.is_set():
-        await anyio.sleep(CANCEL_POLL_SECONDS)
-        if outcome.announced:
-            return
-        current = await anyio.to_thread.run_sync(store.get_session, session.user_id, session.session_id)
-        if current is None or current.status == "cancelled":
-            prepared.cancel.set()
-
-
 @dataclass
 class _Outcome:
     """What a generation produced, from its events."""
 
     started: float = field(default_factory=time.monotonic)
-    announced: bool = False
     first_text_at: float | None = None
     model: str | None = None
     provider: str | None = None
@@ -216,7 +199,6 @@ class _Outcome:
     def take(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         if kind == "start":
-            self.announced = True
             self.model, self.provider = event.get("model"), event.get("provider")
         elif kind == "content":
             self.first_text_at = self.first_text_at or time.monotonic()
@@ -305,9 +287,8 @@ async def _followed(user_id: str, session: EnhanceSession, after: int) -> AsyncG
                 return
             current = latest
             continue
-        async with aclosing(eventlog.follow(record, after)) as events:
-            async for seq, event in events:
-                yield eventlog.event_id(session.session_id, seq), event
+        async for seq, event in eventlog.follow(record, after):
+            yield eventlog.event_id(session.session_id, seq), event
         return
 
 
@@ -357,7 +338,7 @@ async def cancel_session(user_id: str, session_id: str) -> EnhanceSession:
         store.mark_cancelled, user_id, session_id
     ):
         raise Conflict("The enhancement session has already ended", code="session_ended")
-    # No event yet means no record: the generation reads its session until its first event.
+    # NotFound: the generation died before it wrote its log's record; the session is cancelled all the same.
     with suppress(NotFound):
         await eventlog.request_cancel(session_id, user_id)
     deadline = time.monotonic() + CANCEL_WAIT_SECONDS

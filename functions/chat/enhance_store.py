@@ -4,7 +4,8 @@ simply not found, and an account's items are a Query away. Costs are whole nano-
 Items (pk / sk):
   ENHANCE#<userId> / SESSION#<sessionId>        one session: its field type, text and rendered prompt, status
                                                 (pending, streaming, completed, cancelled, failed), result, usage
-                                                and timings; ttl 24 h after its creation
+                                                (costUsd: the reply's own decimal string) and timings; ttl 24 h
+                                                after its creation
   ENHANCEUSAGE#<userId> / DAY#<date>#<fieldType> a day's enhancements of one field type: sessions, inputTokens,
                                                 outputTokens, costNanoUsd, each added atomically
 """
@@ -172,7 +173,7 @@ def _session(item: dict[str, Any]) -> EnhanceSession:
         served_provider=text("servedProvider"),
         input_tokens=number("inputTokens"),
         output_tokens=number("outputTokens"),
-        cost_usd=from_nano_usd(item["costNanoUsd"]["N"]) if "costNanoUsd" in item else None,
+        cost_usd=Decimal(item["costUsd"]["S"]) if "costUsd" in item else None,
     )
 
 
@@ -259,10 +260,11 @@ def finish(user_id: str, session_id: str, outcome: GenerationOutcome) -> None:
         ":result": _s(outcome.result),
         ":input": _n(outcome.input_tokens),
         ":output": _n(outcome.output_tokens),
-        ":cost": _n(to_nano_usd(outcome.cost_usd)),
+        # As the reply's `usage` event gave it (the catalog's exact price, its digits kept), so a replay says the same.
+        ":cost": _s(format(outcome.cost_usd, "f")),
         ":completed": _s(timestamp(outcome.completed_at)),
     }
-    sets = ["#result = :result", "inputTokens = :input", "outputTokens = :output", "costNanoUsd = :cost",
+    sets = ["#result = :result", "inputTokens = :input", "outputTokens = :output", "costUsd = :cost",
             "completedAt = :completed"]  # fmt: skip
     for attribute, value in (
         ("stopReason", outcome.stop_reason),
