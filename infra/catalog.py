@@ -300,6 +300,8 @@ CHAT_FUNCTION = FunctionSpec(
     description="Chat replies streamed from LLM providers with failover",
     routes=_routes(
         ("POST", "/ai/chat/stream"),
+        ("GET", "/ai/chat/stream/{messageId}"),
+        ("POST", "/ai/chat/{messageId}/cancel"),
         ("POST", "/ai/chat"),
         ("POST", "/ai/chat/{messageId}/tool-approvals"),
         ("GET", "/ai/models"),
@@ -363,7 +365,8 @@ AUTHORIZER_CACHE_SECONDS = 300
 
 # Client actions, routed by the route selection expression `$request.body.action` (API.md, WebSocket).
 WEBSOCKET_ACTIONS: tuple[str, ...] = (
-    "chat:send", "chat:typing", "chat:tool-approval", "conversation:join", "conversation:leave", "ping",
+    "chat:send", "chat:resume", "chat:cancel", "chat:typing", "chat:tool-approval", "conversation:join",
+    "conversation:leave", "ping",
 )  # fmt: skip
 WEBSOCKET_ROUTE_SELECTION = "$request.body.action"
 # Where the local gateway accepts WebSocket connections (`ws://127.0.0.1:8000/ws?token=...`).

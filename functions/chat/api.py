@@ -1,21 +1,21 @@
-"""Chat routes: the SSE stream, the buffered reply, the model catalog and provider health.
+"""Chat routes: the SSE stream, resuming and cancelling it, the buffered reply, the model catalog and provider
+health. The reply's events are numbered and logged (`reply.recorded`), so any container can resume or cancel it.
 
 This app runs under uvicorn: behind the Lambda Web Adapter in response-stream mode in AWS, mounted by the local
 gateway at `/api/v1/ai` in local mode. No API Gateway authorizer sits in front of it, so every route verifies
-the caller itself with the shared verification (the app factory's `protected` routers).
+the caller itself with the shared verification (the app factory's `protected` routers; the GET stream route's
+`StreamCaller` also takes a one-use ticket).
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
 
 from functions.chat import enhance_api, reply
 from functions.chat.models import (
@@ -26,35 +26,41 @@ from functions.chat.models import (
     ChatUsage,
     ModelPublic,
     ProviderHealth,
+    ReplyCancelled,
     ToolApprovalAnswer,
     ToolApprovalAnswered,
 )
+from functions.chat.sse import EventSource, EventStream, SseEvent
+from functions.chat.tickets import StreamCaller
 from shared.errors import ProviderFailed
 from shared.http.app import create_app
 from shared.http.deps import CurrentPrincipal
 from shared.http.models import Page
 from shared.http.responses import event_stream, refusals
-from shared.observability import logger
 
 router = APIRouter(prefix="/api/v1/ai", tags=["chat"])
+# The GET stream routes: their caller is a `StreamCaller` (a credential, or a one-use `?ticket=`).
+stream_router = APIRouter(prefix="/api/v1/ai", tags=["chat"])
 
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+MessageId = Annotated[str, Path(alias="messageId", max_length=26)]
+EVENT_IDS = "Every event has an SSE `id:`, `<messageId>:<seq>`, seq counting from 1 without gaps"
 
 
-class ReplyEventStream(StreamingResponse):
-    """A reply as server-sent events. Sending it ends only once the user's message and the reply so far are stored,
-    however it ends: the reply's end, or the client gone and the request cancelled (under the Lambda Web Adapter,
-    work left running after the response may be frozen, so none is left)."""
+def _numbered(stream_id: str, events: AsyncIterator[tuple[int, dict[str, Any]]]) -> AsyncIterator[SseEvent]:
+    from functions.chat.eventlog import event_id
 
-    def __init__(self, prepared: reply.PreparedReply) -> None:
-        # The body is the reply's events, attached when the response is sent (inside `reply.streaming`).
-        super().__init__((), media_type="text/event-stream", headers=SSE_HEADERS)
-        self.prepared = prepared
+    return ((event_id(stream_id, seq), event) async for seq, event in events)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async with reply.streaming(self.prepared) as events, aclosing(_sse(events)) as body:
-            self.body_iterator = body
-            await super().__call__(scope, receive, send)
+
+def _generating(prepared: reply.PreparedReply) -> EventSource:
+    """The reply's events as the SSE route sends them: numbered, logged, and generated to the end."""
+
+    @asynccontextmanager
+    async def source() -> AsyncIterator[AsyncIterator[SseEvent]]:
+        async with reply.recorded(prepared) as events:
+            yield _numbered(prepared.message_id, events)
+
+    return source
 
 
 @router.post(
@@ -64,28 +70,79 @@ class ReplyEventStream(StreamingResponse):
         200: event_stream(
             ChatStreamEvent,
             "The reply as server-sent events: `start`, then `content`, `tool_use`, "
-            "`tool_result`, then `usage`, an `error` if the provider failed, and `end`",
+            f"`tool_result`, then `usage`, an `error` if the provider failed, and `end`. {EVENT_IDS}. The reply "
+            "runs to its end even if the client goes away: resume it with `GET /ai/chat/stream/{messageId}`",
         ),
         **refusals(403, 404, 429),
     },
 )
-async def chat_stream(principal: CurrentPrincipal, body: ChatRequest) -> StreamingResponse:
+async def chat_stream(principal: CurrentPrincipal, body: ChatRequest) -> Response:
     """The reply as server-sent events; refusals (limits, access) answer before the stream starts."""
-    return ReplyEventStream(await reply.prepare(principal, body))
+    return EventStream(_generating(await reply.prepare(principal, body)))
+
+
+@stream_router.get(
+    "/chat/stream/{messageId}",
+    response_class=StreamingResponse,
+    responses={
+        200: event_stream(
+            ChatStreamEvent,
+            f"The reply's events after `Last-Event-ID` (or `?after=`), then its live rest until `end`. {EVENT_IDS}",
+        ),
+        **refusals(401, 403, 404, 422),
+    },
+)
+async def resume_chat_stream(
+    caller: StreamCaller,
+    message_id: MessageId,
+    after: Annotated[int | None, Query(ge=0, description="Resume after this seq (Last-Event-ID wins)")] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)] = None,
+) -> Response:
+    """Resume a reply (a dropped connection, or a second reader): from any container, while it runs and for 10
+    minutes after. An unknown, expired or someone else's reply is a 404."""
+    from functions.chat import eventlog, service
+
+    start = eventlog.parse_after(message_id, last_event_id, after)
+    events = await service.resumed_reply(caller, message_id, start)
+
+    @asynccontextmanager
+    async def source() -> AsyncIterator[AsyncIterator[SseEvent]]:
+        yield _numbered(message_id, events)
+
+    return EventStream(source)
+
+
+@router.post(
+    "/chat/{messageId}/cancel",
+    response_model=ReplyCancelled,
+    responses={
+        202: {"model": ReplyCancelled, "description": "The reply was running: it ends within a second, cancelled"},
+        **refusals(403, 404),
+    },
+)
+def cancel_reply(principal: CurrentPrincipal, message_id: MessageId, response: Response) -> ReplyCancelled:
+    """The stop button: the reply ends within a second wherever it is generated, as `stopReason: "cancelled"`,
+    its partial text kept. 200 with `cancelled: false` when it had already ended."""
+    from functions.chat import service
+
+    cancelled = service.cancel_reply(principal, message_id)
+    response.status_code = 202 if cancelled else 200
+    return ReplyCancelled(message_id=message_id, cancelled=cancelled)
 
 
 @router.post("/chat", response_model=ChatResponse, responses=refusals(403, 404, 429, 502))
 async def chat(principal: CurrentPrincipal, body: ChatRequest) -> ChatResponse:
-    """The same reply, buffered. A provider failure before any content is a 502. Nobody can be asked to approve
-    a tool call here: a call that needs approval is refused at once, and the model is told so."""
+    """The same reply, buffered (and, as the stream, logged: it can be cancelled and followed by its messageId).
+    A provider failure before any content is a 502. Nobody can be asked to approve a tool call here: a call that
+    needs approval is refused at once, and the model is told so."""
     prepared = await reply.prepare(principal, body, interactive=False)
     content: list[str] = []
     start: dict[str, Any] = {}
     usage: dict[str, Any] = {}
     end: dict[str, Any] = {}
     error: dict[str, Any] | None = None
-    async with reply.streaming(prepared) as events:
-        async for event in events:
+    async with reply.recorded(prepared) as events:
+        async for _, event in events:
             kind = event["type"]
             if kind == "start":
                 start = event
@@ -99,6 +156,7 @@ async def chat(principal: CurrentPrincipal, body: ChatRequest) -> ChatResponse:
                 end = event
     if error is not None and not content:
         raise ProviderFailed(error["message"], code="provider_error")
+    assert prepared.conversation_id is not None
     return ChatResponse(
         conversation_id=prepared.conversation_id,
         message=ChatReplyMessage(
@@ -108,7 +166,7 @@ async def chat(principal: CurrentPrincipal, body: ChatRequest) -> ChatResponse:
             model=start.get("model"),
             provider=start.get("provider"),
             stop_reason=end.get("stopReason"),
-            incomplete=error is not None,
+            incomplete=error is not None or end.get("stopReason") == "cancelled",
         ),
         usage=ChatUsage(input_tokens=usage["inputTokens"], output_tokens=usage["outputTokens"], cost=usage["cost"]),
     )
@@ -179,15 +237,6 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncGenerator[bytes, None]:
-    """Server-sent events, one JSON object per `data:` line; a failure mid-stream becomes an `error` event."""
-    try:
-        async for event in events:
-            yield f"data: {json.dumps(event, default=str)}\n\n".encode()
-    except Exception:
-        logger.exception("reply stream failed")
-        failure = {"type": "error", "code": "internal_error", "message": "Something went wrong on our side"}
-        yield f"data: {json.dumps(failure)}\n\n".encode()
-
-
-app = create_app(title="Stratus chat", public=[enhance_api.stream_router], protected=[router, enhance_api.router])
+app = create_app(
+    title="Stratus chat", public=[stream_router, enhance_api.stream_router], protected=[router, enhance_api.router]
+)

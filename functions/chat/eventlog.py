@@ -210,7 +210,7 @@ async def open_stream(stream_id: str, user_id: str) -> ReplyRecord:
     return await _wait_for_record(stream_id, user_id)
 
 
-async def follow(record: ReplyRecord, after: int) -> AsyncIterator[tuple[int, Event]]:
+async def follow(record: ReplyRecord, after: int) -> AsyncGenerator[tuple[int, Event], None]:
     """The stream's events after seq `after`, then its new events as they are logged (polling), until its `end`
     event, or until the record has ended (every event yielded), expired, or passed its deadline."""
     seen = after
@@ -236,14 +236,19 @@ async def request_cancel(stream_id: str, user_id: str) -> bool:
     """Ask the user's stream to stop, whichever container runs it: True if it was still running (it ends within
     about a second, as `cancelled`), False if it had already ended. NotFound: no such stream, expired, or another
     user's (a record not yet flushed is waited for, up to about a second)."""
+    return await anyio.to_thread.run_sync(request_cancel_blocking, stream_id, user_id)
+
+
+def request_cancel_blocking(stream_id: str, user_id: str) -> bool:
+    """`request_cancel`, for synchronous callers (the WebSocket handler)."""
     give_up = time.monotonic() + OPEN_WAIT
     while True:
-        outcome = await anyio.to_thread.run_sync(_request_cancel, stream_id, user_id)
+        outcome = _request_cancel(stream_id, user_id)
         if outcome is not None:
             return outcome
-        if time.monotonic() >= give_up or await anyio.to_thread.run_sync(_get_record, stream_id) is not None:
+        if time.monotonic() >= give_up or _get_record(stream_id) is not None:
             raise NotFound("No such stream", code="not_found")
-        await anyio.sleep(OPEN_POLL)
+        time.sleep(OPEN_POLL)
 
 
 # Writing ---------------------------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ class _StreamEvent(ApiModel):
 
 class StartEvent(_StreamEvent):
     type: Literal["start"]
-    conversation_id: str
+    conversation_id: str | None = Field(description="None for a reply outside any conversation")
     message_id: str
     model: str
     provider: str = Field(description="The provider that actually served, after any failover")
@@ -114,7 +114,9 @@ class UsageEvent(_StreamEvent):
 
 class EndEvent(_StreamEvent):
     type: Literal["end"]
-    stop_reason: str = Field(description="`end_turn`, `max_tokens`, `tool_use` or `error`")
+    stop_reason: str = Field(
+        description="`end_turn`, `max_tokens`, `tool_use`, `max_tool_rounds`, `cancelled` (the stop button) or `error`"
+    )
 
 
 class ErrorEvent(_StreamEvent):
@@ -127,6 +129,11 @@ ChatStreamEvent = Annotated[
     StartEvent | ContentEvent | ToolUseEvent | ToolResultEvent | UsageEvent | EndEvent | ErrorEvent,
     Field(discriminator="type"),
 ]
+
+
+class ReplyCancelled(ApiModel):
+    message_id: str
+    cancelled: bool = Field(description="True: it was running and is stopping; false: it had already ended")
 
 
 class ToolApprovalAnswer(ApiModel):

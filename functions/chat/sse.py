@@ -42,6 +42,8 @@ class EventStream(Response):
 
     def __init__(self, source: EventSource, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(status_code=200, headers={**SSE_HEADERS, **(headers or {})}, media_type=self.media_type)
+        # The body is streamed: the `content-length: 0` of an empty Response would end it before its first event.
+        self.raw_headers = [(name, value) for name, value in self.raw_headers if name != b"content-length"]
         self.source = source
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

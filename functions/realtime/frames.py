@@ -15,7 +15,10 @@ from typing import Any
 MAX_FRAME_BYTES = 32 * 1024
 MAX_CLIENT_MESSAGE_BYTES = MAX_FRAME_BYTES
 
-ACTIONS = ("chat:send", "chat:typing", "chat:tool-approval", "conversation:join", "conversation:leave", "ping")
+ACTIONS = (
+    "chat:send", "chat:resume", "chat:cancel", "chat:typing", "chat:tool-approval", "conversation:join",
+    "conversation:leave", "ping",
+)  # fmt: skip
 
 _ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
@@ -74,9 +77,13 @@ def _validate(action: str, fields: dict[str, Any]) -> None:
         conversation_id(required=True)
         if not isinstance(fields.get("isTyping"), bool):
             raise FrameError("invalid_frame", "isTyping must be true or false", action)
+    elif action in ("chat:resume", "chat:cancel"):
+        _message_id(action, fields)
+        after = fields.get("after", 0)
+        if action == "chat:resume" and (not isinstance(after, int) or isinstance(after, bool) or after < 0):
+            raise FrameError("invalid_frame", "after must be a seq, 0 or more", action)
     elif action == "chat:tool-approval":
-        if not isinstance(fields.get("messageId"), str) or not _ID.match(fields["messageId"]):
-            raise FrameError("invalid_frame", "messageId must be a message id", action)
+        _message_id(action, fields)
         tool_call_id = fields.get("toolCallId")
         if not isinstance(tool_call_id, str) or not 0 < len(tool_call_id) <= 128:
             raise FrameError("invalid_frame", "toolCallId must be a tool call id", action)
@@ -84,6 +91,11 @@ def _validate(action: str, fields: dict[str, Any]) -> None:
             raise FrameError("invalid_frame", "approved must be true or false", action)
     elif action in ("conversation:join", "conversation:leave"):
         conversation_id(required=True)
+
+
+def _message_id(action: str, fields: dict[str, Any]) -> None:
+    if not isinstance(fields.get("messageId"), str) or not _ID.match(fields["messageId"]):
+        raise FrameError("invalid_frame", "messageId must be a message id", action)
 
 
 def server_frame(event: str, data: dict[str, Any]) -> bytes:

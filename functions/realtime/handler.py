@@ -110,6 +110,26 @@ def dispatch(connection: store.Connection, frame: frames.ClientFrame, poster: Po
         chat.answer_tool_approval(
             principal, str(fields["messageId"]), str(fields["toolCallId"]), approved=bool(fields["approved"])
         )
+    elif frame.action == "chat:resume":
+        principal.require("ai.chat")
+        invoke_worker(
+            {
+                "job": "resume",
+                "connectionId": connection.connection_id,
+                "endpoint": poster.endpoint,
+                "principal": connection.principal,
+                "messageId": str(fields["messageId"]),
+                "after": int(fields.get("after", 0)),
+            }
+        )
+    elif frame.action == "chat:cancel":
+        from functions.chat import service as chat
+
+        # Whichever container generates the reply sees the request within a second; its own stream then ends
+        # with `end {stopReason: "cancelled"}`. An unknown or someone else's reply is a `chat:error` not_found.
+        message_id = str(fields["messageId"])
+        cancelled = chat.cancel_reply(principal, message_id)
+        poster.send(connection.connection_id, "chat:cancelled", {"messageId": message_id, "cancelled": cancelled})
     elif frame.action == "chat:send":
         principal.require("ai.chat")
         request = {key: fields[key] for key in ("message", "conversationId", "model") if fields.get(key) is not None}

@@ -4,7 +4,8 @@
 fresh moto server, then creates what the deployed stack would (`infra.local.provision`): every table from
 `shared.tables`, the signing-key secret with its first key, and the payload bucket. moto runs in a process of its
 own (`infra.local.moto_process`). `LocalAws.stop()` ends it, state and all, and puts the environment back, so a
-test session can start and stop it more than once.
+test session can start and stop it more than once. `attach_local_aws()` points the environment at another
+process's moto instead, already provisioned, and leaves it running on `stop()`.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class LocalAws:
     endpoint_url: str
     port: int
     environment: dict[str, str]
-    _server: subprocess.Popen[str] = field(repr=False)
+    # None: attached to another process's moto, which it neither provisioned nor stops.
+    _server: subprocess.Popen[str] | None = field(repr=False)
     _previous: dict[str, str | None] = field(repr=False)
     _stopped: bool = field(default=False, repr=False)
 
@@ -56,7 +58,8 @@ class LocalAws:
         if self._stopped:
             return
         self._stopped = True
-        _terminate(self._server)
+        if self._server is not None:
+            _terminate(self._server)
         for name, value in self._previous.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -65,7 +68,10 @@ class LocalAws:
         _forget_cached_clients()
 
     def forward_invocations_to(self, endpoint_url: str) -> None:
-        """Send the Lambda tasks of Step Functions executions to `endpoint_url` (the local gateway's Invoke API)."""
+        """Send the Lambda tasks of Step Functions executions to `endpoint_url` (the local gateway's Invoke API).
+        An attached moto keeps sending them to the gateway that started it."""
+        if self._server is None:
+            return
         stdin = self._server.stdin
         assert stdin is not None
         stdin.write(f"lambda-endpoint {endpoint_url}\n")
@@ -96,20 +102,7 @@ def start_local_aws(stage: str = "local", *, host: str = "127.0.0.1", port: int 
         raise RuntimeError(f"the local moto server did not start (exit code {server.returncode})")
     bound_port = int(ready[1])
     endpoint_url = f"http://{host}:{bound_port}"
-
-    environment = {
-        **{name: os.environ.get(name) or value for name, value in _DEFAULTS.items()},
-        **_FORCED,
-        "AWS_ENDPOINT_URL": endpoint_url,
-        # Step Functions executions on moto call back into the server at this port.
-        "MOTO_PORT": str(bound_port),
-        "STAGE": stage,
-    }
-    previous = {name: os.environ.get(name) for name in (*environment, *_REMOVED)}
-    for name in _REMOVED:
-        os.environ.pop(name, None)
-    os.environ.update(environment)
-    _forget_cached_clients()
+    environment, previous = _point_environment_at(endpoint_url, bound_port, stage)
 
     local = LocalAws(stage, endpoint_url, bound_port, environment, server, previous)
     try:
@@ -126,6 +119,49 @@ def start_local_aws(stage: str = "local", *, host: str = "127.0.0.1", port: int 
         local.stop()
         raise
     return local
+
+
+def attach_local_aws(endpoint_url: str, stage: str = "local") -> LocalAws:
+    """Point the environment at the moto another local stack started at `endpoint_url` (its stage already
+    provisioned), as a second container of the same stage sees the same AWS. `stop()` leaves that moto running."""
+    from urllib.parse import urlsplit
+
+    port = urlsplit(endpoint_url).port
+    if port is None:
+        raise ValueError(f"{endpoint_url!r} names no port")
+    environment, previous = _point_environment_at(endpoint_url, port, stage)
+    local = LocalAws(stage, endpoint_url, port, environment, None, previous)
+    try:
+        from infra.local.provision import attached_stage
+
+        extra = attached_stage(stage)
+        for name in extra:
+            previous.setdefault(name, os.environ.get(name))
+        os.environ.update(extra)
+        environment.update(extra)
+        _forget_cached_clients()
+    except BaseException:
+        local.stop()
+        raise
+    return local
+
+
+def _point_environment_at(endpoint_url: str, port: int, stage: str) -> tuple[dict[str, str], dict[str, str | None]]:
+    """Set the environment for the moto at `endpoint_url`; what was set, and what it replaced."""
+    environment = {
+        **{name: os.environ.get(name) or value for name, value in _DEFAULTS.items()},
+        **_FORCED,
+        "AWS_ENDPOINT_URL": endpoint_url,
+        # Step Functions executions on moto call back into the server at this port.
+        "MOTO_PORT": str(port),
+        "STAGE": stage,
+    }
+    previous = {name: os.environ.get(name) for name in (*environment, *_REMOVED)}
+    for name in _REMOVED:
+        os.environ.pop(name, None)
+    os.environ.update(environment)
+    _forget_cached_clients()
+    return environment, previous
 
 
 def _terminate(process: subprocess.Popen[str]) -> None:

@@ -21,6 +21,22 @@ def secrets_key_alias(stage: str) -> str:
     return f"alias/stratus-{stage}-secrets"
 
 
+def attached_stage(stage: str) -> dict[str, str]:
+    """The environment `provision_stage` returned, for a stage already provisioned on the AWS the clients point
+    at: what a second local gateway sharing the first one's moto (another "container") runs with."""
+    from infra.local.stepfunctions import state_machine_arns
+    from shared.tables import TABLES
+
+    return {
+        **{spec.env_var: spec.physical_name(stage) for spec in TABLES},
+        "SIGNING_KEYS_SECRET": signing_keys_secret_name(stage),
+        "PAYLOAD_BUCKET": payload_bucket_name(stage),
+        "SECRETS_KEY_ID": secrets_key_alias(stage),
+        "EXPORT_BUCKET": export_bucket_name(stage),
+        **state_machine_arns(stage),
+    }
+
+
 def provision_stage(stage: str) -> dict[str, str]:
     """Tables, the signing key secret with its first key, the payload and export buckets, the secrets key and the
     jobs workflows; returns the environment that points functions at them (the names CDK passes in a deployed

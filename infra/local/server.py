@@ -42,6 +42,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
     parser.add_argument(
+        "--moto-port", type=int, default=0, help="port of the embedded AWS (moto) it starts (default: a free one)"
+    )
+    parser.add_argument(
+        "--attach-aws",
+        metavar="ENDPOINT",
+        help=(
+            "start no AWS of its own: serve against the moto of another running local stack (e.g. "
+            "http://127.0.0.1:5000), already provisioned, as a second container of the same stage"
+        ),
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
@@ -60,9 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     local_aws = None
     abandoned = 0
     try:
-        from infra.local.aws import start_local_aws
+        from infra.local.aws import attach_local_aws, start_local_aws
 
-        local_aws = start_local_aws("local")
+        if args.attach_aws:
+            local_aws = attach_local_aws(args.attach_aws, "local")
+        else:
+            local_aws = start_local_aws("local", port=args.moto_port)
         code, abandoned = _serve(args, local_aws)
     except KeyboardInterrupt:
         code = 0

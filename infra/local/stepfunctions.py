@@ -60,6 +60,16 @@ def create_state_machines(stage: str, region: str) -> dict[str, str]:
     return arns
 
 
+def state_machine_arns(stage: str) -> dict[str, str]:
+    """The ARNs of the stage's workflows already on the AWS the clients point at, by variable (a second gateway
+    attached to the first one's moto)."""
+    from shared.aws import client
+
+    by_name = {machine["name"]: machine["stateMachineArn"]
+               for machine in client("stepfunctions").list_state_machines()["stateMachines"]}  # fmt: skip
+    return {workflow_env_var(workflow): by_name[state_machine_name(stage, workflow)] for workflow in WORKFLOWS}
+
+
 def finished_execution(stepfunctions: Any, execution_arn: str, *, timeout_seconds: float = 120) -> dict[str, Any]:
     """The execution's description once it has ended (moto runs it on a thread of its own); TimeoutError if it
     is still running after `timeout_seconds`, a guard against a hung executor."""

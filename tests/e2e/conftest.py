@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -57,12 +57,20 @@ def _scrubbed(name: str) -> bool:
 
 class LocalStack:
     """One `python -m infra.local` process on a free port, logging to `log_path`; `environment` adds settings
-    (a fake model provider's, say) to the scrubbed environment it runs in."""
+    (a fake model provider's, say) to the scrubbed environment it runs in, `arguments` options to its command
+    line (`--moto-port`, `--attach-aws`: a second gateway on the first one's AWS, another "container")."""
 
-    def __init__(self, log_path: Path, port: int | None = None, environment: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        log_path: Path,
+        port: int | None = None,
+        environment: Mapping[str, str] | None = None,
+        arguments: Sequence[str] = (),
+    ) -> None:
         self.log_path = log_path
         self.port = port or free_port()
         self.environment = dict(environment or {})
+        self.arguments = tuple(arguments)
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -71,7 +79,7 @@ class LocalStack:
         env.update(self.environment, PYTHONUNBUFFERED="1")
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "infra.local", "--port", str(self.port)],
+                [sys.executable, "-m", "infra.local", "--port", str(self.port), *self.arguments],
                 cwd=REPO_ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -153,9 +161,12 @@ def _stop_leftovers() -> None:
 
 
 @contextmanager
-def running_stack(log_path: Path, environment: Mapping[str, str] | None = None) -> Iterator[LocalStack]:
-    """A stack of its own, healthy, stopped when the block ends; `environment` adds settings (a fake model's)."""
-    stack = LocalStack(log_path, environment=environment).start()
+def running_stack(
+    log_path: Path, environment: Mapping[str, str] | None = None, arguments: Sequence[str] = ()
+) -> Iterator[LocalStack]:
+    """A stack of its own, healthy, stopped when the block ends; `environment` adds settings (a fake model's),
+    `arguments` command-line options."""
+    stack = LocalStack(log_path, environment=environment, arguments=arguments).start()
     try:
         stack.wait_until_healthy()
         yield stack

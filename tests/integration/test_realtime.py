@@ -298,17 +298,57 @@ def reply_to_ada(api: TestClient, ada: User) -> tuple[dict[str, Any], list[dict[
     return result, messages
 
 
-def test_the_worker_stops_when_the_connection_is_gone_and_keeps_the_partial_reply(
+def test_a_reply_whose_connection_is_gone_runs_to_its_end_and_resumes_on_a_new_connection(
     api: TestClient, users: tuple[User, User], management: StubManagementApi
 ) -> None:
     ada, _ = users
     management.gone.add("c-ada")
     result, messages = reply_to_ada(api, ada)
     assert result["status"] == "gone"
-    assert management.attempts == ["c-ada"]
+    assert management.attempts == ["c-ada"]  # not posted to again once found gone
     assert store.get_connection("c-ada") is None
     assert [m["role"] for m in messages] == ["user", "assistant"]
-    assert messages[-1]["metadata"]["incomplete"] is True
+    assert messages[-1]["metadata"]["incomplete"] is False
+    assert messages[-1]["metadata"]["stopReason"] == "end_turn"
+
+    connect_as(ada, "c-ada-2")
+    found = store.get_connection("c-ada-2")
+    assert found is not None
+    resumed = worker.lambda_handler(
+        {"job": "resume", "connectionId": "c-ada-2", "endpoint": "https://x/test", "principal": found.principal,
+         "messageId": messages[-1]["id"], "after": 1},
+        lambda_context(),
+    )  # fmt: skip
+    frames = [frame["data"] for frame in management.frames("c-ada-2", "chat:response")]
+    assert resumed["status"] == "sent"
+    assert [frame["seq"] for frame in frames] == list(range(2, len(frames) + 2))
+    assert {frame["messageId"] for frame in frames} == {messages[-1]["id"]}
+    assert "".join(f["delta"] for f in frames if f["type"] == "content") == messages[-1]["content"]
+    assert frames[-1]["type"] == "end"
+
+
+def test_resuming_someone_elses_reply_is_not_found(
+    api: TestClient, users: tuple[User, User], management: StubManagementApi
+) -> None:
+    ada, bob = users
+    _, messages = reply_to_ada(api, ada)
+    connect_as(bob, "c-bob")
+    found = store.get_connection("c-bob")
+    assert found is not None
+    result = worker.lambda_handler(
+        {"job": "resume", "connectionId": "c-bob", "endpoint": "https://x/test", "principal": found.principal,
+         "messageId": messages[-1]["id"], "after": 0},
+        lambda_context(),
+    )  # fmt: skip
+    assert result == {"status": "refused", "code": "not_found"}
+    assert management.frames("c-bob", "chat:response") == []
+    assert management.frames("c-bob", "chat:error")[-1]["data"]["code"] == "not_found"
+    send("c-bob", {"action": "chat:cancel", "messageId": messages[-1]["id"]})
+    assert management.frames("c-bob", "chat:error")[-1]["data"]["action"] == "chat:cancel"
+    send("c-ada", {"action": "chat:cancel", "messageId": messages[-1]["id"]})
+    assert management.frames("c-ada", "chat:cancelled")[-1]["data"] == {
+        "messageId": messages[-1]["id"], "cancelled": False,
+    }  # fmt: skip
 
 
 def test_a_worker_that_fails_mid_reply_keeps_it_and_does_not_raise(

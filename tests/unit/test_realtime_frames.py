@@ -25,6 +25,8 @@ def test_every_action_of_the_api_is_accepted() -> None:
         "chat:send": {"message": "hi", "conversationId": CONVERSATION, "model": "m"},
         "chat:typing": {"conversationId": CONVERSATION, "isTyping": True},
         "chat:tool-approval": {"messageId": CONVERSATION, "toolCallId": "toolu_01", "approved": False},
+        "chat:resume": {"messageId": CONVERSATION, "after": 3},
+        "chat:cancel": {"messageId": CONVERSATION},
         "conversation:join": {"conversationId": CONVERSATION},
         "conversation:leave": {"conversationId": CONVERSATION},
     }
@@ -52,6 +54,10 @@ def test_every_action_of_the_api_is_accepted() -> None:
         ('{"action": "chat:tool-approval", "messageId": "' + CONVERSATION + '", "toolCallId": "c"}', "invalid_frame"),
         ('{"action": "chat:tool-approval", "messageId": "m", "toolCallId": "c", "approved": true}', "invalid_frame"),
         ('{"action": "chat:tool-approval", "messageId": "' + CONVERSATION + '", "approved": true}', "invalid_frame"),
+        ('{"action": "chat:resume", "messageId": "m", "after": 1}', "invalid_frame"),
+        ('{"action": "chat:resume", "messageId": "' + CONVERSATION + '", "after": -1}', "invalid_frame"),
+        ('{"action": "chat:resume", "messageId": "' + CONVERSATION + '", "after": "3"}', "invalid_frame"),
+        ('{"action": "chat:cancel"}', "invalid_frame"),
     ],
 )
 def test_bad_frames_are_named(body: str | None, code: str) -> None:
