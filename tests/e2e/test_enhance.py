@@ -3,30 +3,14 @@ streamed by its first reader, dropped and resumed with `Last-Event-ID`, replayed
 
 from __future__ import annotations
 
-import json
 import uuid
-from typing import Any
 
 import httpx
 import pytest
 
+from tests.sse import sse_events
+
 pytestmark = pytest.mark.e2e
-
-Event = tuple[str | None, dict[str, Any]]
-
-
-def events_of(response: httpx.Response, stop_after: int | None = None) -> list[Event]:
-    events: list[Event] = []
-    event_id: str | None = None
-    for line in response.iter_lines():
-        if line.startswith("id: "):
-            event_id = line.removeprefix("id: ")
-        elif line.startswith("data: "):
-            events.append((event_id, json.loads(line.removeprefix("data: "))))
-            event_id = None
-            if stop_after is not None and len(events) == stop_after:
-                break
-    return events
 
 
 def test_an_enhancement_session_over_real_http_streams_resumes_replays_and_counts(http: httpx.Client) -> None:
@@ -43,12 +27,12 @@ def test_an_enhancement_session_over_real_http_streams_resumes_replays_and_count
     with http.stream("GET", path, headers=auth) as first:
         assert first.status_code == 200
         assert first.headers["content-type"].startswith("text/event-stream")
-        head = events_of(first, stop_after=2)
+        head = sse_events(first.iter_lines(), stop_after=2)
     assert [event_id for event_id, _ in head] == [f"{session_id}:1", f"{session_id}:2"]
     with http.stream("GET", path, headers={**auth, "last-event-id": f"{session_id}:2"}) as resumed:
-        rest = events_of(resumed)
+        rest = sse_events(resumed.iter_lines())
     with http.stream("GET", path, headers=auth) as second:
-        everything = events_of(second)
+        everything = sse_events(second.iter_lines())
 
     assert head + rest == everything
     kinds = [data["type"] for _, data in everything]

@@ -25,12 +25,13 @@ from shared.tables import CHAT
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.integration.conftest import User, error_code, register
 from tests.integration.test_chat import in_one_window
+from tests.sse import SseEvent as Event
+from tests.sse import sse_events
 
 ENHANCE = "/api/v1/ai/enhance"
 WORDS = " ".join(f"word{n}" for n in range(1, 31))
 # A bound on waiting for the generation to reach a point, so that a broken one fails the test instead of hanging.
 WAIT_SECONDS = 60
-Event = tuple[str | None, dict[str, Any]]
 
 
 @pytest.fixture
@@ -61,15 +62,7 @@ def read_stream(api: TestClient, user: User, path: str, headers: dict[str, str] 
     with api.stream("GET", path, headers={**user.auth, **(headers or {})}) as response:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
-        events: list[Event] = []
-        event_id: str | None = None
-        for line in response.iter_lines():
-            if line.startswith("id: "):
-                event_id = line.removeprefix("id: ")
-            elif line.startswith("data: "):
-                events.append((event_id, json.loads(line.removeprefix("data: "))))
-                event_id = None
-        return events
+        return sse_events(response.iter_lines())
 
 
 def text_of(events: list[Event]) -> str:
