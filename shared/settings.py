@@ -74,6 +74,16 @@ class EnhanceFieldType(BaseModel):
         return prompt
 
 
+def _from_json(value: object, expected: str) -> object:
+    """A setting given as JSON text (the environment's form), parsed; any other value as it is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise ValueError(f"must be {expected}") from None
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -140,11 +150,7 @@ class Settings(BaseModel):
     @field_validator("mcp_stdio_allowed", mode="before")
     @classmethod
     def _parse_stdio_allowed(cls, value: object) -> object:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                raise ValueError('must be a JSON list of argv prefixes, e.g. [["python", "-m", "x"]]') from None
+        value = _from_json(value, 'a JSON list of argv prefixes, e.g. [["python", "-m", "x"]]')
         if not isinstance(value, list | tuple) or not all(
             isinstance(entry, list | tuple) and entry and all(isinstance(part, str) and part for part in entry)
             for entry in value
@@ -155,13 +161,7 @@ class Settings(BaseModel):
     @field_validator("enhance_field_types", mode="before")
     @classmethod
     def _parse_field_types(cls, value: object) -> object:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                raise ValueError(
-                    'must be a JSON object, e.g. {"ticket": {"label": "Ticket", "system": "..."}}'
-                ) from None
+        value = _from_json(value, 'a JSON object, e.g. {"ticket": {"label": "Ticket", "system": "..."}}')
         if not isinstance(value, dict):
             raise ValueError("must be an object of field types by id")
         bad = sorted(str(name) for name in value if not isinstance(name, str) or not _FIELD_TYPE_ID.match(name))
