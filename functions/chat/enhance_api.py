@@ -78,7 +78,8 @@ async def stream_session(
 
 @router.get("/session/{sessionId}", response_model=EnhanceSessionPublic, responses=refusals(404))
 def get_session(principal: CurrentPrincipal, session_id: SessionId) -> EnhanceSessionPublic:
-    """The session's status, result (so far), usage and timings."""
+    """The session's status and timings; its result and usage once generation has ended (its stream has the text
+    as it comes)."""
     return EnhanceSessionPublic.model_validate(enhance.session_of(principal.user_id, session_id).public())
 
 
