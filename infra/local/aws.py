@@ -14,6 +14,7 @@ import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,21 +105,9 @@ def start_local_aws(stage: str = "local", *, host: str = "127.0.0.1", port: int 
     endpoint_url = f"http://{host}:{bound_port}"
     environment, previous = _point_environment_at(endpoint_url, bound_port, stage)
 
-    local = LocalAws(stage, endpoint_url, bound_port, environment, server, previous)
-    try:
-        from infra.local.provision import provision_stage
+    from infra.local.provision import provision_stage
 
-        # Settings read before the stage's names are set must be read again afterwards.
-        extra = provision_stage(stage)
-        for name in extra:
-            previous.setdefault(name, os.environ.get(name))
-        os.environ.update(extra)
-        environment.update(extra)
-        _forget_cached_clients()
-    except BaseException:
-        local.stop()
-        raise
-    return local
+    return _with_stage(LocalAws(stage, endpoint_url, bound_port, environment, server, previous), provision_stage)
 
 
 def attach_local_aws(endpoint_url: str, stage: str = "local") -> LocalAws:
@@ -130,15 +119,20 @@ def attach_local_aws(endpoint_url: str, stage: str = "local") -> LocalAws:
     if port is None:
         raise ValueError(f"{endpoint_url!r} names no port")
     environment, previous = _point_environment_at(endpoint_url, port, stage)
-    local = LocalAws(stage, endpoint_url, port, environment, None, previous)
-    try:
-        from infra.local.provision import attached_stage
+    from infra.local.provision import attached_stage
 
-        extra = attached_stage(stage)
+    return _with_stage(LocalAws(stage, endpoint_url, port, environment, None, previous), attached_stage)
+
+
+def _with_stage(local: LocalAws, stage_environment: Callable[[str], dict[str, str]]) -> LocalAws:
+    """`local` with the environment of its stage's resources (provisioned or found) added; stopped on failure."""
+    try:
+        # Settings read before the stage's names are set must be read again afterwards.
+        extra = stage_environment(local.stage)
         for name in extra:
-            previous.setdefault(name, os.environ.get(name))
+            local._previous.setdefault(name, os.environ.get(name))
         os.environ.update(extra)
-        environment.update(extra)
+        local.environment.update(extra)
         _forget_cached_clients()
     except BaseException:
         local.stop()

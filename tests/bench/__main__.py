@@ -309,6 +309,9 @@ def report_chat_overhead() -> None:
             (with_tools_first, _), _ = _chat_with_two_cached_tool_servers(base_url)
             get_item = _local_get_item_ms()
             report_realtime(base_url)
+            from tests.bench.streams import report_streams
+
+            report_streams(base_url)
     (path_first, path_chunk), (direct_first, direct_chunk) = path, direct
     added_first = [p - d for p, d in zip(sorted(path_first), sorted(direct_first), strict=True)]
     print(f"\nChat overhead on the local stack ({CHAT_RUNS} replies of {CHAT_WORDS} chunks, fake Anthropic)")

@@ -298,6 +298,15 @@ def reply_to_ada(api: TestClient, ada: User) -> tuple[dict[str, Any], list[dict[
     return result, messages
 
 
+def resume_on(connection_id: str, message_id: str, after: int) -> dict[str, Any]:
+    """What the worker's resume job (a `chat:resume` frame's) answers, following the reply to `connection_id`."""
+    found = store.get_connection(connection_id)
+    assert found is not None
+    job = {"job": "resume", "connectionId": connection_id, "endpoint": "https://x/test",
+           "principal": found.principal, "messageId": message_id, "after": after}  # fmt: skip
+    return dict(worker.lambda_handler(job, lambda_context()))
+
+
 def test_a_reply_whose_connection_is_gone_runs_to_its_end_and_resumes_on_a_new_connection(
     api: TestClient, users: tuple[User, User], management: StubManagementApi
 ) -> None:
@@ -312,13 +321,7 @@ def test_a_reply_whose_connection_is_gone_runs_to_its_end_and_resumes_on_a_new_c
     assert messages[-1]["metadata"]["stopReason"] == "end_turn"
 
     connect_as(ada, "c-ada-2")
-    found = store.get_connection("c-ada-2")
-    assert found is not None
-    resumed = worker.lambda_handler(
-        {"job": "resume", "connectionId": "c-ada-2", "endpoint": "https://x/test", "principal": found.principal,
-         "messageId": messages[-1]["id"], "after": 1},
-        lambda_context(),
-    )  # fmt: skip
+    resumed = resume_on("c-ada-2", messages[-1]["id"], after=1)
     frames = [frame["data"] for frame in management.frames("c-ada-2", "chat:response")]
     assert resumed["status"] == "sent"
     assert [frame["seq"] for frame in frames] == list(range(2, len(frames) + 2))
@@ -333,13 +336,7 @@ def test_resuming_someone_elses_reply_is_not_found(
     ada, bob = users
     _, messages = reply_to_ada(api, ada)
     connect_as(bob, "c-bob")
-    found = store.get_connection("c-bob")
-    assert found is not None
-    result = worker.lambda_handler(
-        {"job": "resume", "connectionId": "c-bob", "endpoint": "https://x/test", "principal": found.principal,
-         "messageId": messages[-1]["id"], "after": 0},
-        lambda_context(),
-    )  # fmt: skip
+    result = resume_on("c-bob", messages[-1]["id"], after=0)
     assert result == {"status": "refused", "code": "not_found"}
     assert management.frames("c-bob", "chat:response") == []
     assert management.frames("c-bob", "chat:error")[-1]["data"]["code"] == "not_found"
