@@ -304,6 +304,7 @@ CHAT_FUNCTION = FunctionSpec(
         ("POST", "/ai/chat/{messageId}/cancel"),
         ("POST", "/ai/chat"),
         ("POST", "/ai/chat/{messageId}/tool-approvals"),
+        ("POST", "/ai/stream-tickets"),
         ("GET", "/ai/models"),
         ("GET", "/ai/health"),
         ("GET", "/ai/enhance/field-types"),

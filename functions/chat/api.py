@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
-from functions.chat import enhance_api, reply
+from functions.chat import enhance_api, reply, tickets
 from functions.chat.models import (
     ChatReplyMessage,
     ChatRequest,
@@ -238,5 +238,7 @@ def _ms(started: float) -> float:
 
 
 app = create_app(
-    title="Stratus chat", public=[stream_router, enhance_api.stream_router], protected=[router, enhance_api.router]
+    title="Stratus chat",
+    public=[stream_router, enhance_api.stream_router],
+    protected=[router, tickets.router, enhance_api.router],
 )

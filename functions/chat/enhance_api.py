@@ -20,7 +20,7 @@ from functions.chat.enhance_models import (
     FieldTypePublic,
 )
 from functions.chat.sse import EventStream
-from functions.chat.tickets import StreamCaller
+from functions.chat.tickets import REFUSED_STREAM_CALLER, StreamCaller
 from shared.http.deps import CurrentPrincipal
 from shared.http.models import Page
 from shared.http.responses import event_stream, refusals
@@ -63,7 +63,7 @@ def create_session(principal: CurrentPrincipal, body: EnhanceRequest) -> Enhance
             "one reconnecting with `Last-Event-ID` or `?after=`) gets what was produced after that point, then "
             "the rest. After the stream's log has expired, a finished session's stored result, without ids",
         ),
-        **refusals(401, 403, 404, 422, 429),
+        **refusals(401, 403, 404, 422, 429, meaning={401: REFUSED_STREAM_CALLER}),
     },
 )
 async def stream_session(

@@ -11,6 +11,7 @@ Items (pk / sk):
                                        container (`functions.chat.eventlog`)
   ENHANCE#<userId> / SESSION#<id>      a text-enhancement session; ENHANCEUSAGE#<userId> / DAY#<date>#<fieldType>
                                        its user's usage counters (both in `functions.chat.enhance_store`)
+  TICKET#<sha256> / TICKET             a stream ticket: its principal and path (`functions.chat.tickets`)
 """
 
 from __future__ import annotations

@@ -323,6 +323,31 @@ def test_without_ai_enhance_create_a_session_is_refused_403(api: TestClient, use
     assert session(api, user, created["sessionId"])["status"] == "pending"
 
 
+def test_a_browser_opens_the_stream_with_a_one_use_ticket_for_that_session_alone(
+    api: TestClient, user: User, anthropic: FakeAnthropic
+) -> None:
+    anthropic.reply("Better words.")
+    created = create(api, user, fieldType="generic")
+    other = create(api, user, fieldType="generic")
+
+    def ticket_for(path: str) -> str:
+        issued = api.post("/api/v1/ai/stream-tickets", headers=user.auth, json={"path": path})
+        assert issued.status_code == 201, issued.text
+        return str(issued.json()["ticket"])
+
+    ticket = ticket_for(created["streamPath"])
+    with api.stream("GET", created["streamPath"], params={"ticket": ticket}) as response:
+        assert response.status_code == 200
+        assert text_of(sse_events(response.iter_lines())) == "Better words."
+    reused = api.get(created["streamPath"], params={"ticket": ticket})
+    assert reused.status_code == 401
+    assert error_code(reused) == "invalid_ticket"
+    elsewhere = api.get(other["streamPath"], params={"ticket": ticket_for(created["streamPath"])})
+    assert elsewhere.status_code == 401
+    assert error_code(elsewhere) == "invalid_ticket"
+    assert session(api, user, other["sessionId"])["status"] == "pending"
+
+
 def test_a_session_expires_24_hours_after_its_creation(api: TestClient, user: User) -> None:
     created = create(api, user, fieldType="generic")
     day_ago = datetime.now(UTC) - timedelta(hours=24, seconds=1)
