@@ -141,12 +141,27 @@ async def _validation_error(_: Request, error: RequestValidationError) -> JSONRe
     return JSONResponse(body, status_code=422)
 
 
-async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
     code = _STATUS_CODES.get(error.status_code, "http_error")
     message = "Route not found" if error.status_code == 404 else str(error.detail)
-    return JSONResponse(
-        error_body(code, message, current_request_id()), status_code=error.status_code, headers=error.headers
-    )
+    headers = error.headers
+    if error.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return JSONResponse(error_body(code, message, current_request_id()), status_code=error.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the app documents at the request's path. Starlette's 405 names only the methods of the path's
+    first route, and a path may have a route per method (GET and DELETE of one session)."""
+    segments = request.url.path.rstrip("/").split("/")
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        parts = template.rstrip("/").split("/")
+        if len(parts) == len(segments) and all(
+            part == segment or (part.startswith("{") and segment) for part, segment in zip(parts, segments, strict=True)
+        ):
+            methods |= {method.upper() for method in operations}
+    return ", ".join(sorted(methods))
 
 
 class BodyTooLargeError(StarletteHTTPException):
