@@ -11,8 +11,11 @@ CORS_ORIGINS ?=
 BEDROCK ?=
 # Days without activity before the daily run archives a conversation (0: never); the settings' default is 90.
 ARCHIVE_CONVERSATIONS_AFTER_DAYS ?=
+# The stage's own text-enhancement field types, JSON (README, Configuration): added to the built-in ones.
+ENHANCE_FIELD_TYPES ?=
 CDK_CONTEXT = -c stage=$(STAGE) $(if $(CORS_ORIGINS),-c corsOrigins=$(CORS_ORIGINS)) $(if $(BEDROCK),-c bedrock=$(BEDROCK)) \
-	$(if $(ARCHIVE_CONVERSATIONS_AFTER_DAYS),-c archiveConversationsAfterDays=$(ARCHIVE_CONVERSATIONS_AFTER_DAYS))
+	$(if $(ARCHIVE_CONVERSATIONS_AFTER_DAYS),-c archiveConversationsAfterDays=$(ARCHIVE_CONVERSATIONS_AFTER_DAYS)) \
+	$(if $(ENHANCE_FIELD_TYPES),-c enhanceFieldTypes='$(ENHANCE_FIELD_TYPES)')
 # The CDK CLI, pinned: npm's `latest` is 3.x, which cannot read aws-cdk-lib 2.x assemblies.
 CDK := npx --yes aws-cdk@2.1148.1
 RUN := $(UV) run --frozen --no-sync

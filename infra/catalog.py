@@ -81,6 +81,8 @@ class FunctionSpec:
     export_bucket: tuple[BucketAccess, ...] = ()
     # Workflows it starts (states:StartExecution on exactly those state machines; their ARNs in its environment).
     starts_workflows: tuple[Workflow, ...] = ()
+    # Serves text enhancement: gets the stage's own field types (`ENHANCE_FIELD_TYPES`) when it has any.
+    enhances_text: bool = False
     # Environment of its own, beyond the resources' names: (name, value) pairs.
     environment: tuple[tuple[str, str], ...] = ()
     layers: tuple[str, ...] = ("base",)
@@ -313,6 +315,12 @@ CHAT_FUNCTION = FunctionSpec(
             ("GET", "/ai/playground/sessions"),
             ("GET", "/ai/playground/sessions/{sessionId}"),
             ("DELETE", "/ai/playground/sessions/{sessionId}"),
+            ("GET", "/ai/enhance/field-types"),
+            ("POST", "/ai/enhance"),
+            ("GET", "/ai/stream/{sessionId}"),
+            ("GET", "/ai/session/{sessionId}"),
+            ("DELETE", "/ai/session/{sessionId}"),
+            ("GET", "/ai/usage"),
         ),
         # The OpenAI- and Anthropic-compatible APIs, where their SDKs look for them: `<stage>/v1`.
         *(
@@ -328,6 +336,7 @@ CHAT_FUNCTION = FunctionSpec(
     uses_payload_bucket=True,
     streaming=True,
     calls_models=True,
+    enhances_text=True,
     checks_revocations=True,
     # The stdio MCP servers the stage allows by default run from the mcp-servers layer.
     layers=("base", "ai", "mcp-servers"),

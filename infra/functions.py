@@ -21,7 +21,7 @@ from functions.jobs.contexts import Workflow, workflow_env_var
 from infra.catalog import BucketAccess, FunctionSpec, pascal
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.observability import METRICS_NAMESPACE, WRITE_LOG_ACTIONS, log_group
-from infra.stage import StageConfig, StageConstruct
+from infra.stage import StageConfig, StageConstruct, enhance_field_types_environment
 from infra.storage import PAYLOAD_PREFIX, Storage
 from shared.auth.api_keys import API_KEY_RESOLUTION_ATTRIBUTES, API_KEY_RESOLUTION_PARTITIONS
 from shared.auth.revocations import REVOCATIONS_PARTITION
@@ -200,6 +200,8 @@ class Functions(StageConstruct):
         environment.update(dict(spec.environment))
         if self.config.is_dev:
             environment["PASSWORD_HASH_COST"] = str(DEV_PASSWORD_HASH_COST)
+        if spec.enhances_text and self.config.settings.enhance_field_types:
+            environment["ENHANCE_FIELD_TYPES"] = enhance_field_types_environment(self.config.settings)
         if spec.calls_models:
             environment["PROVIDER_KEYS_SECRET"] = storage.provider_keys.secret_arn
             if self.config.bedrock_enabled:

@@ -29,7 +29,8 @@ class StageConfig:
     """One stage's deployment choices, read once from the CDK context (`-c name=value`): `corsOrigins` (required
     outside dev stages), `throttleRateLimit` and `throttleBurstLimit` (requests per second across an API),
     `bedrock` (true lets the functions that call models use Bedrock with their own role),
-    `archiveConversationsAfterDays` (the stage's `ARCHIVE_CONVERSATIONS_AFTER_DAYS`; 0 turns archiving off)."""
+    `archiveConversationsAfterDays` (the stage's `ARCHIVE_CONVERSATIONS_AFTER_DAYS`; 0 turns archiving off),
+    `enhanceFieldTypes` (the stage's own text-enhancement field types, JSON: its `ENHANCE_FIELD_TYPES`)."""
 
     settings: Settings
     bedrock_enabled: bool = False
@@ -40,7 +41,12 @@ class StageConfig:
     def from_context(cls, scope: Construct, stage: str) -> StageConfig:
         context = scope.node.try_get_context
         return cls(
-            settings=deployment_settings(stage, context("corsOrigins"), context("archiveConversationsAfterDays")),
+            settings=deployment_settings(
+                stage,
+                context("corsOrigins"),
+                context("archiveConversationsAfterDays"),
+                enhance_field_types=context("enhanceFieldTypes"),
+            ),
             bedrock_enabled=str(context("bedrock") or "").lower() == "true",
             throttle_rate=float(context("throttleRateLimit") or DEFAULT_THROTTLE_RATE),
             throttle_burst=int(context("throttleBurstLimit") or DEFAULT_THROTTLE_BURST),
@@ -92,17 +98,50 @@ class StageConstruct(Construct):
         self.config = config
 
 
-def deployment_settings(stage: str, cors_origins: str | None, archive_after_days: object = None) -> Settings:
-    """The stage's settings given at deploy (CORS origins, the archiving cutoff), validated by the same rules the
-    functions apply at cold start."""
+def deployment_settings(
+    stage: str, cors_origins: str | None, archive_after_days: object = None, *, enhance_field_types: object = None
+) -> Settings:
+    """The stage's settings given at deploy (CORS origins, the archiving cutoff, its enhancement field types),
+    validated by the same rules the functions apply at cold start."""
     try:
         dev = Settings(stage=stage).is_dev_stage
         if not cors_origins and not dev:
             raise ConfigurationError(
                 f"stage {stage!r} needs its frontends' origins: -c corsOrigins=https://app.example.com[,...]"
             )
-        chosen = {} if archive_after_days is None else {"archive_conversations_after_days": archive_after_days}
-        return Settings(stage=stage, cors_allow_origins=cors_origins or "*", **chosen)
+        chosen: dict[str, object] = {}
+        if archive_after_days is not None:
+            chosen["archive_conversations_after_days"] = archive_after_days
+        if enhance_field_types is not None:
+            chosen["enhance_field_types"] = enhance_field_types
+        settings = Settings(stage=stage, cors_allow_origins=cors_origins or "*", **chosen)
     except ValidationError as error:
-        problem = str(error.errors()[0]["msg"]).removeprefix("Value error, ")
-        raise ConfigurationError(f"stage {stage!r}: {problem}") from None
+        first = error.errors()[0]
+        location = ".".join(str(part) for part in first["loc"])
+        where = f"{location}: " if location else ""
+        problem = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigurationError(f"stage {stage!r}: {where}{problem}") from None
+    if len(enhance_field_types_environment(settings)) > MAX_FIELD_TYPES_ENVIRONMENT_BYTES:
+        raise ConfigurationError(
+            f"stage {stage!r}: enhanceFieldTypes is longer than {MAX_FIELD_TYPES_ENVIRONMENT_BYTES} bytes of JSON:"
+            " a Lambda function's whole environment must fit in 4 KB"
+        )
+    return settings
+
+
+# What the stage's own field types may take of the chat function's environment (4 KB in all, for every variable).
+MAX_FIELD_TYPES_ENVIRONMENT_BYTES = 2_500
+
+
+def enhance_field_types_environment(settings: Settings) -> str:
+    """The stage's own field types as `ENHANCE_FIELD_TYPES` carries them: compact JSON, defaults left out."""
+    import json
+
+    return json.dumps(
+        {
+            name: field_type.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+            for name, field_type in settings.enhance_field_types.items()
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import string
 from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
 # Stages where data is disposable: no deletion protection, cheaper password hashing allowed.
 _DEV_STAGES = frozenset({"local", "dev", "test"})
@@ -29,6 +31,57 @@ MINIMUM_DEPLOYED_PASSWORD_HASH_COST = 15
 
 def is_dev_stage(stage: str) -> bool:
     return stage in _DEV_STAGES or stage.startswith("dev-")
+
+
+# Text enhancement: what a field type's prompt template may name, each filled with one part of the request (the
+# enhancement service renders them; an absent part is an empty string).
+ENHANCE_TEMPLATE_PARTS = frozenset({"text", "context", "instructions", "tone", "language"})
+ENHANCE_DEFAULT_PROMPT = "{context}\n\n{instructions}\n{tone}\n{language}\n\nThe text:\n{text}"
+_FIELD_TYPE_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+ContextKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+
+
+class EnhanceFieldType(BaseModel):
+    """One field type's template: how a request's text and context become the prompt of an enhancement.
+
+    `system` is the system prompt; `prompt` the user's turn, where `{text}`, `{context}` (the entity and the
+    `related` values named in `contextKeys`), `{instructions}`, `{tone}` and `{language}` are filled in.
+    Given as JSON in camelCase (`contextKeys`, `maxTokens`), as `ENHANCE_FIELD_TYPES` takes it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    label: Annotated[str, StringConstraints(min_length=1, max_length=80)]
+    context_keys: Annotated[tuple[ContextKey, ...], Field(max_length=20)] = ()
+    system: Annotated[str, StringConstraints(min_length=1, max_length=4_000)]
+    prompt: Annotated[str, StringConstraints(min_length=1, max_length=4_000)] = ENHANCE_DEFAULT_PROMPT
+    max_tokens: Annotated[int, Field(ge=1, le=8_192)] = 1_024
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_names_known_parts(cls, prompt: str) -> str:
+        try:
+            named = {name for _, name, _, _ in string.Formatter().parse(prompt) if name is not None}
+        except ValueError as error:
+            raise ValueError(f"is not a valid template ({error}); write a literal brace as {{{{ or }}}}") from None
+        unknown = sorted(named - ENHANCE_TEMPLATE_PARTS)
+        if unknown:
+            raise ValueError(
+                f"names {', '.join(unknown) or 'a positional part'}: a template may name only "
+                + ", ".join(f"{{{part}}}" for part in sorted(ENHANCE_TEMPLATE_PARTS))
+            )
+        if "text" not in named:
+            raise ValueError("must contain {text}")
+        return prompt
+
+
+def _from_json(value: object, expected: str) -> object:
+    """A setting given as JSON text (the environment's form), parsed; any other value as it is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise ValueError(f"must be {expected}") from None
 
 
 class Settings(BaseModel):
@@ -78,6 +131,9 @@ class Settings(BaseModel):
     # The KMS key (id, ARN or alias) that seals stored secrets (shared.secrets); set by CDK and local mode.
     secrets_key_id: str = ""
     max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
+    # The stage's own text-enhancement field types (JSON: {"<id>": {label, system, prompt?, contextKeys?,
+    # maxTokens?}}), added to the built-in ones or replacing one of the same id.
+    enhance_field_types: dict[str, EnhanceFieldType] = {}
 
     @field_validator("stage")
     @classmethod
@@ -96,16 +152,23 @@ class Settings(BaseModel):
     @field_validator("mcp_stdio_allowed", mode="before")
     @classmethod
     def _parse_stdio_allowed(cls, value: object) -> object:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                raise ValueError('must be a JSON list of argv prefixes, e.g. [["python", "-m", "x"]]') from None
+        value = _from_json(value, 'a JSON list of argv prefixes, e.g. [["python", "-m", "x"]]')
         if not isinstance(value, list | tuple) or not all(
             isinstance(entry, list | tuple) and entry and all(isinstance(part, str) and part for part in entry)
             for entry in value
         ):
             raise ValueError("must be a list of non-empty lists of non-empty strings")
+        return value
+
+    @field_validator("enhance_field_types", mode="before")
+    @classmethod
+    def _parse_field_types(cls, value: object) -> object:
+        value = _from_json(value, 'a JSON object, e.g. {"ticket": {"label": "Ticket", "system": "..."}}')
+        if not isinstance(value, dict):
+            raise ValueError("must be an object of field types by id")
+        bad = sorted(str(name) for name in value if not isinstance(name, str) or not _FIELD_TYPE_ID.match(name))
+        if bad:
+            raise ValueError(f"field type ids must be lowercase letters, digits and underscores: {', '.join(bad)}")
         return value
 
     @model_validator(mode="after")

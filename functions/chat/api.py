@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
-from functions.chat import reply, tickets
+from functions.chat import enhance_api, reply, tickets
 from functions.chat.compat.api import router as compatible_router
 from functions.chat.models import (
     ChatReplyMessage,
@@ -241,6 +241,6 @@ def _ms(started: float) -> float:
 
 app = create_app(
     title="Stratus chat",
-    public=[stream_router, compatible_router],
-    protected=[router, tickets.router, playground_router],
+    public=[stream_router, enhance_api.stream_router, compatible_router],
+    protected=[router, tickets.router, playground_router, enhance_api.router],
 )

@@ -11,6 +11,8 @@ Items (pk / sk):
                                        container (`functions.chat.eventlog`)
   TICKET#<sha256> / TICKET             a stream ticket: its principal and path (`functions.chat.tickets`)
   PLAYGROUND#<userId> / SESSION#<id>   a playground comparison (functions.chat.playground_store)
+  ENHANCE#<userId> / SESSION#<id>      a text-enhancement session; ENHANCEUSAGE#<userId> / DAY#<date>#<fieldType>
+                                       its user's usage counters (both in `functions.chat.enhance_store`)
 """
 
 from __future__ import annotations

@@ -56,8 +56,9 @@ JOB_CONTEXTS: tuple[JobContext, ...] = (
         imports=("memory",),
     ),
     JobContext("usage", "functions.usage.jobs", (CHAT,), frozenset({"export", "deletion"})),
-    # Chat's own items of a user (limit windows, pending tool approvals); their usage is the usage context's.
-    JobContext("chat", "functions.chat.jobs", (CHAT,), frozenset({"deletion"}), uses_payload_bucket=True),
+    # Chat's own items of a user (limit windows, playground comparisons, enhancement sessions); their usage is the
+    # usage context's.
+    JobContext("chat", "functions.chat.jobs", (CHAT,), frozenset({"export", "deletion"}), uses_payload_bucket=True),
     JobContext("realtime", "functions.realtime.jobs", (REALTIME,), frozenset({"deletion"})),
     JobContext("mcp", "functions.mcp.jobs", (MCP,), frozenset({"export", "deletion"})),
     # The user's other jobs and their files (the deletion's own job record stays: admins see deletion jobs).

@@ -24,6 +24,11 @@ from shared.tables import TableSpec
 
 CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
 ACME_ORIGINS = "https://app.acme.example,https://admin.acme.example"
+# The tenant's own text-enhancement field type, as `-c enhanceFieldTypes=...` gives it.
+ACME_FIELD_TYPES = (
+    '{"ticket_reply": {"label": "Ticket reply", "system": "You answer support tickets.",'
+    ' "contextKeys": ["customerName"], "maxTokens": 1024}}'
+)
 # A tenant stage in a real account and region, as `cdk synth` resolves them: ARNs hold them, not their tokens.
 ACME_ENVIRONMENT = {"CDK_DEFAULT_ACCOUNT": "123456789012", "CDK_DEFAULT_REGION": "eu-west-1"}
 
@@ -149,4 +154,5 @@ def acme(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         corsOrigins=ACME_ORIGINS,
         bedrock="true",
         archiveConversationsAfterDays="30",
+        enhanceFieldTypes=ACME_FIELD_TYPES,
     )

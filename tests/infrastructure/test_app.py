@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from aws_cdk import App
 
 from infra.app import built_layers
 from infra.stack import StratusStack
-from infra.stage import ConfigurationError, deployment_settings
+from infra.stage import ConfigurationError, deployment_settings, enhance_field_types_environment
 
 pytestmark = pytest.mark.infra
 
@@ -65,6 +66,28 @@ def test_the_archiving_cutoff_given_at_deploy_is_checked_as_the_functions_check_
     assert deployment_settings("acme", "https://a.example").archive_conversations_after_days == 90
     with pytest.raises(ConfigurationError, match="acme"):
         deployment_settings("acme", "https://a.example", "-1")
+
+
+def test_the_stages_field_types_given_at_deploy_are_checked_as_the_functions_check_them() -> None:
+    given = '{"ticket_reply": {"label": "Ticket reply", "system": "You answer support tickets."}}'
+    settings = deployment_settings("acme", "https://a.example", enhance_field_types=given)
+    assert settings.enhance_field_types["ticket_reply"].label == "Ticket reply"
+    assert json.loads(enhance_field_types_environment(settings)) == json.loads(given)
+    # cdk.json may give the context as an object rather than a string
+    assert deployment_settings("dev", None, enhance_field_types=json.loads(given)).enhance_field_types.keys() == {
+        "ticket_reply"
+    }
+    bad_template = '{"ticket_reply": {"label": "T", "system": "s", "prompt": "no text here"}}'
+    with pytest.raises(ConfigurationError, match=r"enhance_field_types\.ticket_reply\.prompt: must contain \{text\}"):
+        deployment_settings("acme", "https://a.example", enhance_field_types=bad_template)
+    with pytest.raises(ConfigurationError, match="enhance_field_types: must be a JSON object"):
+        deployment_settings("acme", "https://a.example", enhance_field_types="{not json")
+
+
+def test_field_types_too_long_for_a_lambda_environment_are_refused_at_synth() -> None:
+    many = {f"type_{n}": {"label": f"Type {n}", "system": "x" * 200} for n in range(20)}
+    with pytest.raises(ConfigurationError, match="4 KB"):
+        deployment_settings("acme", "https://a.example", enhance_field_types=json.dumps(many))
 
 
 def test_dev_stages_default_to_any_origin() -> None:

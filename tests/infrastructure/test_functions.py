@@ -66,6 +66,11 @@ def _expected_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, A
         }
         if synth.stage == "acme":  # the tenant fixture enables Bedrock
             environment["BEDROCK_ENABLED"] = "true"
+    if spec.enhances_text and synth.stage == "acme":  # and has a field type of its own (defaults left out)
+        environment["ENHANCE_FIELD_TYPES"] = (
+            '{"ticket_reply":{"label":"Ticket reply","contextKeys":["customerName"],'
+            '"system":"You answer support tickets."}}'
+        )
     if dev:
         environment["PASSWORD_HASH_COST"] = "14"
     return environment
