@@ -438,6 +438,11 @@ def test_an_accounts_sessions_are_exported_a_page_at_a_time_and_deleted_with_the
             break
     assert [entry["sessionId"] for entry in exported] == ids
     assert exported[0] == session(api, user, ids[0])
+    # The account export takes them through chat's part of it.
+    from tests.integration.jobs_pages import export_all
+
+    through_jobs, _ = export_all(chat_jobs.export_page, user.id, "enhancement-sessions", limit=2)
+    assert through_jobs == exported
 
     deleted_total, more = 0, True
     while more:

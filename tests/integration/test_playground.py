@@ -380,6 +380,21 @@ def test_deleting_an_account_takes_its_playground_sessions_after_its_limit_windo
     assert len(playground_store.export_sessions_page("stayer", None, 10)[0]) == 7
 
 
+def test_the_account_export_holds_every_comparison_page_by_page_and_nothing_of_another_user(aws: None) -> None:
+    from functions.chat import jobs
+    from tests.integration.jobs_pages import export_all
+
+    for user_id in ("leaver", "stayer"):
+        for number in range(5):
+            playground_store.put_session(user_id, _empty_session(f"01J0000000000000000000000{number}", user_id))
+
+    exported, pages = export_all(jobs.export_page, "leaver", "playground-sessions", limit=2)
+    assert [session["sessionId"] for session in exported] == [f"01J0000000000000000000000{n}" for n in (4, 3, 2, 1, 0)]
+    assert {session["prompt"] for session in exported} == {"leaver"}
+    # Three pages of comparisons, then the (empty) enhancement sessions' page.
+    assert pages == 4
+
+
 def _empty_session(session_id: str, prompt: str = "p") -> dict[str, Any]:
     return {
         "sessionId": session_id,
