@@ -115,8 +115,10 @@ class UsageEvent(_StreamEvent):
 class EndEvent(_StreamEvent):
     type: Literal["end"]
     stop_reason: str = Field(
-        description="`end_turn`, `max_tokens`, `tool_use`, `max_tool_rounds`, `cancelled` (the stop button) or `error`"
+        description="`end_turn`, `max_tokens`, `tool_use`, `stop_sequence`, `max_tool_rounds`, `cancelled` (the stop "
+        "button) or `error`"
     )
+    stop_sequence: str | None = Field(None, description="Which stop sequence ended the reply (`stop_sequence` only)")
 
 
 class ErrorEvent(_StreamEvent):

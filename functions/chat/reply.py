@@ -327,7 +327,10 @@ async def stream(prepared: PreparedReply) -> AsyncGenerator[Event, None]:
     if failure is not None:
         kept = " mid-reply; the partial reply was kept" if progress.text else ""
         yield {"type": "error", "code": "provider_error", "message": f"The model provider failed{kept}"}
-    yield {"type": "end", "stopReason": progress.stop_reason or "end_turn"}
+    end: Event = {"type": "end", "stopReason": progress.stop_reason or "end_turn"}
+    if progress.stop_sequence is not None and progress.stop_reason == "stop_sequence":
+        end["stopSequence"] = progress.stop_sequence
+    yield end
 
 
 async def _model_rounds(prepared: PreparedReply, progress: _Progress) -> AsyncGenerator[Event, None]:
@@ -437,6 +440,8 @@ class _Progress:
     text: list[str] = field(default_factory=list)
     usage: UsageReport = field(default_factory=lambda: UsageReport(0, 0))
     stop_reason: str | None = None
+    # Which of the request's stop sequences ended it, when the provider says.
+    stop_sequence: str | None = None
     # The model round under way: its request, where its text starts, whether it produced anything, and whether
     # the provider reported its usage (providers report at the end: a cut-off round has not).
     round_request: ModelRequest | None = None
@@ -486,7 +491,7 @@ class _Progress:
             self.round_reported = True
             self.usage = _add_usage(self.usage, event)
         elif isinstance(event, Finished):
-            self.stop_reason = event.stop_reason
+            self.stop_reason, self.stop_sequence = event.stop_reason, event.stop_sequence
         return out
 
     def take_result(self, result: ToolResult) -> Event:

@@ -451,3 +451,25 @@ def test_a_limit_is_an_anthropic_rate_limit_error_with_retry_after(
         client.messages.create(model="gpt-5", max_tokens=5, messages=hello, stream=True)
     assert int(limited.value.response.headers["retry-after"]) > 0
     assert len(openai_only.requests) == 1
+
+
+def test_a_stop_sequence_is_named_back_to_an_anthropic_client_streamed_and_buffered(
+    stage: str, key: str, anthropic_only: FakeAnthropic
+) -> None:
+    anthropic_only.reply("Three steps. END and more")
+    anthropic_only.reply("Three steps. END and more")
+    client = anthropic_client(stage, key)
+    ask: Any = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 100,
+        "stop_sequences": ["###", "END"],
+        "messages": [{"role": "user", "content": "How many steps?"}],
+    }
+
+    message = client.messages.create(**ask)
+    with client.messages.stream(**ask) as stream:
+        streamed = stream.get_final_message()
+
+    for answer in (message, streamed):
+        assert (answer.stop_reason, answer.stop_sequence) == ("stop_sequence", "END")
+        assert [block.text for block in answer.content if block.type == "text"] == ["Three steps. "]
