@@ -14,7 +14,8 @@ from infra.catalog import API_PREFIX, AUTHORIZER_CACHE_SECONDS, AUTHORIZER_FUNCT
 from infra.functions import Functions
 from infra.nag import acknowledge
 from infra.observability import JsonAccessLogs
-from infra.stage import CORS_HEADERS, StageConfig, StageConstruct
+from infra.stage import StageConfig, StageConstruct
+from shared.http import cors
 
 CORS_METHODS = (
     apigwv2.CorsHttpMethod.GET,
@@ -69,8 +70,8 @@ class HttpApi(StageConstruct):
             cors_preflight=apigwv2.CorsPreflightOptions(
                 allow_origins=self.config.cors_origins,
                 allow_methods=list(CORS_METHODS),
-                allow_headers=list(CORS_HEADERS),
-                expose_headers=["x-request-id"],
+                allow_headers=list(cors.ALLOWED_HEADERS),
+                expose_headers=list(cors.EXPOSED_HEADERS),
                 allow_credentials=self.config.cors_allows_credentials,
                 max_age=Duration.hours(1),
             ),

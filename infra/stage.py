@@ -17,7 +17,6 @@ from shared.settings import Settings
 DEFAULT_THROTTLE_RATE = 100
 DEFAULT_THROTTLE_BURST = 200
 # Request headers a browser may send, on the HTTP API and on the streaming Function URLs alike.
-CORS_HEADERS = ("authorization", "content-type", "x-request-id")
 
 
 class ConfigurationError(Exception):

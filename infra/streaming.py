@@ -9,7 +9,8 @@ from constructs import Construct
 
 from infra.catalog import STREAMING_FUNCTIONS, FunctionSpec, pascal
 from infra.functions import Functions
-from infra.stage import CORS_HEADERS, StageConfig, StageConstruct
+from infra.stage import StageConfig, StageConstruct
+from shared.http import cors
 
 # The Lambda Web Adapter (AWS-published layer): runs a web app in Lambda and streams its responses.
 WEB_ADAPTER_LAYER = "arn:aws:lambda:{region}:753240598075:layer:LambdaAdapterLayerArm64:25"
@@ -42,8 +43,10 @@ class StreamingFunctions(StageConstruct):
             invoke_mode=lambda_.InvokeMode.RESPONSE_STREAM,
             cors=lambda_.FunctionUrlCorsOptions(
                 allowed_origins=self.config.cors_origins,
-                allowed_methods=[lambda_.HttpMethod.GET, lambda_.HttpMethod.POST],
-                allowed_headers=list(CORS_HEADERS),
+                # The methods of the function's routes (playground and enhancement sessions are deleted).
+                allowed_methods=[lambda_.HttpMethod.GET, lambda_.HttpMethod.POST, lambda_.HttpMethod.DELETE],
+                allowed_headers=list(cors.ALLOWED_HEADERS),
+                exposed_headers=list(cors.EXPOSED_HEADERS),
                 allow_credentials=self.config.cors_allows_credentials,
                 max_age=Duration.hours(1),
             ),

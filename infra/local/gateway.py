@@ -51,6 +51,7 @@ from infra.local.events import (
 )
 from infra.local.routing import RouteTable
 from infra.local.websocket import WebSocketBridge
+from shared.http import cors
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -65,11 +66,6 @@ log = logging.getLogger("stratus.local")
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # HTTP API's request payload limit
 INTEGRATION_TIMEOUT_SECONDS = 30.0  # HTTP API's maximum integration timeout
 _AUTH_CACHE_MAX_ENTRIES = 10_000
-
-# Mirrors the CORS settings of shared.http.app (the functions' own CORS middleware).
-_CORS_METHODS = "GET,POST,PUT,PATCH,DELETE"
-_CORS_HEADERS = "authorization,content-type,x-request-id"
-_CORS_MAX_AGE = "600"
 
 
 def import_handler(dotted: str) -> LambdaHandler:
@@ -337,9 +333,9 @@ class Gateway:
             wildcard = "*" in self.cors_allow_origins
             headers += [
                 ("access-control-allow-origin", "*" if wildcard else origin),
-                ("access-control-allow-methods", _CORS_METHODS),
-                ("access-control-allow-headers", _CORS_HEADERS),
-                ("access-control-max-age", _CORS_MAX_AGE),
+                ("access-control-allow-methods", ",".join(cors.ALLOWED_METHODS)),
+                ("access-control-allow-headers", ",".join(cors.ALLOWED_HEADERS)),
+                ("access-control-max-age", str(cors.MAX_AGE_SECONDS)),
             ]
             if not wildcard:
                 headers += [("access-control-allow-credentials", "true"), ("vary", "origin")]

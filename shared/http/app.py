@@ -88,14 +88,16 @@ def create_app(
     if settings.cors_allow_origins:
         from starlette.middleware.cors import CORSMiddleware
 
+        from shared.http import cors
+
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_allow_origins),
             allow_credentials="*" not in settings.cors_allow_origins,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["authorization", "content-type", "x-request-id"],
-            expose_headers=["x-request-id", "retry-after"],
-            max_age=600,
+            allow_methods=list(cors.ALLOWED_METHODS),
+            allow_headers=list(cors.ALLOWED_HEADERS),
+            expose_headers=list(cors.EXPOSED_HEADERS),
+            max_age=cors.MAX_AGE_SECONDS,
         )
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

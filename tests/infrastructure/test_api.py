@@ -94,7 +94,22 @@ def test_tenant_cors_allows_only_its_frontends_with_credentials(acme: Synthesize
     assert cors["AllowOrigins"] == ACME_ORIGINS.split(",")
     assert cors["AllowCredentials"] is True
     assert sorted(cors["AllowMethods"]) == ["DELETE", "GET", "PATCH", "POST", "PUT"]
-    assert sorted(cors["AllowHeaders"]) == ["authorization", "content-type", "x-request-id"]
+    # Stratus's own headers, a stream's resume, and what the compatible APIs' SDKs send from a browser.
+    assert {"authorization", "content-type", "x-request-id", "last-event-id", "x-api-key"} <= set(cors["AllowHeaders"])
+    assert {"retry-after", "x-stratus-conversation"} <= set(cors["ExposeHeaders"])
+
+
+def test_the_streaming_functions_urls_allow_every_method_their_routes_use(acme: Synthesized) -> None:
+    from infra.catalog import STREAMING_FUNCTIONS
+
+    methods = {route.method for spec in STREAMING_FUNCTIONS for route in spec.routes}
+    (url,) = acme.of_type("AWS::Lambda::Url").values()
+    cors = url["Properties"]["Cors"]
+
+    assert set(cors["AllowMethods"]) == methods
+    assert cors["AllowOrigins"] == ACME_ORIGINS.split(",")
+    assert {"authorization", "last-event-id", "x-api-key", "anthropic-version"} <= set(cors["AllowHeaders"])
+    assert {"retry-after", "x-stratus-conversation"} <= set(cors["ExposeHeaders"])
 
 
 def test_default_stage_writes_json_access_logs_and_throttles(synth: Synthesized) -> None:
