@@ -22,6 +22,7 @@ from websockets.sync.client import ClientConnection, connect
 from tests.e2e.conftest import LocalStack, free_port, model_environment, running_stack
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.scripted import Reply
+from tests.sse import sse_events
 
 pytestmark = pytest.mark.e2e
 
@@ -64,20 +65,11 @@ def register(http: httpx.Client) -> dict[str, str]:
 
 
 def read_events(lines: Iterator[str], stop_after: int | None = None) -> list[Event]:
-    """The SSE events of a response's `lines`, each as (seq from its id, data), up to `end` or the first
-    `stop_after` (the rest can be read on from `lines`)."""
-    events: list[Event] = []
-    event_id: str | None = None
-    for line in lines:
-        if line.startswith("id: "):
-            event_id = line.removeprefix("id: ")
-        elif line.startswith("data: "):
-            assert event_id is not None, "an event without an id"
-            events.append((int(event_id.rpartition(":")[2]), json.loads(line.removeprefix("data: "))))
-            event_id = None
-            if events[-1][1]["type"] == "end" or (stop_after is not None and len(events) == stop_after):
-                break
-    return events
+    """The SSE events of a response's `lines`, each as (seq from its id, data), up to the first `stop_after` (the
+    rest can be read on from `lines`)."""
+    events = sse_events(lines, stop_after)
+    assert all(event_id is not None for event_id, _ in events), "an event without an id"
+    return [(int(str(event_id).rpartition(":")[2]), data) for event_id, data in events]
 
 
 def start_then_drop(http: httpx.Client, auth: dict[str, str], count: int) -> list[Event]:
