@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import Any
 
 import anthropic
@@ -98,8 +99,38 @@ def anthropic_client(stage: str, key: str) -> anthropic.Anthropic:
 # OpenAI clients ----------------------------------------------------------------------------------------------
 
 
+def _usage_records(user_id: str) -> list[tuple[str, str, int, int, Decimal]]:
+    """The user's usage records: (source, model, input tokens, output tokens, cost in USD)."""
+    from shared.aws import client
+    from shared.money import from_nano_usd
+    from shared.tables import CHAT
+
+    items = client("dynamodb").query(
+        TableName=CHAT.name_from_env(),
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :usage)",
+        ExpressionAttributeValues={":pk": {"S": f"USER#{user_id}"}, ":usage": {"S": "USAGE#"}},
+    )["Items"]
+    return [
+        (
+            item["source"]["S"],
+            item["model"]["S"],
+            int(item["inputTokens"]["N"]),
+            int(item["outputTokens"]["N"]),
+            from_nano_usd(item["costNanoUsd"]["N"]),
+        )
+        for item in items
+    ]
+
+
+def _catalog_cost(model: str, input_tokens: int, output_tokens: int) -> Decimal:
+    from shared.llm import catalog
+    from shared.llm.types import UsageReport
+
+    return catalog.cost_usd(catalog.model_info(model), UsageReport(input_tokens, output_tokens))
+
+
 def test_openai_buffered_completion_answered_by_anthropic_with_its_usage(
-    stage: str, key: str, anthropic_only: FakeAnthropic
+    stage: str, key: str, user: User, anthropic_only: FakeAnthropic
 ) -> None:
     anthropic_only.reply("Paris is warmer.", input_tokens=41, output_tokens=5)
 
@@ -122,6 +153,9 @@ def test_openai_buffered_completion_answered_by_anthropic_with_its_usage(
         200,
         ["END"],
     )
+    # Recorded as chat's replies are, priced by the catalog, under the API that asked.
+    cost = _catalog_cost("claude-sonnet-4-5", 41, 5)
+    assert _usage_records(user.id) == [("openai", "claude-sonnet-4-5", 41, 5, cost)]
 
 
 def test_openai_stream_with_usage_parses_chunk_by_chunk(stage: str, key: str, anthropic_only: FakeAnthropic) -> None:
@@ -353,7 +387,7 @@ def test_memories_opt_in_puts_the_callers_memories_in_the_prompt(
 
 
 def test_anthropic_buffered_message_answered_by_openai_with_its_usage(
-    stage: str, key: str, openai_only: FakeOpenAI
+    stage: str, key: str, user: User, openai_only: FakeOpenAI
 ) -> None:
     openai_only.reply("Oslo is colder.", input_tokens=22, output_tokens=4)
 
@@ -371,6 +405,7 @@ def test_anthropic_buffered_message_answered_by_openai_with_its_usage(
     assert sent is not None
     assert sent["messages"][0] == {"role": "system", "content": "Be terse."}
     assert (sent["model"], sent["max_completion_tokens"], sent["stop"]) == ("gpt-5", 300, ["END"])
+    assert _usage_records(user.id) == [("anthropic", "gpt-5", 22, 4, _catalog_cost("gpt-5", 22, 4))]
 
 
 def test_anthropic_stream_helper_assembles_the_same_message_as_the_buffered_reply(
