@@ -18,6 +18,8 @@ PERMISSIONS: dict[str, str] = {
     "ai.playground": "Compare models in the playground",
     "mcp.use": "Use enabled MCP tool servers in chat",
     "mcp.manage": "Register and change MCP tool servers",
+    "agents.manage": "Create and change the stage's agents and their documents",
+    "channels.manage": "Connect WhatsApp, Messenger and Telegram channels to agents",
     "apikeys.manage": "Create and revoke own API keys",
     "users.manage": "Invite users, assign roles, define custom roles",
     "users.delete_self": "Delete the caller's own account and all its data, without the password (an API key)",
