@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from functions.jobs.contexts import JOB_CONTEXTS, WORKFLOWS, JobContext, Workflow
-from shared.tables import CHAT, CONVERSATIONS, IDENTITY, JOBS, MCP, MEMORIES, REALTIME, TABLES, TableSpec
+from shared.tables import AGENTS, CHAT, CONVERSATIONS, IDENTITY, JOBS, MCP, MEMORIES, REALTIME, TABLES, TableSpec
 
 API_PREFIX = "/api/v1"
 
@@ -83,6 +83,9 @@ class FunctionSpec:
     starts_workflows: tuple[Workflow, ...] = ()
     # Serves text enhancement: gets the stage's own field types (`ENHANCE_FIELD_TYPES`) when it has any.
     enhances_text: bool = False
+    # The documents bucket (agents' uploads), on `documents/*` only: `read` GetObject (HeadObject), `write`
+    # PutObject (presigned uploads), `delete` DeleteObject, `list` ListBucket of that prefix.
+    documents_bucket: frozenset[BucketAction] = frozenset()
     # Environment of its own, beyond the resources' names: (name, value) pairs.
     environment: tuple[tuple[str, str], ...] = ()
     layers: tuple[str, ...] = ("base",)
@@ -357,6 +360,50 @@ AUTHORIZER_FUNCTION = FunctionSpec(
     timeout_seconds=5,
 )
 
+AGENTS_FUNCTION = FunctionSpec(
+    name="agents",
+    handler="functions.agents.handler.lambda_handler",
+    app="functions.agents.api:app",
+    description="Agents, their documents (presigned uploads, status, reprocessing) and semantic search",
+    routes=_routes(
+        ("POST", "/agents"),
+        ("GET", "/agents"),
+        ("GET", "/agents/{agentId}"),
+        ("PUT", "/agents/{agentId}"),
+        ("DELETE", "/agents/{agentId}"),
+        ("POST", "/agents/{agentId}/documents"),
+        ("GET", "/agents/{agentId}/documents"),
+        ("GET", "/agents/{agentId}/documents/{documentId}"),
+        ("DELETE", "/agents/{agentId}/documents/{documentId}"),
+        ("POST", "/agents/{agentId}/documents/{documentId}/process"),
+        ("POST", "/agents/{agentId}/search"),
+    ),
+    tables=(AGENTS,),
+    # An agent's MCP servers must be servers of the stage: read through the MCP registry's store.
+    read_only_tables=(MCP,),
+    # Presigns uploads, checks an upload landed before reprocessing it, deletes documents' files (an agent's
+    # under its prefix). Search embeds the query with the stage's embedder: an OpenAI key or Bedrock.
+    documents_bucket=frozenset({"read", "write", "delete", "list"}),
+    calls_models=True,
+    checks_revocations=True,
+    # The embedding providers' SDKs.
+    layers=("base", "ai"),
+    memory_mb=1024,
+)
+
+# Invoked by the documents bucket's ObjectCreated notification (documents/) and, asynchronously, by a reprocess.
+AGENTS_PROCESSOR_FUNCTION = FunctionSpec(
+    name="agents-processor",
+    handler="functions.agents.processor.lambda_handler",
+    description="Processes uploaded documents: extract, chunk, embed, index",
+    tables=(AGENTS,),
+    documents_bucket=frozenset({"read", "delete"}),
+    calls_models=True,
+    layers=("base", "ai", "documents"),
+    memory_mb=2048,
+    timeout_seconds=300,
+)
+
 # Functions that serve routes, in the order CDK creates them.
 HTTP_FUNCTIONS: tuple[FunctionSpec, ...] = (
     IDENTITY_FUNCTION,
@@ -366,6 +413,7 @@ HTTP_FUNCTIONS: tuple[FunctionSpec, ...] = (
     USAGE_FUNCTION,
     JOBS_FUNCTION,
     HEALTH_FUNCTION,
+    AGENTS_FUNCTION,
 )
 
 # Functions served by their own ASGI app (response streaming), outside the HTTP API.

@@ -18,7 +18,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from functions.jobs.contexts import Workflow, workflow_env_var
-from infra.catalog import BucketAccess, FunctionSpec, pascal
+from infra.catalog import DOCUMENTS_PREFIX, BucketAccess, BucketAction, FunctionSpec, pascal
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.observability import METRICS_NAMESPACE, WRITE_LOG_ACTIONS, log_group
 from infra.stage import StageConfig, StageConstruct, enhance_field_types_environment
@@ -91,6 +91,8 @@ class Functions(StageConstruct):
             self._grant_payloads(function)
         for access in spec.export_bucket:
             self._grant_export_bucket(access, function)
+        if spec.documents_bucket:
+            self._grant_documents_bucket(spec.documents_bucket, function)
         for workflow in spec.starts_workflows:
             self.workflows[workflow].grant_start_execution(function)
         signing_keys = self.storage.signing_keys
@@ -193,6 +195,8 @@ class Functions(StageConstruct):
             environment["PAYLOAD_BUCKET"] = storage.payload_bucket.bucket_name
         if spec.export_bucket:
             environment["EXPORT_BUCKET"] = storage.export_bucket.bucket_name
+        if spec.documents_bucket:
+            environment["DOCUMENTS_BUCKET"] = storage.documents_bucket.bucket_name
         for workflow in spec.starts_workflows:
             if workflow not in self.workflows:
                 raise LookupError(f"{spec.name} starts the {workflow} workflow, which is not built yet (infra.jobs)")
@@ -334,6 +338,29 @@ class Functions(StageConstruct):
                     actions=["s3:ListBucket"],
                     resources=[bucket.bucket_arn],
                     conditions={"StringLike": {"s3:prefix": [f"{access.prefix}*"]}},
+                )
+            )
+
+    def _grant_documents_bucket(self, actions: frozenset[BucketAction], function: lambda_.Function) -> None:
+        """Exactly the spec's actions on the objects under `documents/` (and listing that prefix)."""
+        bucket = self.storage.documents_bucket
+        objects = bucket.arn_for_objects(f"{DOCUMENTS_PREFIX}*")
+        granted = [action for name in sorted(actions) for action in BUCKET_OBJECT_ACTIONS.get(name, ())]
+        if granted:
+            function.add_to_role_policy(iam.PolicyStatement(actions=granted, resources=[objects]))
+            role = function.role
+            assert role is not None
+            acknowledge_wildcard_resource(
+                role,
+                objects,
+                f"Documents are named by agent and document id under {DOCUMENTS_PREFIX}; only that prefix is granted.",
+            )
+        if "list" in actions:
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{DOCUMENTS_PREFIX}*"]}},
                 )
             )
 

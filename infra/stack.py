@@ -17,6 +17,7 @@ from constructs import Construct
 from infra.functions import Functions
 from infra.http_api import HttpApi
 from infra.jobs import Jobs
+from infra.knowledge import Knowledge
 from infra.stage import ConfigurationError, StageConfig
 from infra.storage import Storage
 from infra.streaming import StreamingFunctions
@@ -46,5 +47,6 @@ class StratusStack(Stack):
         # Before the APIs: the functions that start workflows need their state machines.
         self.jobs = Jobs(self, "Jobs", config, self.functions)
         self.http_api = HttpApi(self, "Http", config, self.functions)
+        self.knowledge = Knowledge(self, "Knowledge", config, self.functions, self.http_api.functions["agents"])
         self.streaming = StreamingFunctions(self, "Streaming", config, self.functions)
         self.websocket_api = WebSocketApi(self, "WebSocket", config, self.functions)

@@ -14,6 +14,7 @@ from constructs import Construct
 from infra.catalog import EXPORTS_PREFIX, IMPORTS_PREFIX, pascal
 from infra.nag import acknowledge
 from infra.stage import StageConfig, StageConstruct
+from shared.http import cors
 from shared.tables import TABLES, TableSpec
 
 # Large message bodies live under this prefix of the payload bucket; it is all a function may touch there.
@@ -37,6 +38,7 @@ class Storage(StageConstruct):
         )
         self.payload_bucket = self._payload_bucket()
         self.export_bucket = self._export_bucket()
+        self.documents_bucket = self._documents_bucket()
         # One key for every context's stored secrets; encryption contexts keep them apart (infra/functions.py).
         self.secrets_key = kms.Key(
             self.stack,
@@ -140,6 +142,25 @@ class Storage(StageConstruct):
                     allowed_headers=["content-type"],
                     exposed_headers=["etag"],
                     max_age=600,
+                )
+            ],
+        )
+
+    def _documents_bucket(self) -> s3.Bucket:
+        """Agents' documents (`documents/<agentId>/<documentId>`): private, encrypted, TLS only. Browsers upload to
+        it only through presigned PUTs, from the stage's origins; kept until their document is deleted."""
+        return self._private_bucket(
+            "DocumentsBucket",
+            "Objects are written only through presigned uploads the agents function issues and read only by the "
+            "document processor, both logging every call with the agent and document id; server access logs "
+            "would add a second bucket without a reader.",
+            cors=[
+                s3.CorsRule(
+                    allowed_methods=[s3.HttpMethods.PUT],
+                    allowed_origins=self.config.cors_origins,
+                    allowed_headers=["content-type"],
+                    exposed_headers=["etag"],
+                    max_age=cors.MAX_AGE_SECONDS,
                 )
             ],
         )

@@ -125,7 +125,11 @@ MCP = TableSpec(context="mcp")
 # stage's (the admin view).
 JOBS = TableSpec(context="jobs", indexes=(Index("gsi1", "gsi1pk", "gsi1sk"), Index("gsi2", "gsi2pk", "gsi2sk")))
 
-TABLES: tuple[TableSpec, ...] = (IDENTITY, CONVERSATIONS, MEMORIES, CHAT, REALTIME, MCP, JOBS)
+# Agents and their documents: the stage's agents are one partition, each agent's documents another; gsi1 lists the
+# agents a user created (their export), sparse.
+AGENTS = TableSpec(context="agents", indexes=(Index("gsi1", "gsi1pk", "gsi1sk"),))
+
+TABLES: tuple[TableSpec, ...] = (IDENTITY, CONVERSATIONS, MEMORIES, CHAT, REALTIME, MCP, JOBS, AGENTS)
 
 
 def create_tables(dynamodb_client: Any, stage: str) -> dict[str, str]:

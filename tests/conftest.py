@@ -42,6 +42,8 @@ os.environ.update(
 for _spec in TABLES:
     os.environ[_spec.env_var] = _spec.physical_name(TEST_STAGE)
 os.environ["EXPORT_BUCKET"] = f"stratus-{TEST_STAGE}-exports"
+os.environ["DOCUMENTS_BUCKET"] = f"stratus-{TEST_STAGE}-documents"
+os.environ["PROCESSOR_FUNCTION"] = f"stratus-{TEST_STAGE}-agents-processor"
 for _workflow in WORKFLOWS:
     # The ARN moto gives the workflow's state machine (infra.local.stepfunctions).
     os.environ[workflow_env_var(_workflow)] = (
@@ -59,14 +61,22 @@ class ScanOnRequestPathError(AssertionError):
 @pytest.fixture
 def aws() -> Iterator[None]:
     """Fresh moto AWS provisioned as a deployed stage is, with every DynamoDB Scan turned into a failure. Step
-    Functions executions really run, their Lambda tasks in this process (the catalog's task handlers)."""
+    Functions executions really run, their Lambda tasks in this process (the catalog's task handlers); the
+    documents bucket's notifications and asynchronous invocations of the processor run it on a thread, as in AWS."""
     from botocore.client import BaseClient
     from moto import mock_aws
 
     from functions.chat.limits import forget_stage_spend
     from functions.chat.tools import forget_enabled_servers
+    from infra.catalog import AGENTS_PROCESSOR_FUNCTION
     from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
     from infra.local.provision import provision_stage
+    from infra.local.s3events import (
+        deliver_s3_notifications,
+        route_event_invocations,
+        run_in_background,
+        wait_for_background_runs,
+    )
     from infra.local.stepfunctions import catalog_task_runners, patch_moto_step_functions, route_task_invocations
     from shared.auth.keys import forget_key_ring
     from shared.auth.revocations import forget_revocations
@@ -82,10 +92,13 @@ def aws() -> Iterator[None]:
             raise ScanOnRequestPathError(f"Scan of {params.get('TableName')}")
         return make_api_call(self, operation, params)
 
+    in_background = run_in_background(TEST_STAGE, os.environ["AWS_REGION"], (AGENTS_PROCESSOR_FUNCTION,))
+    deliver_s3_notifications(in_background)
     with (
         mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
         patch.object(BaseClient, "_make_api_call", no_scan),
         route_task_invocations(catalog_task_runners(TEST_STAGE, os.environ["AWS_REGION"])),
+        route_event_invocations(in_background, (AGENTS_PROCESSOR_FUNCTION,), TEST_STAGE),
     ):
         reset_clients()
         forget_key_ring()
@@ -96,5 +109,6 @@ def aws() -> Iterator[None]:
         environment = provision_stage(TEST_STAGE)
         assert all(os.environ[name] == value for name, value in environment.items())
         yield
+        wait_for_background_runs()
         forget_key_ring()
         reset_clients()

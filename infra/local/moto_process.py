@@ -1,8 +1,9 @@
 """The embedded AWS of local mode in a process of its own, so moto's work never competes with the API's for the
 interpreter lock: `python -m infra.local.moto_process --port 0` prints `ready <port>` and serves until stopped.
 
-Step Functions executions really run here; their Lambda tasks go to the endpoint a `lambda-endpoint <url>` line
-on stdin names (the local gateway's Invoke API, sent once it listens).
+Step Functions executions really run here; their Lambda tasks, and the documents bucket's notifications to the
+document processor, go to the endpoint a `lambda-endpoint <url>` line on stdin names (the local gateway's Invoke
+API, sent once it listens).
 
 It ends with its parent (Linux), so a local stack killed outright leaves no moto server behind.
 """
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from moto.server import ThreadedMotoServer
 
     from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
+    from infra.local.s3events import deliver_s3_notifications, post_to_gateway
     from infra.local.stepfunctions import InvocationForwarder, patch_moto_step_functions
 
     make_moto_dynamodb_atomic()
@@ -51,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     forwarder = InvocationForwarder()
     forwarder.install()
+    # Documents landing in the documents bucket reach the processor through the same gateway.
+    deliver_s3_notifications(post_to_gateway(lambda: forwarder.endpoint))
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
     server.start()

@@ -17,6 +17,17 @@ def export_bucket_name(stage: str) -> str:
     return f"stratus-{stage}-exports"
 
 
+def documents_bucket_name(stage: str) -> str:
+    return f"stratus-{stage}-documents"
+
+
+def processor_function_name(stage: str) -> str:
+    from infra.catalog import AGENTS_PROCESSOR_FUNCTION
+    from infra.local.stepfunctions import function_name
+
+    return function_name(stage, AGENTS_PROCESSOR_FUNCTION)
+
+
 def secrets_key_alias(stage: str) -> str:
     return f"alias/stratus-{stage}-secrets"
 
@@ -33,14 +44,16 @@ def attached_stage(stage: str) -> dict[str, str]:
         "PAYLOAD_BUCKET": payload_bucket_name(stage),
         "SECRETS_KEY_ID": secrets_key_alias(stage),
         "EXPORT_BUCKET": export_bucket_name(stage),
+        "DOCUMENTS_BUCKET": documents_bucket_name(stage),
+        "PROCESSOR_FUNCTION": processor_function_name(stage),
         **state_machine_arns(stage),
     }
 
 
 def provision_stage(stage: str) -> dict[str, str]:
-    """Tables, the signing key secret with its first key, the payload and export buckets, the secrets key and the
-    jobs workflows; returns the environment that points functions at them (the names CDK passes in a deployed
-    stage)."""
+    """Tables, the signing key secret with its first key, the payload, export and documents buckets, the secrets
+    key and the jobs workflows; returns the environment that points functions at them (the names CDK passes in a
+    deployed stage)."""
     import os
 
     from functions.identity.signing_keys import ensure_signing_keys
@@ -63,6 +76,7 @@ def provision_stage(stage: str) -> dict[str, str]:
         Bucket=exports,
         CORSConfiguration={"CORSRules": [cors_rule]},
     )
+    documents = provision_documents_bucket(stage, os.environ.get("AWS_REGION") or "us-east-1")
     kms = client("kms")
     key_id = kms.create_key(Description=f"Stratus {stage}: seals stored secrets")["KeyMetadata"]["KeyId"]
     kms.create_alias(AliasName=secrets_key_alias(stage), TargetKeyId=key_id)
@@ -72,5 +86,36 @@ def provision_stage(stage: str) -> dict[str, str]:
         "PAYLOAD_BUCKET": bucket,
         "SECRETS_KEY_ID": secrets_key_alias(stage),
         "EXPORT_BUCKET": exports,
+        "DOCUMENTS_BUCKET": documents,
+        "PROCESSOR_FUNCTION": processor_function_name(stage),
         **create_state_machines(stage, os.environ.get("AWS_REGION") or "us-east-1"),
     }
+
+
+def provision_documents_bucket(stage: str, region: str) -> str:
+    """Agents' documents bucket: browsers PUT to it from any local frontend, and an object created under
+    `documents/` notifies the document processor (delivered by infra.local.s3events)."""
+    from functions.agents import DOCUMENTS_PREFIX
+    from infra.catalog import AGENTS_PROCESSOR_FUNCTION
+    from infra.local.stepfunctions import function_arn
+    from shared.aws import client
+
+    s3 = client("s3")
+    bucket = documents_bucket_name(stage)
+    s3.create_bucket(Bucket=bucket)
+    rule = {"AllowedMethods": ["PUT"], "AllowedOrigins": ["*"], "AllowedHeaders": ["content-type"]}
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [rule]})
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "LambdaFunctionConfigurations": [
+                {
+                    "Id": "documents-to-processor",
+                    "LambdaFunctionArn": function_arn(stage, AGENTS_PROCESSOR_FUNCTION, region),
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": DOCUMENTS_PREFIX}]}},
+                }
+            ]
+        },
+    )
+    return bucket

@@ -103,6 +103,7 @@ def build_gateway() -> Gateway:
     points `WEBSOCKET_MANAGEMENT_URL` and `AWS_ENDPOINT_URL_LAMBDA` at it), and so do the jobs workflows' tasks.
     """
     from infra.catalog import (
+        AGENTS_PROCESSOR_FUNCTION,
         AUTHORIZER_FUNCTION,
         HTTP_FUNCTIONS,
         JOB_TASK_FUNCTIONS,
@@ -130,7 +131,7 @@ def build_gateway() -> Gateway:
             authorizer=WEBSOCKET_AUTHORIZER_FUNCTION,
             handler=WEBSOCKET_HANDLER_FUNCTION,
             actions=WEBSOCKET_ACTIONS,
-            invocable=(*WEBSOCKET_FUNCTIONS, *JOB_TASK_FUNCTIONS),
+            invocable=(*WEBSOCKET_FUNCTIONS, *JOB_TASK_FUNCTIONS, AGENTS_PROCESSOR_FUNCTION),
             path=WEBSOCKET_LOCAL_PATH,
         ),
     )

@@ -160,6 +160,12 @@ class InvocationForwarder:
         with self._lock:
             self._endpoint = endpoint.rstrip("/")
 
+    @property
+    def endpoint(self) -> str | None:
+        """The gateway's endpoint, None until it listens."""
+        with self._lock:
+            return self._endpoint
+
     def install(self) -> None:
         import boto3
 
