@@ -279,10 +279,10 @@ def _check_mcp_servers(principal: Principal, server_ids: list[str]) -> None:
 
 def create_document(principal: Principal, agent_id: str, request: DocumentCreate) -> DocumentUpload:
     """A document `uploading`, and the presigned PUT its file goes to; its landing starts processing."""
-    from functions.agents.documents import SUPPORTED_TYPES
-
     principal.require(MANAGE)
     _agent(agent_id)
+    from functions.agents.documents import SUPPORTED_TYPES
+
     if request.size_bytes > MAX_DOCUMENT_BYTES:
         raise DocumentTooLarge(f"A document may be at most {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB")
     content_type = request.content_type.split(";", 1)[0].strip().lower()
