@@ -404,6 +404,9 @@ AGENTS_PROCESSOR_FUNCTION = FunctionSpec(
     timeout_seconds=300,
 )
 
+# Functions of the knowledge pipeline (infra.knowledge): invoked by S3 and asynchronously, serving no route.
+KNOWLEDGE_FUNCTIONS: tuple[FunctionSpec, ...] = (AGENTS_PROCESSOR_FUNCTION,)
+
 # Functions that serve routes, in the order CDK creates them.
 HTTP_FUNCTIONS: tuple[FunctionSpec, ...] = (
     IDENTITY_FUNCTION,

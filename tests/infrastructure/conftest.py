@@ -76,6 +76,10 @@ class Synthesized:
     def export_bucket_id(self) -> str:
         return self._bucket("ExportBucket")
 
+    @property
+    def documents_bucket_id(self) -> str:
+        return self._bucket("DocumentsBucket")
+
     def _bucket(self, construct_id: str) -> str:
         (logical_id,) = (lid for lid in self.of_type("AWS::S3::Bucket") if lid.startswith(construct_id))
         return logical_id

@@ -10,9 +10,12 @@ import pytest
 
 from functions.jobs.contexts import workflow_env_var
 from infra.catalog import (
+    AGENTS_FUNCTION,
+    AGENTS_PROCESSOR_FUNCTION,
     AUTHORIZER_FUNCTION,
     HTTP_FUNCTIONS,
     JOB_TASK_FUNCTIONS,
+    KNOWLEDGE_FUNCTIONS,
     STREAMING_FUNCTIONS,
     WEBSOCKET_FUNCTIONS,
     FunctionSpec,
@@ -24,7 +27,9 @@ from tests.infrastructure.conftest import ACME_ORIGINS, Synthesized
 
 pytestmark = pytest.mark.infra
 
-CATALOG_FUNCTIONS = (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION, *STREAMING_FUNCTIONS, *JOB_TASK_FUNCTIONS)
+CATALOG_FUNCTIONS = (
+    *HTTP_FUNCTIONS, AUTHORIZER_FUNCTION, *STREAMING_FUNCTIONS, *JOB_TASK_FUNCTIONS, *KNOWLEDGE_FUNCTIONS,
+)  # fmt: skip
 OUR_FUNCTIONS = (*CATALOG_FUNCTIONS, SIGNING_KEYS_FUNCTION)
 
 
@@ -54,6 +59,7 @@ def _expected_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, A
         environment["SECRETS_KEY_ID"] = {"Fn::GetAtt": [synth.secrets_key_id, "Arn"]}
     if spec.export_bucket:
         environment["EXPORT_BUCKET"] = {"Ref": synth.export_bucket_id}
+    environment |= _knowledge_environment(synth, spec)
     for workflow in spec.starts_workflows:
         environment[workflow_env_var(workflow)] = {"Ref": synth.workflow_id(workflow)}
     environment |= dict(spec.environment)
@@ -62,8 +68,9 @@ def _expected_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, A
             "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
             "AWS_LWA_INVOKE_MODE": "response_stream",
             "AWS_LWA_PORT": "8080",
-            "PROVIDER_KEYS_SECRET": {"Ref": synth.provider_keys_secret_id},
         }
+    if spec.calls_models:
+        environment["PROVIDER_KEYS_SECRET"] = {"Ref": synth.provider_keys_secret_id}
         if synth.stage == "acme":  # the tenant fixture enables Bedrock
             environment["BEDROCK_ENABLED"] = "true"
     if spec.enhances_text and synth.stage == "acme":  # and has a field type of its own (defaults left out)
@@ -73,6 +80,15 @@ def _expected_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, A
         )
     if dev:
         environment["PASSWORD_HASH_COST"] = "14"
+    return environment
+
+
+def _knowledge_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, Any]:
+    environment: dict[str, Any] = {}
+    if spec.documents_bucket:
+        environment["DOCUMENTS_BUCKET"] = {"Ref": synth.documents_bucket_id}
+    if spec is AGENTS_FUNCTION:  # it hands documents to the processor
+        environment["PROCESSOR_FUNCTION"] = {"Ref": synth.function(AGENTS_PROCESSOR_FUNCTION)[0]}
     return environment
 
 

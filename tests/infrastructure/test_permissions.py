@@ -12,6 +12,7 @@ from infra.catalog import (
     HEALTH_FUNCTION,
     HTTP_FUNCTIONS,
     JOB_TASK_FUNCTIONS,
+    KNOWLEDGE_FUNCTIONS,
     MCP_FUNCTION,
     STREAMING_FUNCTIONS,
     WEBSOCKET_FUNCTIONS,
@@ -25,7 +26,9 @@ from tests.infrastructure.conftest import Synthesized
 
 pytestmark = pytest.mark.infra
 
-CATALOG_FUNCTIONS = (*HTTP_FUNCTIONS, AUTHORIZER_FUNCTION, *STREAMING_FUNCTIONS, *JOB_TASK_FUNCTIONS)
+CATALOG_FUNCTIONS = (
+    *HTTP_FUNCTIONS, AUTHORIZER_FUNCTION, *STREAMING_FUNCTIONS, *JOB_TASK_FUNCTIONS, *KNOWLEDGE_FUNCTIONS,
+)  # fmt: skip
 WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
 READ_ACTIONS = {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"}
 SECRET_READ_ACTIONS = {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
@@ -101,8 +104,10 @@ def test_function_may_use_only_its_logs_traces_tables_and_the_signing_keys(
     _, function = synth.function(spec)
 
     allowed = {"logs", "xray", "dynamodb", "secretsmanager"}
-    if spec.uses_payload_bucket or spec.export_bucket:
+    if spec.uses_payload_bucket or spec.export_bucket or spec.documents_bucket:
         allowed.add("s3")
+    if spec in KNOWLEDGE_FUNCTIONS:  # an embedder change hands documents back to the processor
+        allowed.add("lambda")
     if spec.starts_workflows:
         allowed.add("states")
     if spec.calls_models and synth.stack.config.bedrock_enabled:

@@ -11,6 +11,7 @@ from infra.catalog import (
     AUTHORIZER_FUNCTION,
     HTTP_FUNCTIONS,
     JOB_TASK_FUNCTIONS,
+    KNOWLEDGE_FUNCTIONS,
     STREAMING_FUNCTIONS,
     WEBSOCKET_ACTIONS,
     WEBSOCKET_FUNCTIONS,
@@ -55,22 +56,27 @@ def _expected_counts(synth: Synthesized) -> dict[str, int]:
         *STREAMING_FUNCTIONS,
         *WEBSOCKET_FUNCTIONS,
         *JOB_TASK_FUNCTIONS,
+        *KNOWLEDGE_FUNCTIONS,
     )
     # Plus the signing-key initializer and the custom resource framework that calls it.
     functions = len(catalog_functions) + 2
+    # CDK's own function that puts the documents bucket's notification configuration (it has no log group of
+    # ours) and its custom resource.
+    notifications_handler = 1
     websocket_routes = len(("$connect", "$disconnect", "$default")) + len(WEBSOCKET_ACTIONS)
     workflows = len(WORKFLOWS)
     return {
-        "AWS::Lambda::Function": functions,
+        "AWS::Lambda::Function": functions + notifications_handler,
         # Each workflow's own role, and the schedule's that starts archiving.
-        "AWS::IAM::Role": functions + workflows + 1,
+        "AWS::IAM::Role": functions + notifications_handler + workflows + 1,
         # And each API's access logs, each workflow's execution logs.
         "AWS::Logs::LogGroup": functions + 2 + workflows,
         "AWS::Lambda::LayerVersion": len(synth.stack.functions.layers),
         "AWS::Lambda::Url": len(STREAMING_FUNCTIONS),
         "AWS::Lambda::EventInvokeConfig": 1,  # the realtime worker is never retried
         "AWS::DynamoDB::Table": len(TABLES),
-        "AWS::S3::Bucket": 2,  # payloads, and the jobs' exports and uploads
+        "AWS::S3::Bucket": 3,  # payloads, the jobs' exports and uploads, agents' documents
+        "Custom::S3BucketNotifications": 1,  # documents/ to the document processor
         "AWS::StepFunctions::StateMachine": workflows,
         "AWS::Events::Rule": 1,  # archiving, daily
         "AWS::SecretsManager::Secret": 2,
@@ -106,6 +112,7 @@ def test_concern_constructs_put_their_resources_in_the_stack_scope(synth: Synthe
         "Functions",
         "Http",
         "Jobs",
+        "Knowledge",
         "Storage",
         "Streaming",
         "WebSocket",

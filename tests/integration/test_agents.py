@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -222,7 +222,9 @@ def test_agent_settings_are_validated(api: TestClient, people: dict[str, User]) 
     agent = create_agent(api, admin, mcpServers=[stage_server.json()["id"]])
     assert agent["mcpServers"] == [stage_server.json()["id"]]
     # A user's own server is theirs alone: no agent of the stage may name it.
-    refused = api.put(f"{AGENTS}/{agent['agentId']}", headers=admin.auth, json={"mcpServers": [own_server.json()["id"]]})
+    refused = api.put(
+        f"{AGENTS}/{agent['agentId']}", headers=admin.auth, json={"mcpServers": [own_server.json()["id"]]}
+    )
     assert refused.status_code == 422
     assert error_code(refused) == "validation_error"
 
@@ -233,7 +235,9 @@ def test_agent_settings_are_validated(api: TestClient, people: dict[str, User]) 
 def test_an_upload_over_25_mb_or_of_an_unsupported_type_is_refused(api: TestClient, people: dict[str, User]) -> None:
     admin = people["admin"]
     agent = create_agent(api, admin)
-    too_large = start_upload(api, admin, agent["agentId"], fileName="big.pdf", contentType=PDF, sizeBytes=26 * 1024 * 1024)
+    too_large = start_upload(
+        api, admin, agent["agentId"], fileName="big.pdf", contentType=PDF, sizeBytes=26 * 1024 * 1024
+    )
     assert too_large.status_code == 413
     assert error_code(too_large) == "payload_too_large"
     unsupported = start_upload(api, admin, agent["agentId"], fileName="a.png", contentType="image/png", sizeBytes=10)
@@ -282,7 +286,12 @@ FILLER = [
 def knowledge_files() -> dict[str, tuple[bytes, str]]:
     return {
         "pdf": (files.pdf_document([[*FILLER], [FACTS["pdf"]]]), PDF),
-        "docx": (files.docx_document([("heading", "Finance"), ("paragraph", FACTS["docx"]), *[("paragraph", f) for f in FILLER]]), DOCX),
+        "docx": (
+            files.docx_document(
+                [("heading", "Finance"), ("paragraph", FACTS["docx"]), *[("paragraph", f) for f in FILLER]]
+            ),
+            DOCX,
+        ),
         "markdown": (files.markdown_document([("Archive", [FACTS["markdown"], *FILLER])]).encode(), MARKDOWN),
         "html": (files.html_document([("Office rules", [FACTS["html"], *FILLER])]).encode(), HTML),
     }
@@ -296,7 +305,7 @@ def test_documents_of_every_format_become_ready_and_a_paraphrase_finds_the_right
     ids = {}
     for kind, (data, content_type) in knowledge_files().items():
         ids[kind] = upload(api, admin, agent["agentId"], data, content_type, file_name=f"facts.{kind}")
-    for kind, document_id in ids.items():
+    for document_id in ids.values():
         done = processed(api, admin, agent["agentId"], document_id)
         assert done["status"] == "ready", done
         assert done["chunks"] >= 1
@@ -344,7 +353,9 @@ def test_a_deleted_document_is_no_longer_found_and_a_deleted_agent_leaves_no_ind
     assert index in index_names()
     assert api.delete(f"{AGENTS}/{agent['agentId']}", headers=admin.auth).status_code == 204
     assert index not in index_names()
-    objects = client("s3").list_objects_v2(Bucket=os.environ["DOCUMENTS_BUCKET"], Prefix=f"documents/{agent['agentId']}/")
+    objects = client("s3").list_objects_v2(
+        Bucket=os.environ["DOCUMENTS_BUCKET"], Prefix=f"documents/{agent['agentId']}/"
+    )
     assert objects.get("KeyCount", 0) == 0
     assert api.get(f"{AGENTS}/{agent['agentId']}/documents/{kept}", headers=admin.auth).status_code == 404
 
@@ -377,7 +388,9 @@ def test_a_second_upload_to_the_same_link_replaces_the_chunks_and_never_duplicat
 ) -> None:
     admin = people["admin"]
     agent = create_agent(api, admin)
-    long_text = files.markdown_document([("Handbook", [f"Rule {n}: {FILLER[n % 2]} {FACTS['markdown']}" for n in range(40)])])
+    long_text = files.markdown_document(
+        [("Handbook", [f"Rule {n}: {FILLER[n % 2]} {FACTS['markdown']}" for n in range(40)])]
+    )
     data = long_text.encode()
     response = start_upload(api, admin, agent["agentId"], fileName="h.md", contentType=MARKDOWN, sizeBytes=len(data))
     body = response.json()
