@@ -76,7 +76,7 @@ def test_a_run_past_the_processors_time_limit_reads_as_failed() -> None:
 
 
 def test_the_deadline_covers_the_processors_whole_time_limit() -> None:
-    assert service.PROCESSING_TIMEOUT_SECONDS == AGENTS_PROCESSOR_FUNCTION.timeout_seconds
+    assert AGENTS_PROCESSOR_FUNCTION.timeout_seconds == service.PROCESSING_TIMEOUT_SECONDS
     assert service.processing_deadline(MOMENT) > MOMENT + timedelta(seconds=AGENTS_PROCESSOR_FUNCTION.timeout_seconds)
 
 
