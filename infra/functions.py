@@ -17,8 +17,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from functions.agents import DOCUMENTS_PREFIX
 from functions.jobs.contexts import Workflow, workflow_env_var
-from infra.catalog import DOCUMENTS_PREFIX, BucketAccess, BucketAction, FunctionSpec, pascal
+from infra.catalog import BucketAccess, BucketAction, FunctionSpec, pascal
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.observability import METRICS_NAMESPACE, WRITE_LOG_ACTIONS, log_group
 from infra.stage import StageConfig, StageConstruct, enhance_field_types_environment

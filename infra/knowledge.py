@@ -10,7 +10,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from constructs import Construct
 
-from infra.catalog import AGENTS_PROCESSOR_FUNCTION, DOCUMENTS_PREFIX
+from functions.agents import DOCUMENTS_PREFIX
+from infra.catalog import AGENTS_PROCESSOR_FUNCTION
 from infra.functions import Functions
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.stage import StageConfig, StageConstruct
