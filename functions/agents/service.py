@@ -245,7 +245,7 @@ def public_agent(record: AgentRecord) -> AgentPublic:
             enabled=bool(record.knowledge_enabled), top_k=int(record.top_k),
             min_score=None if record.min_score is None else float(record.min_score),
         ),
-        status=record.status,  # type: ignore[arg-type]  # stored from the Literal
+        status=record.status,
         index=index, created_at=record.created_at, updated_at=record.updated_at,
     )  # fmt: skip
 
@@ -379,7 +379,7 @@ def public_document(record: DocumentRecord, moment: datetime) -> DocumentPublic:
         error = DocumentError(code="processing_timeout", message="Processing did not finish in time; process it again")
     return DocumentPublic(
         document_id=record.document_id, file_name=record.file_name, content_type=record.content_type,
-        size_bytes=int(record.size_bytes), status=status,  # type: ignore[arg-type]  # stored from the Literal
+        size_bytes=int(record.size_bytes), status=status,
         pages=None if record.pages is None else int(record.pages),
         chunks=None if record.chunks is None else int(record.chunks), error=error, created_at=record.created_at,
         processed_at=record.processed_at,

@@ -47,7 +47,8 @@ def deliver_s3_notifications(delivery: Delivery | None) -> None:
             return
         from moto.s3 import notifications
 
-        def invoke(_account_id: str, event_body: Any, fn_arn: str, _region_name: str) -> None:
+        def invoke(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+            del account_id, region_name  # the ARN names the function
             with _lock:
                 target = _delivery
             if target is not None:

@@ -66,7 +66,9 @@ def _target(resource: Any) -> str:
         if "Fn::GetAtt" in resource:
             return str(resource["Fn::GetAtt"][0])
         if "Fn::Join" in resource:
-            (target,) = {_target(part) for part in resource["Fn::Join"][1] if isinstance(part, dict)}
+            # Pseudo parameters (AWS::Partition, AWS::AccountId) are part of the ARN, not what it points at.
+            targets = {_target(part) for part in resource["Fn::Join"][1] if isinstance(part, dict)}
+            (target,) = {name for name in targets if not name.startswith("AWS::")} or {"*"}
             return target
     return "*"
 

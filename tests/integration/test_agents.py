@@ -283,17 +283,27 @@ FILLER = [
 ]
 
 
+def markdown_text(heading: str, paragraphs: list[str]) -> bytes:
+    return "\n\n".join([f"# {heading}", *paragraphs]).encode()
+
+
+def html_text(heading: str, paragraphs: list[str]) -> bytes:
+    body = "".join(f"<p>{paragraph}</p>" for paragraph in paragraphs)
+    return (
+        f"<!DOCTYPE html><html><head><title>{heading}</title><style>.x {{ color: red }}</style>"
+        f"<script>window.track = 1;</script></head><body><h1>{heading}</h1>{body}</body></html>"
+    ).encode()
+
+
 def knowledge_files() -> dict[str, tuple[bytes, str]]:
+    """A document of each format holding one fact the model cannot know, beside ordinary filler."""
+    docx_blocks: list[files.DocxBlock] = [("heading", "Finance"), ("paragraph", FACTS["docx"])]
+    docx_blocks += [("paragraph", filler) for filler in FILLER]
     return {
-        "pdf": (files.pdf_document([[*FILLER], [FACTS["pdf"]]]), PDF),
-        "docx": (
-            files.docx_document(
-                [("heading", "Finance"), ("paragraph", FACTS["docx"]), *[("paragraph", f) for f in FILLER]]
-            ),
-            DOCX,
-        ),
-        "markdown": (files.markdown_document([("Archive", [FACTS["markdown"], *FILLER])]).encode(), MARKDOWN),
-        "html": (files.html_document([("Office rules", [FACTS["html"], *FILLER])]).encode(), HTML),
+        "pdf": (files.pdf_document([["# Operations", *FILLER], ["# Lighthouse", FACTS["pdf"]]]), PDF),
+        "docx": (files.docx_document(docx_blocks), DOCX),
+        "markdown": (markdown_text("Archive", [FACTS["markdown"], *FILLER]), MARKDOWN),
+        "html": (html_text("Office rules", [FACTS["html"], *FILLER]), HTML),
     }
 
 
@@ -388,10 +398,7 @@ def test_a_second_upload_to_the_same_link_replaces_the_chunks_and_never_duplicat
 ) -> None:
     admin = people["admin"]
     agent = create_agent(api, admin)
-    long_text = files.markdown_document(
-        [("Handbook", [f"Rule {n}: {FILLER[n % 2]} {FACTS['markdown']}" for n in range(40)])]
-    )
-    data = long_text.encode()
+    data = markdown_text("Handbook", [f"Rule {n}: {FILLER[n % 2]} {FACTS['markdown']}" for n in range(40)])
     response = start_upload(api, admin, agent["agentId"], fileName="h.md", contentType=MARKDOWN, sizeBytes=len(data))
     body = response.json()
     for _ in range(2):
@@ -420,3 +427,57 @@ def test_a_member_cannot_reprocess_and_a_document_never_uploaded_cannot_be(
     never = api.post(f"{path}/process", headers=admin.auth)
     assert never.status_code == 409
     assert error_code(never) == "document_not_uploaded"
+
+
+def test_a_new_embedder_asks_for_reprocessing_and_processing_moves_every_document_to_a_new_index(
+    api: TestClient, people: dict[str, User], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.agents import service
+    from shared.llm.embeddings import forget_stage_embedder
+    from shared.settings import get_settings
+
+    admin = people["admin"]
+    agent = create_agent(api, admin)
+    ids = {}
+    for kind in ("markdown", "html"):
+        data, content_type = knowledge_files()[kind]
+        ids[kind] = upload(api, admin, agent["agentId"], data, content_type, file_name=f"facts.{kind}")
+        assert processed(api, admin, agent["agentId"], ids[kind])["status"] == "ready"
+    first = api.get(f"{AGENTS}/{agent['agentId']}", headers=admin.auth).json()["index"]
+
+    monkeypatch.setenv("EMBEDDING_MODEL", "offline/hashing")
+    get_settings.cache_clear()
+    forget_stage_embedder()
+    try:
+        refused = search(api, admin, agent["agentId"], PARAPHRASES["markdown"])
+        assert refused.status_code == 409
+        assert error_code(refused) == "reprocess_required"
+        chat_agent = service.agent_for_chat(_principal(admin), agent["agentId"])
+        assert service.retrieve(chat_agent, PARAPHRASES["markdown"]) == []
+
+        path = f"{AGENTS}/{agent['agentId']}/documents/{ids['markdown']}/process"
+        assert api.post(path, headers=admin.auth).status_code == 202
+        for document_id in ids.values():
+            assert processed(api, admin, agent["agentId"], document_id)["status"] == "ready"
+        moved = api.get(f"{AGENTS}/{agent['agentId']}", headers=admin.auth).json()["index"]
+        assert (first["embedder"], first["generation"]) != (moved["embedder"], moved["generation"])
+        assert moved == {"embedder": "offline/hashing", "dimension": 256, "offline": True, "generation": 2}
+        assert f"agent-{agent['agentId'].lower()}-1" not in index_names()
+        # The document nobody asked to reprocess was moved too: both are searched in the new index.
+        found = {
+            hit["documentId"] for hit in search(api, admin, agent["agentId"], "archive maps tortoise").json()["items"]
+        }
+        assert found == set(ids.values())
+        assert len(index_keys(agent)) == sum(
+            processed(api, admin, agent["agentId"], document_id)["chunks"] for document_id in ids.values()
+        )
+    finally:
+        monkeypatch.delenv("EMBEDDING_MODEL")
+        get_settings.cache_clear()
+        forget_stage_embedder()
+
+
+def _principal(user: User) -> Any:
+    from shared.auth.principal import Principal
+
+    return Principal(user_id=user.id, roles=("admin",), permissions=frozenset({"*"}), auth_type="token")
