@@ -13,7 +13,7 @@ from constructs import Construct
 from functions.agents import DOCUMENTS_PREFIX
 from infra.catalog import AGENTS_PROCESSOR_FUNCTION
 from infra.functions import Functions
-from infra.nag import acknowledge, acknowledge_wildcard_resource
+from infra.nag import acknowledge_bucket_notifications_handler, acknowledge_wildcard_resource
 from infra.stage import StageConfig, StageConstruct
 
 
@@ -32,7 +32,7 @@ class Knowledge(StageConstruct):
             s3n.LambdaDestination(self.processor),
             s3.NotificationKeyFilter(prefix=DOCUMENTS_PREFIX),
         )
-        self._acknowledge_notifications_handler()
+        acknowledge_bucket_notifications_handler(self.stack)
         self.processor.grant_invoke(agents)
         agents.add_environment("PROCESSOR_FUNCTION", self.processor.function_name)
         self._acknowledge_invoke(agents, "The agents function invokes the document processor only (a reprocess)")
@@ -59,26 +59,3 @@ class Knowledge(StageConstruct):
         acknowledge_wildcard_resource(
             role, f"{self.processor.function_arn}:*", f"{reason}; the wildcard is its versions."
         )
-
-    def _acknowledge_notifications_handler(self) -> None:
-        """CDK delivers a bucket's notification configuration through a singleton custom resource function of its
-        own (BucketNotificationsHandler), with a role CDK writes."""
-        for child in self.stack.node.children:
-            if child.node.id.startswith("BucketNotificationsHandler"):
-                acknowledge(
-                    child,
-                    "AwsSolutions-IAM4",
-                    "CDK's bucket notifications handler uses AWSLambdaBasicExecutionRole for its logs; it runs only "
-                    "at deployment, to put the documents bucket's notification configuration.",
-                )
-                acknowledge(
-                    child,
-                    "AwsSolutions-IAM5",
-                    "CDK's bucket notifications handler may put the notification configuration of the stage's "
-                    "buckets; CDK writes its policy, with a wildcard resource, and it runs only at deployment.",
-                )
-                acknowledge(
-                    child,
-                    "AwsSolutions-L1",
-                    "CDK's bucket notifications handler pins its own runtime; it runs only at deployment.",
-                )

@@ -42,3 +42,31 @@ def nag_resource(resolved: Any) -> str:
         case _:
             rendered = json.dumps(resolved, separators=(",", ":"))
     return rendered
+
+
+# CDK's singleton function that puts buckets' notification configurations (Custom::S3BucketNotifications).
+BUCKET_NOTIFICATIONS_HANDLER = "BucketNotificationsHandler"
+
+
+def acknowledge_bucket_notifications_handler(stack: Stack) -> None:
+    """Accept the findings on CDK's bucket notifications handler, whose role and runtime CDK writes."""
+    for child in stack.node.children:
+        if not child.node.id.startswith(BUCKET_NOTIFICATIONS_HANDLER):
+            continue
+        acknowledge(
+            child,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            "CDK's bucket notifications handler writes its logs under AWSLambdaBasicExecutionRole; it runs only at "
+            "deployment, to put the documents bucket's notification configuration.",
+        )
+        acknowledge(
+            child,
+            "AwsSolutions-IAM5",
+            "CDK's bucket notifications handler may put the notification configuration of any bucket (s3:"
+            "PutBucketNotification on *, as CDK writes it); it runs only at deployment.",
+        )
+        acknowledge(
+            child,
+            "AwsSolutions-L1",
+            "CDK's bucket notifications handler pins its own runtime; it runs only at deployment.",
+        )

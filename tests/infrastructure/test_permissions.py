@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from infra.catalog import (
+    AGENTS_FUNCTION,
     AUTHORIZER_FUNCTION,
     CHAT_FUNCTION,
     HEALTH_FUNCTION,
@@ -108,7 +109,7 @@ def test_function_may_use_only_its_logs_traces_tables_and_the_signing_keys(
     allowed = {"logs", "xray", "dynamodb", "secretsmanager"}
     if spec.uses_payload_bucket or spec.export_bucket or spec.documents_bucket:
         allowed.add("s3")
-    if spec in KNOWLEDGE_FUNCTIONS:  # an embedder change hands documents back to the processor
+    if spec in (AGENTS_FUNCTION, *KNOWLEDGE_FUNCTIONS):  # reprocessing hands documents to the processor
         allowed.add("lambda")
     if spec.starts_workflows:
         allowed.add("states")
@@ -153,7 +154,7 @@ def test_function_reads_the_signing_keys_only_if_its_spec_says_so(synth: Synthes
     expected = {synth.signing_secret_id: SECRET_READ_ACTIONS} if spec.reads_signing_keys else {}
     if spec.describes_signing_keys:  # readiness: that the secret exists, never its keys
         expected[synth.signing_secret_id] = {"secretsmanager:DescribeSecret"}
-    if spec.streaming:  # only the chat function calls providers, so only it reads their keys
+    if spec.calls_models:  # only the functions that call providers (chat, embeddings) read their keys
         expected[synth.provider_keys_secret_id] = SECRET_READ_ACTIONS
 
     assert _grants(synth, spec, "secretsmanager") == expected
