@@ -3,6 +3,7 @@ file a reader must refuse, refused with a reason its owner can act on."""
 
 from __future__ import annotations
 
+import importlib
 import io
 import zipfile
 
@@ -63,6 +64,17 @@ def test_a_pdf_sentence_in_body_type_is_never_taken_for_a_heading() -> None:
     data = files.pdf_document([["Short Title Case Line", "A normal paragraph follows."]])
 
     assert {section.kind for section in extract(data, PDF).sections} == {"paragraph"}
+
+
+def test_only_the_first_pages_of_a_very_long_pdf_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The module, not the function of the same name the package exports.
+    monkeypatch.setattr(importlib.import_module("functions.agents.documents.extract"), "MAX_PDF_PAGES", 2)
+    data = files.pdf_document([["First page."], ["Second page."], ["Third page."]])
+
+    document = extract(data, PDF)
+
+    assert document.pages == 3
+    assert texts(document) == ["First page.", "Second page."]
 
 
 def test_a_password_protected_pdf_is_refused_as_encrypted_even_with_an_empty_password() -> None:

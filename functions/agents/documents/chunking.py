@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from functions.agents.documents import Chunk, ExtractedDocument, Section
+from functions.agents.documents.models import Chunk, ExtractedDocument, Section
 from shared.llm.providers import estimate_tokens
 
 HEADING_SEPARATOR = " \u203a "  # "Pricing > Enterprise" with a single angle quote

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
-from functions.agents.documents import (
+from functions.agents.documents.models import (
     MAX_DOCUMENT_BYTES,
     SUPPORTED_TYPES,
     ExtractedDocument,
@@ -245,29 +245,29 @@ def _read_pdf(data: bytes) -> ExtractedDocument:
 
 
 def _pdf_page_lines(page: Any) -> list[_Line]:
-    """The page's lines in content order, each with its vertical position, type size and weight."""
+    """The page's lines as pypdf extracts them (its spacing and line breaks), each with the vertical position, type
+    size and weight of its text."""
     lines: list[_Line] = []
+    line_open = False
 
     def visit(text: str, cm: Sequence[float], tm: Sequence[float], font: Any, font_size: float) -> None:
-        if not text.strip():
-            return
+        nonlocal line_open
         # The text matrix in page space (tm x cm): its translation is the position, its vertical scale the size.
         y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
         scale = ((tm[2] * cm[0] + tm[3] * cm[2]) ** 2 + (tm[2] * cm[1] + tm[3] * cm[3]) ** 2) ** 0.5
         size = abs(font_size * scale) or font_size
-        name = str(font.get("/BaseFont", "")) if hasattr(font, "get") else ""
-        bold = "bold" in name.lower() or "black" in name.lower()
-        for piece in text.split("\n"):
-            if not piece.strip():
-                continue
-            last = lines[-1] if lines else None
-            if last is not None and abs(last.y - y) < 0.5 * max(size, last.size):
-                separator = "" if last.text.endswith(" ") or piece.startswith(" ") else " "
-                last.text += separator + piece
-                last.size = max(last.size, size)
-                last.bold = last.bold and bold
-            else:
+        name = str(font.get("/BaseFont", "")).lower() if hasattr(font, "get") else ""
+        bold = "bold" in name or "black" in name
+        for number, piece in enumerate(text.split("\n")):
+            line_open = line_open and number == 0
+            if line_open:
+                last = lines[-1]
+                last.text += piece
+                if piece.strip():
+                    last.size, last.bold = max(last.size, size), last.bold and bold
+            elif piece.strip():  # a line starts with text (a space or a break alone has no position worth keeping)
                 lines.append(_Line(text=piece, y=y, size=size, bold=bold))
+                line_open = True
 
     page.extract_text(visitor_text=visit)
     for line in lines:
