@@ -1,4 +1,4 @@
-"""The agents context: the stage's agents, their documents and knowledge (semantic search), and what chat uses."""
+"""Agents and their knowledge: documents, processing, semantic search, grounding for chat."""
 
 # Where documents' files live in the documents bucket: `documents/<agentId>/<documentId>`.
 DOCUMENTS_PREFIX = "documents/"
