@@ -47,7 +47,6 @@ else:
     mcp_store = LazyModule("functions.mcp.store")
 
 MANAGE, CHAT = "agents.manage", "ai.chat"
-MAX_DOCUMENT_BYTES = 25 * 1024 * 1024
 # The presigned upload's lifetime.
 UPLOAD_LINK_SECONDS = 15 * 60
 # The processor's time limit (infra.catalog) and a margin for its start and last writes: a run not finished by
@@ -281,7 +280,8 @@ def create_document(principal: Principal, agent_id: str, request: DocumentCreate
     """A document `uploading`, and the presigned PUT its file goes to; its landing starts processing."""
     principal.require(MANAGE)
     _agent(agent_id)
-    from functions.agents.documents import SUPPORTED_TYPES
+    # The readers load with their first use: only this route of the function needs what they accept.
+    from functions.agents.documents import MAX_DOCUMENT_BYTES, SUPPORTED_TYPES
 
     if request.size_bytes > MAX_DOCUMENT_BYTES:
         raise DocumentTooLarge(f"A document may be at most {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB")
