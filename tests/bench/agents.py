@@ -4,6 +4,7 @@ in moto's S3 Vectors), with the time of each step and of the whole, from the PUT
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -52,6 +53,8 @@ def report_agents() -> None:
     import httpx
 
     os.environ.update(POWERTOOLS_LOG_LEVEL="ERROR")
+    for name in ("httpx", "mangum.http"):  # a line per request would bury the figures
+        logging.getLogger(name).setLevel(logging.WARNING)
     from tests.bench.stack import running_local_stack
     from tests.fakes.documents import hundred_page_pdf
 

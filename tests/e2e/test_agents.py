@@ -35,7 +35,9 @@ def signed_up(http: httpx.Client) -> dict[str, str]:
 
 
 def test_a_pdf_uploaded_through_its_presigned_url_becomes_ready_and_is_found(stack: LocalStack) -> None:
-    data = pdf_document([["The cafeteria serves soup until two.", "Parking permits renew in January."], [FACT]])
+    data = pdf_document(
+        [["# Campus", "The cafeteria serves soup until two.", "Parking permits renew in January."], ["# Mirror", FACT]]
+    )
     with httpx.Client(base_url=stack.base_url, timeout=30) as http:
         admin = signed_up(http)  # the stage's first account
         created = http.post(AGENTS, headers=admin, json={"name": "Observatory", "instructions": "Answer from sources."})
