@@ -45,8 +45,8 @@ def attached_stage(stage: str) -> dict[str, str]:
 
 def provision_stage(stage: str) -> dict[str, str]:
     """Tables, the signing key secret with its first key, the payload, export and vector buckets, the secrets
-    key and the jobs workflows; returns the environment that points functions at them (the names CDK passes in a deployed
-    stage)."""
+    key and the jobs workflows; returns the environment that points functions at them (the names CDK passes in a
+    deployed stage)."""
     import os
 
     from functions.identity.signing_keys import ensure_signing_keys

@@ -94,6 +94,7 @@ def patch_moto_s3vectors() -> None:
 
         def query_vectors(
             self: S3VectorsBackend,
+            *,
             vector_bucket_name: str,
             index_name: str,
             index_arn: str,
@@ -136,14 +137,14 @@ def patch_moto_s3vectors() -> None:
             if not query:
                 raise ValidationError("queryVector.float32 is required")
             hits, metric = self.s3vectors_backend.query_vectors(  # type: ignore[attr-defined]
-                vector_bucket_name,
-                index_name,
-                index_arn,
-                query,
-                top_k,
-                self._get_param("filter"),
-                self._get_bool_param("returnDistance", False),
-                self._get_bool_param("returnMetadata", False),
+                vector_bucket_name=vector_bucket_name,
+                index_name=index_name,
+                index_arn=index_arn,
+                query_vector=query,
+                top_k=top_k,
+                metadata_filter=self._get_param("filter"),
+                return_distance=self._get_bool_param("returnDistance", False),
+                return_metadata=self._get_bool_param("returnMetadata", False),
             )
             return ActionResult(result={"vectors": hits, "distanceMetric": metric})
 
@@ -159,7 +160,9 @@ def patch_moto_s3vectors() -> None:
 
 def _forget_matrix(backend: Any, arguments: Mapping[str, Any]) -> None:
     index = backend.get_index(
-        arguments.get("vector_bucket_name"), index_name=arguments.get("index_name"), index_arn=arguments.get("index_arn")
+        arguments.get("vector_bucket_name"),
+        index_name=arguments.get("index_name"),
+        index_arn=arguments.get("index_arn"),
     )
     index.__dict__.pop(_MATRIX_ATTRIBUTE, None)
 
@@ -182,8 +185,9 @@ def _matrix(index: Any) -> _Matrix:
     return matrix
 
 
-def distances(metric: str, matrix: _Matrix, query: Sequence[float]) -> list[float]:
-    """Each row's distance to `query`: cosine distance (1 - cosine similarity) or euclidean."""
+def distances(metric: str, matrix: _Matrix, query: Sequence[float]) -> Any:
+    """Each row's distance to `query`: cosine distance (1 - cosine similarity) or euclidean; a numpy array where
+    the matrix is one, else a list."""
     if not matrix.keys:
         return []
     if not isinstance(matrix.rows, list):
@@ -191,12 +195,12 @@ def distances(metric: str, matrix: _Matrix, query: Sequence[float]) -> list[floa
 
         vector = numpy.asarray(query, dtype=numpy.float32)
         if metric == "euclidean":
-            return numpy.linalg.norm(matrix.rows - vector, axis=1).tolist()  # type: ignore[no-any-return]
+            return numpy.linalg.norm(matrix.rows - vector, axis=1)
         denominators = matrix.norms * float(numpy.linalg.norm(vector))
         similarities = numpy.divide(
             matrix.rows @ vector, denominators, out=numpy.zeros(len(matrix.keys)), where=denominators > 0
         )
-        return (1.0 - similarities).tolist()  # type: ignore[no-any-return]
+        return 1.0 - similarities
     if metric == "euclidean":
         return [math.sqrt(sum((a - b) ** 2 for a, b in zip(row, query, strict=True))) for row in matrix.rows]
     query_norm = math.sqrt(sum(value * value for value in query))
@@ -212,15 +216,30 @@ def nearest(
 ) -> list[tuple[str, float]]:
     """The `top_k` nearest keys of the index with their distances, nearest first, among those the filter keeps."""
     matrix = _matrix(index)
-    ranked = sorted(zip(distances(index.distance_metric, matrix, query), matrix.keys, strict=True))
+    measured = distances(index.distance_metric, matrix, query)
     found: list[tuple[str, float]] = []
-    for distance, key in ranked:
+    # Unfiltered, only the top_k nearest need ordering; a filter may pass over any number of them.
+    for position in _nearest_first(measured, None if metadata_filter else top_k):
+        key = matrix.keys[position]
         if metadata_filter and not matches(metadata_filter, index.vectors[key].metadata or {}):
             continue
-        found.append((key, float(distance)))
+        found.append((key, float(measured[position])))
         if len(found) == top_k:
             break
     return found
+
+
+def _nearest_first(measured: Any, limit: int | None) -> list[int]:
+    """Positions by increasing distance: all of them, or the `limit` nearest."""
+    if isinstance(measured, list):
+        order = sorted(range(len(measured)), key=measured.__getitem__)
+        return order if limit is None else order[:limit]
+    import numpy
+
+    if limit is not None and limit < len(measured):
+        nearest_unordered = numpy.argpartition(measured, limit - 1)[:limit]
+        return nearest_unordered[numpy.argsort(measured[nearest_unordered], kind="stable")].tolist()  # type: ignore[no-any-return]
+    return numpy.argsort(measured, kind="stable").tolist()  # type: ignore[no-any-return]
 
 
 def check_filter(metadata_filter: Mapping[str, Any], non_filterable: frozenset[str]) -> None:
@@ -239,7 +258,7 @@ def check_filter(metadata_filter: Mapping[str, Any], non_filterable: frozenset[s
             raise FilterError(f"{name} is a non-filterable metadata key")
         elif isinstance(condition, Mapping):
             for operator in condition:
-                if operator not in {"$eq", "$ne", "$in", "$nin", "$exists", *_COMPARISONS}:
+                if operator not in _KEY_OPERATORS:
                     raise FilterError(f"unknown operator {operator}")
 
 
@@ -263,25 +282,7 @@ def _key_matches(metadata: Mapping[str, Any], name: str, condition: Any) -> bool
     present = name in metadata
     value = metadata.get(name)
     values = value if isinstance(value, list) else [value]
-    for operator, operand in operators.items():
-        if operator == "$exists":
-            if present != bool(operand):
-                return False
-        elif operator == "$eq":
-            if not present or operand not in values:
-                return False
-        elif operator == "$ne":
-            if present and operand in values:
-                return False
-        elif operator == "$in":
-            if not present or not any(item in operand for item in values):
-                return False
-        elif operator == "$nin":
-            if present and any(item in operand for item in values):
-                return False
-        elif not present or not any(_compare(operator, item, operand) for item in values):
-            return False
-    return True
+    return all(_KEY_OPERATORS[operator](operand, present, values) for operator, operand in operators.items())
 
 
 def _compare(operator: str, value: Any, operand: Any) -> bool:
@@ -289,3 +290,17 @@ def _compare(operator: str, value: Any, operand: Any) -> bool:
     if isinstance(value, bool) or not isinstance(value, numeric) or not isinstance(operand, numeric):
         return False  # S3 Vectors compares numbers only
     return _COMPARISONS[operator](value, operand)
+
+
+# A key's operators: (operand, whether the key is present, its values) -> whether the condition holds.
+_KEY_OPERATORS: dict[str, Callable[[Any, bool, list[Any]], bool]] = {
+    "$exists": lambda operand, present, _: present == bool(operand),
+    "$eq": lambda operand, present, values: present and operand in values,
+    "$ne": lambda operand, present, values: not present or operand not in values,
+    "$in": lambda operand, present, values: present and any(item in operand for item in values),
+    "$nin": lambda operand, present, values: not present or not any(item in operand for item in values),
+    "$gt": lambda operand, present, values: present and any(_compare("$gt", item, operand) for item in values),
+    "$gte": lambda operand, present, values: present and any(_compare("$gte", item, operand) for item in values),
+    "$lt": lambda operand, present, values: present and any(_compare("$lt", item, operand) for item in values),
+    "$lte": lambda operand, present, values: present and any(_compare("$lte", item, operand) for item in values),
+}

@@ -11,6 +11,7 @@ Bedrock; else offline. An index records the embedder's id and dimension: vectors
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -88,7 +89,7 @@ class HashingEmbedder:
         vector = [0.0] * dimension
         words = _WORD.findall(text.lower())
         # A text with no words still gets a unit vector, the same for every such text.
-        features = [*words, *(f"{first} {second}" for first, second in zip(words, words[1:], strict=False))] or [""]
+        features = [*words, *(f"{first} {second}" for first, second in itertools.pairwise(words))] or [""]
         for feature in features:
             digest = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "big")
             vector[digest % dimension] += 1.0 if digest >> 63 else -1.0
@@ -111,7 +112,7 @@ class WordLlamaEmbedder:
             if self._model is None:
                 from pathlib import Path
 
-                import wordllama
+                import wordllama  # type: ignore[import-untyped]
 
                 self._model = wordllama.WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True)
             return self._model
@@ -287,7 +288,8 @@ def embedder_id_for(model: str | None, config: LlmConfig, *, wordllama_installed
 def build_embedder(embedder_id: str, config: LlmConfig) -> Embedder:
     if embedder_id == OPENAI_EMBEDDER:
         openai = _openai(config)
-        assert openai is not None and openai.api_key is not None  # embedder_id_for checked it
+        assert openai is not None
+        assert openai.api_key is not None
         return OpenAIEmbedder(
             api_key=openai.api_key,
             base_url=openai.base_url,

@@ -1,7 +1,7 @@
-"""A fake Bedrock runtime for `converse_stream` and Titan embeddings' `invoke_model`: a real boto3 bedrock-runtime client whose HTTP layer is replaced
-(botocore's `before-send` hook) by scripted responses in Bedrock's binary event-stream wire format, so botocore's
-own parser, error handling and `EventStream` run unchanged. An embedding is the hashing embedder's vector of the
-text at the requested dimension: deterministic, so tests can reason about it.
+"""A fake Bedrock runtime for `converse_stream` and Titan embeddings' `invoke_model`: a real boto3 bedrock-runtime
+client whose HTTP layer is replaced (botocore's `before-send` hook) by scripted responses in Bedrock's binary
+event-stream wire format, so botocore's own parser, error handling and `EventStream` run unchanged. An embedding is
+the hashing embedder's vector of the text at the requested dimension: deterministic, so tests can reason about it.
 
 botocore's `Stubber` cannot do this: it validates a stubbed response against the output shape, and the `stream`
 member must then be a dict, never an iterable of events.

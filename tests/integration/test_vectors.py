@@ -41,14 +41,15 @@ def search(name: str, text: str, top_k: int = 3) -> list[vectors.VectorHit]:
 def index(aws: None) -> Iterator[str]:
     name = vectors.index_name("01HZAGENT0000000000000000A", 1)
     vectors.create_index(name, 256)
-    yield name
+    return name
 
 
 def test_index_names_follow_s3_vectors_rules() -> None:
     name = vectors.index_name("01HZAGENT0000000000000000A", 12)
 
     assert name == "agent-01hzagent0000000000000000a-12"
-    assert 3 <= len(name) <= 63 and name == name.lower()
+    assert 3 <= len(name) <= 63
+    assert name == name.lower()
 
 
 def test_a_search_finds_the_chunk_that_answers_it_first(index: str) -> None:
@@ -114,7 +115,8 @@ def test_writes_and_deletes_go_500_a_call(index: str, monkeypatch: pytest.Monkey
     assert calls == [("PutVectors", 500), ("PutVectors", 500), ("PutVectors", 201),
                      ("DeleteVectors", 500), ("DeleteVectors", 500), ("DeleteVectors", 100)]  # fmt: skip
     left = search(index, "section of the long manual", top_k=100)
-    assert len(left) == 100 and all(hit.metadata["ordinal"] >= 1_100 for hit in left)
+    assert len(left) == 100
+    assert all(hit.metadata["ordinal"] >= 1_100 for hit in left)
 
 
 def test_top_k_is_capped_at_s3_vectors_100(index: str) -> None:

@@ -143,7 +143,7 @@ def test_embedding_model_the_stage_cannot_reach_is_refused(model: str, message: 
 def test_embedding_model_is_validated_with_the_settings() -> None:
     assert settings_from_environ({"STAGE": "dev", "EMBEDDING_MODEL": TITAN_EMBEDDER}).embedding_model == TITAN_EMBEDDER
     assert settings_from_environ({"STAGE": "dev"}).embedding_model == ""
-    with pytest.raises(RuntimeError, match="EMBEDDING_MODEL: .*must be one of"):
+    with pytest.raises(RuntimeError, match=r"EMBEDDING_MODEL: .*must be one of"):
         settings_from_environ({"STAGE": "dev", "EMBEDDING_MODEL": "openai/text-embedding-ada-002"})
     assert len(EMBEDDER_IDS) == len(set(EMBEDDER_IDS)) == 4
 
@@ -161,7 +161,9 @@ def test_stage_embedder_is_built_once_from_the_environment(
     llm_environment(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL="http://127.0.0.1:9/v1")
     openai = stage_embedder()
     assert isinstance(openai, OpenAIEmbedder)
-    assert openai.info.id == OPENAI_EMBEDDER and openai.info.dimension == 1536 and not openai.info.offline
+    assert openai.info.id == OPENAI_EMBEDDER
+    assert openai.info.dimension == 1536
+    assert not openai.info.offline
     assert stage_embedder() is openai
 
     llm_environment(EMBEDDING_MODEL=TITAN_EMBEDDER, BEDROCK_ENABLED="true")
