@@ -11,6 +11,7 @@ all), and the index remembers its non-filterable metadata keys, which a filter m
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -126,14 +127,16 @@ def patch_moto_s3vectors() -> None:
             return hits, index.distance_metric
 
         def respond_query_vectors(self: S3VectorsResponse) -> ActionResult:
-            vector_bucket_name = self._get_param("vectorBucketName")
-            index_arn = self._get_param("indexArn")
-            index_name = self._get_param("indexName")
+            # The body parsed once: moto's _get_param parses it again for every parameter.
+            params = json.loads(self.body or "{}")
+            vector_bucket_name = params.get("vectorBucketName")
+            index_arn = params.get("indexArn")
+            index_name = params.get("indexName")
             self._validate_index_params(index_arn, index_name, vector_bucket_name)
-            top_k = self._get_int_param("topK")
-            if top_k is None or not 1 <= top_k <= MAX_TOP_K:
+            top_k = params.get("topK")
+            if not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
                 raise ValidationError(f"topK must be between 1 and {MAX_TOP_K}")
-            query = (self._get_param("queryVector") or {}).get("float32")
+            query = (params.get("queryVector") or {}).get("float32")
             if not query:
                 raise ValidationError("queryVector.float32 is required")
             hits, metric = self.s3vectors_backend.query_vectors(  # type: ignore[attr-defined]
@@ -142,9 +145,9 @@ def patch_moto_s3vectors() -> None:
                 index_arn=index_arn,
                 query_vector=query,
                 top_k=top_k,
-                metadata_filter=self._get_param("filter"),
-                return_distance=self._get_bool_param("returnDistance", False),
-                return_metadata=self._get_bool_param("returnMetadata", False),
+                metadata_filter=params.get("filter"),
+                return_distance=bool(params.get("returnDistance")),
+                return_metadata=bool(params.get("returnMetadata")),
             )
             return ActionResult(result={"vectors": hits, "distanceMetric": metric})
 

@@ -216,18 +216,16 @@ class TitanEmbedder:
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
-                import boto3
-                from botocore.config import Config
+                from shared.llm.providers.bedrock import bedrock_runtime
 
-                config = Config(
+                # botocore retries a throttled call: a document's embeddings have no other provider to fail over to.
+                _, self._client = bedrock_runtime(
+                    self._region,
                     connect_timeout=self._connect_timeout,
                     read_timeout=self._read_timeout,
-                    retries={"max_attempts": 3, "mode": "adaptive"},
-                    max_pool_connections=TITAN_CONCURRENCY,
+                    attempts=3,
+                    connections=TITAN_CONCURRENCY,
                 )
-                # Its own session: boto3's default session is not safe to build clients from concurrently.
-                session = boto3.session.Session()
-                self._client = session.client("bedrock-runtime", region_name=self._region, config=config)
             return self._client
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:

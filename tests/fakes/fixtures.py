@@ -85,3 +85,13 @@ def llm_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., N
 
     yield configure
     _forget_llm_state()
+
+
+@pytest.fixture
+def fresh_settings() -> Iterator[None]:
+    """Settings read again from the environment in the test (and after it)."""
+    from shared.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

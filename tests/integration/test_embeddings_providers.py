@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from shared.llm.embeddings import TITAN_EMBEDDER, OpenAIEmbedder, TitanEmbedder, hashing_embedder, stage_embedder
-from shared.settings import get_settings
 from tests.fakes.bedrock import FakeBedrock, bedrock_client
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -44,13 +43,6 @@ def test_openai_retries_a_server_error_and_surfaces_a_refused_key(openai_fake: F
     openai_fake.fail(401, message="bad key")
     with pytest.raises(openai.AuthenticationError):
         embedder.embed_query("anything")
-
-
-@pytest.fixture
-def fresh_settings() -> Iterator[None]:
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def test_the_stage_embedder_honours_openai_base_url(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -146,13 +146,6 @@ def test_embedding_model_is_validated_with_the_settings() -> None:
     with pytest.raises(RuntimeError, match=r"EMBEDDING_MODEL: .*must be one of"):
         settings_from_environ({"STAGE": "dev", "EMBEDDING_MODEL": "openai/text-embedding-ada-002"})
     assert len(EMBEDDER_IDS) == len(set(EMBEDDER_IDS)) == 4
-
-
-@pytest.fixture
-def fresh_settings() -> Iterator[None]:
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def test_stage_embedder_is_built_once_from_the_environment(
