@@ -29,6 +29,15 @@ DEFAULT_MCP_STDIO_ALLOWED: tuple[tuple[str, ...], ...] = (
 MINIMUM_DEPLOYED_PASSWORD_HASH_COST = 15
 
 
+# The embedders of agents' documents (shared.llm.embeddings), by the id EMBEDDING_MODEL names one with.
+EMBEDDER_IDS = (
+    "openai/text-embedding-3-small",
+    "bedrock/amazon.titan-embed-text-v2:0",
+    "offline/wordllama",
+    "offline/hashing",
+)
+
+
 def is_dev_stage(stage: str) -> bool:
     return stage in _DEV_STAGES or stage.startswith("dev-")
 
@@ -166,8 +175,6 @@ class Settings(BaseModel):
     @field_validator("embedding_model")
     @classmethod
     def _known_embedder(cls, model: str) -> str:
-        from shared.llm.embeddings import EMBEDDER_IDS
-
         if model and model not in EMBEDDER_IDS:
             raise ValueError(f"must be one of {', '.join(EMBEDDER_IDS)}")
         return model

@@ -21,17 +21,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.llm.config import LlmConfig, LlmConfigError, ProviderConfig
+from shared.llm.config import LlmConfig, LlmConfigError, ProviderConfig, get_llm_config
 from shared.llm.providers import estimate_tokens
+from shared.settings import EMBEDDER_IDS, get_settings
 
 if TYPE_CHECKING:
     from openai import OpenAI
 
-OPENAI_EMBEDDER = "openai/text-embedding-3-small"
-TITAN_EMBEDDER = "bedrock/amazon.titan-embed-text-v2:0"
-WORDLLAMA_EMBEDDER = "offline/wordllama"
-HASHING_EMBEDDER = "offline/hashing"
-EMBEDDER_IDS = (OPENAI_EMBEDDER, TITAN_EMBEDDER, WORDLLAMA_EMBEDDER, HASHING_EMBEDDER)
+OPENAI_EMBEDDER, TITAN_EMBEDDER, WORDLLAMA_EMBEDDER, HASHING_EMBEDDER = EMBEDDER_IDS
 
 OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
 TITAN_EMBEDDING_MODEL = "amazon.titan-embed-text-v2:0"
@@ -315,9 +312,6 @@ def _openai(config: LlmConfig) -> ProviderConfig | None:
 @lru_cache(maxsize=1)
 def stage_embedder() -> Embedder:
     """The container's embedder, chosen once (see the module's docstring)."""
-    from shared.llm.config import get_llm_config
-    from shared.settings import get_settings
-
     config = get_llm_config()
     embedder_id = embedder_id_for(get_settings().embedding_model, config, wordllama_installed=wordllama_available())
     return build_embedder(embedder_id, config)
