@@ -744,6 +744,11 @@ def main() -> None:
 
         report_jobs()
         return
+    if sys.argv[1:] == ["vectors"]:
+        from tests.bench.vectors import report_vectors
+
+        report_vectors()
+        return
     env = bench_environment()
     print(f"Stratus bench: Python {sys.version.split()[0]}, {os.cpu_count()} cores")
     report_imports(env)
@@ -754,6 +759,7 @@ def main() -> None:
     chat_env = {name: value for name, value in os.environ.items() if not name.endswith("_TABLE")}
     subprocess.run([sys.executable, "-m", "tests.bench", "chat"], cwd=ROOT, env=chat_env, check=True)
     subprocess.run([sys.executable, "-m", "tests.bench", "jobs"], cwd=ROOT, env=chat_env, check=True)
+    subprocess.run([sys.executable, "-m", "tests.bench", "vectors"], cwd=ROOT, env=chat_env, check=True)
 
 
 if __name__ == "__main__":
