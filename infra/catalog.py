@@ -81,6 +81,8 @@ class FunctionSpec:
     export_bucket: tuple[BucketAccess, ...] = ()
     # Workflows it starts (states:StartExecution on exactly those state machines; their ARNs in its environment).
     starts_workflows: tuple[Workflow, ...] = ()
+    # Searches ("read") or also writes and manages ("write") the indexes of the stage's vector bucket.
+    vector_access: Literal["read", "write"] | None = None
     # Serves text enhancement: gets the stage's own field types (`ENHANCE_FIELD_TYPES`) when it has any.
     enhances_text: bool = False
     # The documents bucket (agents' uploads), on `documents/*` only: `read` GetObject (HeadObject), `write`
@@ -384,6 +386,8 @@ AGENTS_FUNCTION = FunctionSpec(
     # Presigns uploads, checks an upload landed before reprocessing it, deletes documents' files (an agent's
     # under its prefix). Search embeds the query with the stage's embedder: an OpenAI key or Bedrock.
     documents_bucket=frozenset({"read", "write", "delete", "list"}),
+    # Search queries the agent's index; deleting a document or an agent deletes its vectors or its index.
+    vector_access="write",
     calls_models=True,
     checks_revocations=True,
     # The embedding providers' SDKs.
@@ -398,6 +402,7 @@ AGENTS_PROCESSOR_FUNCTION = FunctionSpec(
     description="Processes uploaded documents: extract, chunk, embed, index",
     tables=(AGENTS,),
     documents_bucket=frozenset({"read", "delete"}),
+    vector_access="write",
     calls_models=True,
     layers=("base", "ai", "documents"),
     memory_mb=2048,

@@ -44,6 +44,7 @@ for _spec in TABLES:
 os.environ["EXPORT_BUCKET"] = f"stratus-{TEST_STAGE}-exports"
 os.environ["DOCUMENTS_BUCKET"] = f"stratus-{TEST_STAGE}-documents"
 os.environ["PROCESSOR_FUNCTION"] = f"stratus-{TEST_STAGE}-agents-processor"
+os.environ["VECTOR_BUCKET"] = f"stratus-{TEST_STAGE}-vectors"
 for _workflow in WORKFLOWS:
     # The ARN moto gives the workflow's state machine (infra.local.stepfunctions).
     os.environ[workflow_env_var(_workflow)] = (
@@ -77,6 +78,7 @@ def aws() -> Iterator[None]:
         run_in_background,
         wait_for_background_runs,
     )
+    from infra.local.s3vectors import patch_moto_s3vectors
     from infra.local.stepfunctions import catalog_task_runners, patch_moto_step_functions, route_task_invocations
     from shared.auth.keys import forget_key_ring
     from shared.auth.revocations import forget_revocations
@@ -85,6 +87,7 @@ def aws() -> Iterator[None]:
 
     make_moto_dynamodb_atomic()
     patch_moto_step_functions()
+    patch_moto_s3vectors()
     make_api_call = BaseClient._make_api_call
 
     def no_scan(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:

@@ -28,6 +28,11 @@ def processor_function_name(stage: str) -> str:
     return function_name(stage, AGENTS_PROCESSOR_FUNCTION)
 
 
+def vector_bucket_name(stage: str) -> str:
+    """S3 Vectors' bucket names: 3-63 lowercase letters, digits and hyphens, as a stage name already is."""
+    return f"stratus-{stage}-vectors"
+
+
 def secrets_key_alias(stage: str) -> str:
     return f"alias/stratus-{stage}-secrets"
 
@@ -46,14 +51,15 @@ def attached_stage(stage: str) -> dict[str, str]:
         "EXPORT_BUCKET": export_bucket_name(stage),
         "DOCUMENTS_BUCKET": documents_bucket_name(stage),
         "PROCESSOR_FUNCTION": processor_function_name(stage),
+        "VECTOR_BUCKET": vector_bucket_name(stage),
         **state_machine_arns(stage),
     }
 
 
 def provision_stage(stage: str) -> dict[str, str]:
-    """Tables, the signing key secret with its first key, the payload, export and documents buckets, the secrets
-    key and the jobs workflows; returns the environment that points functions at them (the names CDK passes in a
-    deployed stage)."""
+    """Tables, the signing key secret with its first key, the payload, export, documents and vector buckets, the
+    secrets key and the jobs workflows; returns the environment that points functions at them (the names CDK passes
+    in a deployed stage)."""
     import os
 
     from functions.identity.signing_keys import ensure_signing_keys
@@ -77,6 +83,8 @@ def provision_stage(stage: str) -> dict[str, str]:
         CORSConfiguration={"CORSRules": [cors_rule]},
     )
     documents = provision_documents_bucket(stage, os.environ.get("AWS_REGION") or "us-east-1")
+    vectors = vector_bucket_name(stage)
+    client("s3vectors").create_vector_bucket(vectorBucketName=vectors)
     kms = client("kms")
     key_id = kms.create_key(Description=f"Stratus {stage}: seals stored secrets")["KeyMetadata"]["KeyId"]
     kms.create_alias(AliasName=secrets_key_alias(stage), TargetKeyId=key_id)
@@ -88,6 +96,7 @@ def provision_stage(stage: str) -> dict[str, str]:
         "EXPORT_BUCKET": exports,
         "DOCUMENTS_BUCKET": documents,
         "PROCESSOR_FUNCTION": processor_function_name(stage),
+        "VECTOR_BUCKET": vectors,
         **create_state_machines(stage, os.environ.get("AWS_REGION") or "us-east-1"),
     }
 

@@ -749,6 +749,11 @@ def main() -> None:
 
         report_agents()
         return
+    if sys.argv[1:] == ["vectors"]:
+        from tests.bench.vectors import report_vectors
+
+        report_vectors()
+        return
     env = bench_environment()
     print(f"Stratus bench: Python {sys.version.split()[0]}, {os.cpu_count()} cores")
     report_imports(env)
@@ -760,6 +765,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "tests.bench", "chat"], cwd=ROOT, env=chat_env, check=True)
     subprocess.run([sys.executable, "-m", "tests.bench", "jobs"], cwd=ROOT, env=chat_env, check=True)
     subprocess.run([sys.executable, "-m", "tests.bench", "agents"], cwd=ROOT, env=chat_env, check=True)
+    subprocess.run([sys.executable, "-m", "tests.bench", "vectors"], cwd=ROOT, env=chat_env, check=True)
 
 
 if __name__ == "__main__":

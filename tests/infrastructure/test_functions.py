@@ -85,6 +85,8 @@ def _expected_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, A
 
 def _knowledge_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, Any]:
     environment: dict[str, Any] = {}
+    if spec.vector_access:
+        environment["VECTOR_BUCKET"] = f"stratus-{synth.stage}-vectors"
     if spec.documents_bucket:
         environment["DOCUMENTS_BUCKET"] = {"Ref": synth.documents_bucket_id}
     if spec is AGENTS_FUNCTION:  # it hands documents to the processor

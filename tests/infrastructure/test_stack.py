@@ -77,6 +77,7 @@ def _expected_counts(synth: Synthesized) -> dict[str, int]:
         "AWS::DynamoDB::Table": len(TABLES),
         "AWS::S3::Bucket": 3,  # payloads, the jobs' exports and uploads, agents' documents
         "Custom::S3BucketNotifications": 1,  # documents/ to the document processor
+        "AWS::S3Vectors::VectorBucket": 1,  # agents' chunks, an index per agent
         "AWS::StepFunctions::StateMachine": workflows,
         "AWS::Events::Rule": 1,  # archiving, daily
         "AWS::SecretsManager::Secret": 2,
