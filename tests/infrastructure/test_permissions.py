@@ -113,6 +113,8 @@ def test_function_may_use_only_its_logs_traces_tables_and_the_signing_keys(
         allowed.add("lambda")
     if spec.starts_workflows:
         allowed.add("states")
+    if spec.vector_access:
+        allowed.add("s3vectors")
     if spec.calls_models and synth.stack.config.bedrock_enabled:
         allowed.add("bedrock")
     if spec.secret_contexts or spec.unsealed_secret_contexts:
