@@ -481,3 +481,38 @@ def _principal(user: User) -> Any:
     from shared.auth.principal import Principal
 
     return Principal(user_id=user.id, roles=("admin",), permissions=frozenset({"*"}), auth_type="token")
+
+
+# The jobs workflows ---------------------------------------------------------------------------------------------
+
+
+def test_a_users_export_holds_the_agents_they_created_and_their_deletion_keeps_the_agents(
+    api: TestClient, people: dict[str, User]
+) -> None:
+    from functions.agents import jobs
+    from tests.integration.jobs_pages import delete_all, export_all
+
+    admin, member = people["admin"], people["member"]
+    created = [create_agent(api, admin, name=f"Agent {n}") for n in range(3)]
+    data, content_type = knowledge_files()["markdown"]
+    document_id = upload(api, admin, created[0]["agentId"], data, content_type, file_name="archive.md")
+    assert processed(api, admin, created[0]["agentId"], document_id)["status"] == "ready"
+
+    exported, pages = export_all(jobs.export_page, admin.id, jobs.EXPORT_STEM, limit=2)
+    assert pages == 2
+    assert [agent["agentId"] for agent in exported] == [agent["agentId"] for agent in created]
+    assert [document["fileName"] for document in exported[0]["documents"]] == ["archive.md"]
+    assert exported[0]["documents"][0]["status"] == "ready"
+    assert export_all(jobs.export_page, member.id, jobs.EXPORT_STEM, limit=2) == ([], 1)
+
+    deleted, _ = delete_all(jobs.delete_page, admin.id, limit=2)
+    assert deleted == 3
+    assert export_all(jobs.export_page, admin.id, jobs.EXPORT_STEM, limit=2) == ([], 1)
+    # The agents stay with the stage, documents and all; they no longer name who created them.
+    assert [agent["agentId"] for agent in api.get(AGENTS, headers=member.auth).json()["items"]] == [
+        agent["agentId"] for agent in created
+    ]
+    assert store.get_agent(created[0]["agentId"]).created_by is None
+    assert search(api, member, created[0]["agentId"], PARAPHRASES["markdown"]).json()["items"][0]["documentId"] == (
+        document_id
+    )
