@@ -15,6 +15,7 @@ from typing import Literal
 from aws_cdk import Aws, CustomResource, Duration, IgnoreMode, Size
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
@@ -352,47 +353,35 @@ class Functions(StageConstruct):
 
     def _grant_export_bucket(self, access: BucketAccess, function: lambda_.Function) -> None:
         """Exactly the spec's actions on the objects under one prefix of the export bucket (and listing it)."""
-        bucket = self.storage.export_bucket
-        objects = bucket.arn_for_objects(f"{access.prefix}*")
-        actions = [action for name in sorted(access.actions) for action in BUCKET_OBJECT_ACTIONS.get(name, ())]
-        if actions:
-            function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[objects]))
-            role = function.role
-            assert role is not None
-            acknowledge_wildcard_resource(
-                role,
-                objects,
-                f"Job files are named by user and job id under {access.prefix}; only that prefix is granted.",
-            )
-        if "list" in access.actions:
-            function.add_to_role_policy(
-                iam.PolicyStatement(
-                    actions=["s3:ListBucket"],
-                    resources=[bucket.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{access.prefix}*"]}},
-                )
-            )
+        self._grant_bucket_prefix(
+            self.storage.export_bucket, access.prefix, access.actions, function,
+            f"Job files are named by user and job id under {access.prefix}; only that prefix is granted.",
+        )  # fmt: skip
 
     def _grant_documents_bucket(self, actions: frozenset[BucketAction], function: lambda_.Function) -> None:
         """Exactly the spec's actions on the objects under `documents/` (and listing that prefix)."""
-        bucket = self.storage.documents_bucket
-        objects = bucket.arn_for_objects(f"{DOCUMENTS_PREFIX}*")
+        self._grant_bucket_prefix(
+            self.storage.documents_bucket, DOCUMENTS_PREFIX, actions, function,
+            f"Documents are named by agent and document id under {DOCUMENTS_PREFIX}; only that prefix is granted.",
+        )  # fmt: skip
+
+    def _grant_bucket_prefix(
+        self, bucket: s3.IBucket, prefix: str, actions: frozenset[BucketAction], function: lambda_.Function, why: str
+    ) -> None:
+        """`actions` on the objects under `prefix` of `bucket` (`why` says so to cdk-nag), and listing that prefix."""
+        objects = bucket.arn_for_objects(f"{prefix}*")
         granted = [action for name in sorted(actions) for action in BUCKET_OBJECT_ACTIONS.get(name, ())]
         if granted:
             function.add_to_role_policy(iam.PolicyStatement(actions=granted, resources=[objects]))
             role = function.role
             assert role is not None
-            acknowledge_wildcard_resource(
-                role,
-                objects,
-                f"Documents are named by agent and document id under {DOCUMENTS_PREFIX}; only that prefix is granted.",
-            )
+            acknowledge_wildcard_resource(role, objects, why)
         if "list" in actions:
             function.add_to_role_policy(
                 iam.PolicyStatement(
                     actions=["s3:ListBucket"],
                     resources=[bucket.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{DOCUMENTS_PREFIX}*"]}},
+                    conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
                 )
             )
 

@@ -32,7 +32,7 @@ from functions.agents import DOCUMENTS_PREFIX
 from shared.aws import delete_partition
 from shared.errors import NotFound
 from shared.pagination import decode_cursor, encode_cursor
-from shared.storage import condition_failed, secondary_index, string_list, table_meta
+from shared.storage import condition_failed, secondary_index, string_list, table_meta, update_existing
 from shared.tables import AGENTS
 
 STAGE_PARTITION = "AGENTS"
@@ -152,12 +152,8 @@ def find_agent(agent_id: str) -> AgentRecord | None:
 
 def update_agent(record: AgentRecord, changes: dict[str, Any]) -> AgentRecord:
     """Set each attribute in `changes` (None removes it) on an agent that must still exist."""
-    actions = [
-        getattr(AgentRecord, name).remove() if value is None else getattr(AgentRecord, name).set(value)
-        for name, value in {**changes, "updated_at": now()}.items()
-    ]
     try:
-        record.update(actions=actions, condition=AgentRecord.pk.exists())
+        update_existing(record, changes, updated_at=now())
     except UpdateError as error:
         if condition_failed(error):
             raise agent_not_found() from None
