@@ -21,11 +21,10 @@ from shared.lazy import LazyModule
 from shared.observability import logger
 
 if TYPE_CHECKING:
-    from shared.llm.embeddings import Embedder
-
     from functions.agents import documents, service, store, vectors
     from functions.agents.store import AgentRecord, DocumentRecord
     from shared.llm import embeddings
+    from shared.llm.embeddings import Embedder
 else:
     documents = LazyModule("functions.agents.documents")
     embeddings = LazyModule("shared.llm.embeddings")

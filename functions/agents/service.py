@@ -38,13 +38,11 @@ from shared.observability import logger
 if TYPE_CHECKING:
     from functions.agents import store, vectors
     from functions.agents.store import AgentRecord, DocumentRecord
-    from functions.mcp import store as mcp_store
     from shared.llm import embeddings
 else:
     store = LazyModule("functions.agents.store")
     vectors = LazyModule("functions.agents.vectors")
     embeddings = LazyModule("shared.llm.embeddings")
-    mcp_store = LazyModule("functions.mcp.store")
 
 MANAGE, CHAT = "agents.manage", "ai.chat"
 # The presigned upload's lifetime.
@@ -259,11 +257,10 @@ def _check_mcp_servers(principal: Principal, server_ids: list[str]) -> None:
     """Each id must name one of the stage's MCP servers (a user's own server is theirs alone, not an agent's)."""
     if not server_ids:
         return
+    from functions.mcp import service as mcp
+
     ids = list(dict.fromkeys(server_ids))
-    known = set()
-    if all(is_id(server_id) for server_id in ids):
-        known = {record.server_id for record in mcp_store.visible_servers(principal.user_id, ids)
-                 if record.scope == "stage"}  # fmt: skip
+    known = mcp.stage_server_ids(ids)
     unknown = [server_id for server_id in ids if server_id not in known]
     if unknown:
         raise ValidationFailed(

@@ -262,6 +262,14 @@ def call_tool(principal: Principal, server_id: str, name: str, arguments: Mappin
 # For chat -----------------------------------------------------------------------------------------------------
 
 
+def stage_server_ids(server_ids: Sequence[str]) -> set[str]:
+    """Those of `server_ids` that name the stage's own servers (not a user's): what an agent may use. One
+    BatchGetItem."""
+    if not all(is_id(server_id) for server_id in server_ids):
+        return set()
+    return {record.server_id for record in store.stage_servers(server_ids)}
+
+
 def servers_for_chat(principal: Principal, server_ids: Sequence[str]) -> list[ToolServer]:
     """The enabled servers among `server_ids` this principal may use, ready to connect (secrets unsealed), in the
     order given. Unknown, invisible and disabled ids are skipped silently; so is a server whose secrets do not

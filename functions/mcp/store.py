@@ -180,6 +180,12 @@ def visible_servers(user_id: str, server_ids: Iterable[str]) -> list[ServerRecor
     return [found[server_id] for server_id in ids if server_id in found]
 
 
+def stage_servers(server_ids: Iterable[str]) -> list[ServerRecord]:
+    """The stage's servers among `server_ids` (never a user's own); unknown ids left out. One BatchGetItem."""
+    keys = [(STAGE_PARTITION, SERVER_PREFIX + server_id) for server_id in dict.fromkeys(server_ids)]
+    return list(ServerRecord.batch_get(keys, consistent_read=True)) if keys else []
+
+
 def servers_page(user_id: str, *, limit: int, cursor: str | None) -> tuple[list[ServerRecord], str | None]:
     """A page of what the user sees: the stage's servers, then their own, each in registration order.
 
