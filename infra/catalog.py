@@ -321,6 +321,8 @@ CHAT_FUNCTION = FunctionSpec(
             ("GET", "/ai/session/{sessionId}"),
             ("DELETE", "/ai/session/{sessionId}"),
             ("GET", "/ai/usage"),
+            # Trying an agent is a reply: generated here, grounded in the agent's documents.
+            ("POST", "/agents/{agentId}/test"),
         ),
         # The OpenAI- and Anthropic-compatible APIs, where their SDKs look for them: `<stage>/v1`.
         *(
