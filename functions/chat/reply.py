@@ -49,8 +49,7 @@ from shared.llm.types import (
 from shared.observability import logger
 
 if TYPE_CHECKING:
-    from functions.agents.service import ChatAgent
-    from functions.chat.grounding import Grounding
+    from functions.chat.grounding import ChatAgent, Grounding
     from functions.conversations.service import ReplyThread
 
 Event = dict[str, Any]
