@@ -81,6 +81,8 @@ class FunctionSpec:
     export_bucket: tuple[BucketAccess, ...] = ()
     # Workflows it starts (states:StartExecution on exactly those state machines; their ARNs in its environment).
     starts_workflows: tuple[Workflow, ...] = ()
+    # Searches ("read") or also writes and manages ("write") the indexes of the stage's vector bucket.
+    vector_access: Literal["read", "write"] | None = None
     # Serves text enhancement: gets the stage's own field types (`ENHANCE_FIELD_TYPES`) when it has any.
     enhances_text: bool = False
     # Environment of its own, beyond the resources' names: (name, value) pairs.

@@ -36,10 +36,7 @@ def entry_module(spec: FunctionSpec) -> str:
 
 @pytest.mark.parametrize("spec", [*HTTP_FUNCTIONS, *STREAMING_FUNCTIONS], ids=lambda spec: spec.name)
 def test_a_function_starts_without_the_heavy_modules(spec: FunctionSpec) -> None:
-    probe = (
-        f"import sys, {entry_module(spec)}; "
-        f"print(' '.join(name for name in {HEAVY!r} if name in sys.modules))"
-    )
+    probe = f"import sys, {entry_module(spec)}; print(' '.join(name for name in {HEAVY!r} if name in sys.modules))"
     environment = {"PATH": "/usr/bin:/bin", "STAGE": "test", "AWS_DEFAULT_REGION": "us-east-1"}
     result = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True, env=environment
