@@ -335,6 +335,8 @@ CHAT_FUNCTION = FunctionSpec(
     tables=(CHAT, CONVERSATIONS),
     # The MCP registry and its header secrets: chat connects to the servers a user enabled.
     read_only_tables=(IDENTITY, MEMORIES, MCP),
+    # A reply grounded in an agent queries the agent's index (`functions.chat.grounding`).
+    vector_access="read",
     unsealed_secret_contexts=("mcp",),
     reads_signing_keys=True,
     uses_payload_bucket=True,
