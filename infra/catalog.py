@@ -326,6 +326,8 @@ CHAT_FUNCTION = FunctionSpec(
             ("GET", "/ai/session/{sessionId}"),
             ("DELETE", "/ai/session/{sessionId}"),
             ("GET", "/ai/usage"),
+            # Trying an agent is a reply: generated here, grounded in the agent's documents.
+            ("POST", "/agents/{agentId}/test"),
         ),
         # The OpenAI- and Anthropic-compatible APIs, where their SDKs look for them: `<stage>/v1`.
         *(
@@ -336,6 +338,8 @@ CHAT_FUNCTION = FunctionSpec(
     tables=(CHAT, CONVERSATIONS),
     # The MCP registry and its header secrets: chat connects to the servers a user enabled.
     read_only_tables=(IDENTITY, MEMORIES, MCP),
+    # A reply grounded in an agent queries the agent's index (`functions.chat.grounding`).
+    vector_access="read",
     unsealed_secret_contexts=("mcp",),
     reads_signing_keys=True,
     uses_payload_bucket=True,

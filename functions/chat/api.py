@@ -20,6 +20,8 @@ from fastapi.responses import StreamingResponse
 from functions.chat import enhance_api, reply, tickets
 from functions.chat.compat.api import router as compatible_router
 from functions.chat.models import (
+    AgentTestRequest,
+    AgentTestResponse,
     ChatReplyMessage,
     ChatRequest,
     ChatResponse,
@@ -41,6 +43,8 @@ from shared.http.models import Page
 from shared.http.responses import event_stream, refusals
 
 router = APIRouter(prefix="/api/v1/ai", tags=["chat"])
+# Trying an agent: the agents context's route, answered here where replies are generated.
+agents_router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 # The GET stream routes: their caller is a `StreamCaller` (a credential, or a one-use `?ticket=`).
 stream_router = APIRouter(prefix="/api/v1/ai", tags=["chat"])
 
@@ -71,11 +75,12 @@ def _generating(prepared: reply.PreparedReply) -> EventSource:
     responses={
         200: event_stream(
             ChatStreamEvent,
-            "The reply as server-sent events: `start`, then `content`, `tool_use`, "
+            "The reply as server-sent events: `start`, `citations` (a reply grounded in an agent's documents), "
+            "then `content`, `tool_use`, "
             f"`tool_result`, then `usage`, an `error` if the provider failed, and `end`. {EVENT_IDS}. The reply "
             "runs to its end even if the client goes away: resume it with `GET /ai/chat/stream/{messageId}`",
         ),
-        **refusals(403, 404, 429),
+        **refusals(403, 404, 409, 429),
     },
 )
 async def chat_stream(principal: CurrentPrincipal, body: ChatRequest) -> Response:
@@ -132,46 +137,88 @@ def cancel_reply(principal: CurrentPrincipal, message_id: MessageId, response: R
     return ReplyCancelled(message_id=message_id, cancelled=cancelled)
 
 
-@router.post("/chat", response_model=ChatResponse, responses=refusals(403, 404, 429, 502))
+@router.post("/chat", response_model=ChatResponse, responses=refusals(403, 404, 409, 429, 502))
 async def chat(principal: CurrentPrincipal, body: ChatRequest) -> ChatResponse:
     """The same reply, buffered (and, as the stream, logged: it can be cancelled and followed by its messageId).
     A provider failure before any content is a 502. Nobody can be asked to approve a tool call here: a call that
     needs approval is refused at once, and the model is told so."""
     prepared = await reply.prepare(principal, body, interactive=False)
-    content: list[str] = []
-    start: dict[str, Any] = {}
-    usage: dict[str, Any] = {}
-    end: dict[str, Any] = {}
-    error: dict[str, Any] | None = None
     async with reply.recorded(prepared) as events:
-        async for _, event in events:
-            kind = event["type"]
-            if kind == "start":
-                start = event
-            elif kind == "content":
-                content.append(event["delta"])
-            elif kind == "usage":
-                usage = event
-            elif kind == "error":
-                error = event
-            elif kind == "end":
-                end = event
-    if error is not None and not content:
-        raise ProviderFailed(error["message"], code="provider_error")
+        buffered = await _Buffered.of(seq_event async for _, seq_event in events)
+    buffered.raise_for_failure()
     assert prepared.conversation_id is not None
     return ChatResponse(
         conversation_id=prepared.conversation_id,
         message=ChatReplyMessage(
             id=prepared.message_id,
             role="assistant",
-            content="".join(content),
-            model=start.get("model"),
-            provider=start.get("provider"),
-            stop_reason=end.get("stopReason"),
-            incomplete=error is not None or end.get("stopReason") == "cancelled",
+            content=buffered.text,
+            model=buffered.start.get("model"),
+            provider=buffered.start.get("provider"),
+            stop_reason=buffered.end.get("stopReason"),
+            incomplete=buffered.error is not None or buffered.end.get("stopReason") == "cancelled",
         ),
-        usage=ChatUsage(input_tokens=usage["inputTokens"], output_tokens=usage["outputTokens"], cost=usage["cost"]),
+        usage=buffered.usage(),
+        citations=buffered.citations,
     )
+
+
+@agents_router.post("/{agentId}/test", response_model=AgentTestResponse, responses=refusals(403, 404, 409, 429, 502))
+async def test_agent(
+    principal: CurrentPrincipal, agent_id: Annotated[str, Path(alias="agentId", max_length=26)], body: AgentTestRequest
+) -> AgentTestResponse:
+    """How an agent answers one message, grounded in its documents as chat is (needs `agents.manage`). Nothing is
+    stored but the reply's usage."""
+    prepared = await reply.prepare_agent_test(principal, agent_id, body.message)
+    async with reply.streaming(prepared) as events:
+        buffered = await _Buffered.of(events)
+    buffered.raise_for_failure()
+    return AgentTestResponse(answer=buffered.text, citations=buffered.citations, usage=buffered.usage())
+
+
+class _Buffered:
+    """A reply's events gathered into one answer; a provider failure before any content is a 502
+    (`raise_for_failure`)."""
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.citations: list[Any] = []
+        self.start: dict[str, Any] = {}
+        self.end: dict[str, Any] = {}
+        self.usage_event: dict[str, Any] = {}
+        self.error: dict[str, Any] | None = None
+
+    @classmethod
+    async def of(cls, events: AsyncIterator[dict[str, Any]]) -> _Buffered:
+        buffered = cls()
+        async for event in events:
+            kind = event["type"]
+            if kind == "start":
+                buffered.start = event
+            elif kind == "citations":
+                buffered.citations = event["citations"]
+            elif kind == "content":
+                buffered.content.append(event["delta"])
+            elif kind == "usage":
+                buffered.usage_event = event
+            elif kind == "error":
+                buffered.error = event
+            elif kind == "end":
+                buffered.end = event
+        return buffered
+
+    def raise_for_failure(self) -> None:
+        """Call it once the reply is stored (out of its `streaming` or `recorded` block)."""
+        if self.error is not None and not self.content:
+            raise ProviderFailed(self.error["message"], code="provider_error")
+
+    @property
+    def text(self) -> str:
+        return "".join(self.content)
+
+    def usage(self) -> ChatUsage:
+        usage = self.usage_event
+        return ChatUsage(input_tokens=usage["inputTokens"], output_tokens=usage["outputTokens"], cost=usage["cost"])
 
 
 @router.post("/chat/{messageId}/tool-approvals", response_model=ToolApprovalAnswered, responses=refusals(403, 404, 409))
@@ -242,5 +289,5 @@ def _ms(started: float) -> float:
 app = create_app(
     title="Stratus chat",
     public=[stream_router, enhance_api.stream_router, compatible_router],
-    protected=[router, tickets.router, playground_router, enhance_api.router],
+    protected=[router, agents_router, tickets.router, playground_router, enhance_api.router],
 )

@@ -92,6 +92,12 @@ def settle(admission: Admission, *, tokens: int, cost_usd: Decimal) -> None:
     _stage_spend.add(admission.day, cost_usd)
 
 
+def release(admission: Admission) -> None:
+    """Give back an admission's request: one refused (an unknown or inactive agent) after it was counted,
+    alongside the reads that refused it, is not counted against the user."""
+    store.uncount_requests(admission.user_id, admission.window_start, 1)
+
+
 def remaining(user_id: str, *, now: float | None = None) -> dict[str, object]:
     """What the user may still use in the current window (for the dashboard)."""
     settings = get_settings()

@@ -21,6 +21,8 @@ class ToolDefinition(ApiModel):
 class ChatRequest(ApiModel):
     message: Annotated[str, StringConstraints(min_length=1, max_length=200_000)]
     conversation_id: Id | None = None
+    # The agent to answer as; a conversation keeps the agent it started with.
+    agent_id: Id | None = None
     model: Annotated[str, StringConstraints(min_length=1, max_length=120)] | None = None
     provider: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2, strict=True)] | None = None
@@ -45,9 +47,31 @@ class ChatReplyMessage(ApiModel):
     incomplete: bool
 
 
+class Citation(ApiModel):
+    """A source a grounded reply was given: a chunk of one of its agent's documents."""
+
+    document_id: str
+    file_name: str
+    chunk_id: str = Field(description="`<documentId>:<ordinal>`")
+    page: int | None = Field(description="The page the chunk starts on (PDF)")
+    score: float = Field(description="How well it matched the message: higher is better")
+    snippet: str
+
+
 class ChatResponse(ApiModel):
     conversation_id: str
     message: ChatReplyMessage
+    usage: ChatUsage
+    citations: list[Citation] = Field(default_factory=list, description="The sources the reply was given (agents)")
+
+
+class AgentTestRequest(ApiModel):
+    message: Annotated[str, StringConstraints(min_length=1, max_length=200_000)]
+
+
+class AgentTestResponse(ApiModel):
+    answer: str
+    citations: list[Citation]
     usage: ChatUsage
 
 
@@ -84,6 +108,11 @@ class StartEvent(_StreamEvent):
     message_id: str
     model: str
     provider: str = Field(description="The provider that actually served, after any failover")
+
+
+class CitationsEvent(_StreamEvent):
+    type: Literal["citations"]
+    citations: list[Citation] = Field(description="Sent after `start`, before any content, when there are sources")
 
 
 class ContentEvent(_StreamEvent):
@@ -128,7 +157,7 @@ class ErrorEvent(_StreamEvent):
 
 
 ChatStreamEvent = Annotated[
-    StartEvent | ContentEvent | ToolUseEvent | ToolResultEvent | UsageEvent | EndEvent | ErrorEvent,
+    StartEvent | CitationsEvent | ContentEvent | ToolUseEvent | ToolResultEvent | UsageEvent | EndEvent | ErrorEvent,
     Field(discriminator="type"),
 ]
 

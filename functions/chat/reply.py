@@ -30,7 +30,7 @@ from functions.chat import limits
 from functions.chat.models import ChatRequest
 from shared.auth.principal import Principal
 from shared.concurrency import complete_despite_cancellation, together
-from shared.errors import DomainError, ValidationFailed
+from shared.errors import Conflict, DomainError, ValidationFailed
 from shared.ids import new_id
 from shared.llm.providers import estimate_tokens, prompt_text
 from shared.llm.types import (
@@ -49,6 +49,7 @@ from shared.llm.types import (
 from shared.observability import logger
 
 if TYPE_CHECKING:
+    from functions.chat.grounding import ChatAgent, Grounding
     from functions.conversations.service import ReplyThread
 
 Event = dict[str, Any]
@@ -96,8 +97,10 @@ class PreparedReply:
     store_user_message: Callable[[], ReplyThread] | None
     message_id: str = field(default_factory=new_id)
     tool_runner: ToolRunner | None = None
-    # Recorded on the reply's usage: chat, playground, enhance.
+    # Recorded on the reply's usage: chat, playground, enhance, agent-test.
     source: str = "chat"
+    # The sources a grounded reply was given (`functions.chat.grounding`): its `citations` event, after `start`.
+    citations: list[Event] = field(default_factory=list)
     # Set it to end the reply now (from any task of the reply's event loop); see `stream`.
     cancel: anyio.Event = field(default_factory=anyio.Event)
     _user_message: asyncio.Future[ReplyThread | None] | None = field(default=None, init=False, repr=False)
@@ -150,6 +153,7 @@ def stateless_reply(
     max_tokens: int | None = None,
     message_id: str | None = None,
     source: str,
+    citations: Sequence[Event] = (),
 ) -> PreparedReply:
     """A reply that belongs to no conversation: the same generator, failover, usage record and limit settlement as
     chat, without a conversation, a stored user message, memories or tools. Call it from the reply's event loop."""
@@ -161,7 +165,15 @@ def stateless_reply(
         max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
     )
     return PreparedReply(
-        principal, admission, None, model_request, attempts, None, message_id or new_id(), source=source
+        principal,
+        admission,
+        None,
+        model_request,
+        attempts,
+        None,
+        message_id or new_id(),
+        source=source,
+        citations=list(citations),
     )
 
 
@@ -171,8 +183,14 @@ async def prepare(
     """Admit the request, find or create its conversation, store the user's message and build the model call.
 
     Raises the API's domain errors (429 over a limit, 404 for a conversation the user cannot see, 403 for one
-    they may only read) before anything is streamed. Without a `tool_runner`, the user's enabled MCP servers
-    supply the tools; `interactive` False (the buffered route) refuses the calls that would need an approval.
+    they may only read, 404/409 for an unknown/inactive agent, 409 `agent_mismatch` for a conversation that
+    answers as another agent) before anything is streamed; a request refused for its agent is not counted.
+    Without a `tool_runner`, the user's enabled MCP servers supply the tools (the agent's servers, when it answers
+    as an agent); `interactive` False (the buffered route) refuses the calls that would need an approval.
+
+    With an agent (the request's, or the conversation's), the reply is grounded (`functions.chat.grounding`): the
+    agent and its sources are read alongside the other reads, its instructions lead the system prompt, its model
+    and settings apply unless the request names its own.
     """
     from functions.conversations import service as conversations
     from functions.conversations.models import ConversationCreate
@@ -182,36 +200,25 @@ async def prepare(
     principal.require("ai.chat")
     # A model or provider the request names is checked first: refusing it must not count against the limits.
     requested = chain_for(request.model, request.provider) if request.model or request.provider else None
-    found: dict[str, Any] = {}
-
-    async def read(name: str, call: Callable[[], Any]) -> None:
-        found[name] = await anyio.to_thread.run_sync(call)
-
-    # Independent reads run together: the time before the first token is the slowest of them, not their sum.
-    try:
-        async with anyio.create_task_group() as reads:
-            reads.start_soon(read, "admission", lambda: limits.admit(principal.user_id))
-            reads.start_soon(read, "preferences", lambda: _preferences_and_servers(principal, tool_runner is None))
-            if request.use_memories is not False:
-                reads.start_soon(
-                    read, "memories", lambda: memory_service.memories_for_prompt(principal.user_id, MEMORY_TOKENS)
-                )
-            if request.conversation_id:
-                conversation_id = request.conversation_id
-                reads.start_soon(
-                    read,
-                    "thread",
-                    lambda: conversations.conversation_for_reply(principal, conversation_id, HISTORY_MESSAGES),
-                )
-    except BaseExceptionGroup as failures:
-        raise _first_domain_error(failures) from None
-
+    found = await _reply_reads(principal, request, want_servers=tool_runner is None)
     admission: limits.Admission = found["admission"]
     preferences, servers = found["preferences"]
-    attempts = requested or _preferred_chain(preferences.default_model, preferences.default_provider)
-    info = catalog.model_info(attempts[0][1])
-
     thread: conversations.ReplyThread | None = found.get("thread")
+    grounding: Grounding | None = found.get("grounding")
+    agent = grounding.agent if grounding is not None else None
+    try:
+        if thread is not None and request.agent_id is not None and thread.conversation.agent_id != request.agent_id:
+            raise Conflict(
+                "This conversation answers as another agent (or none): start a new conversation for this one",
+                code="agent_mismatch",
+            )
+        attempts = requested or _agent_or_preferred_chain(agent, preferences)
+    except DomainError:
+        await _release(admission)
+        raise
+    info = catalog.model_info(attempts[0][1])
+    servers = found["agent_servers"] if grounding is not None else servers  # an agent's tools replace the user's
+
     if thread is not None:
         conversation_id = thread.conversation.id
         system_prompt = thread.conversation.system_prompt or preferences.system_prompt
@@ -229,14 +236,18 @@ async def prepare(
         if thread is None:
             title = " ".join(request.message.split())[:TITLE_CHARS] or "New conversation"
             create = ConversationCreate(title=title, model=attempts[0][1], system_prompt=system_prompt)
-            thread = conversations.start_conversation(principal, create, conversation_id=conversation_id)
+            thread = conversations.start_conversation(
+                principal, create, conversation_id=conversation_id, agent_id=agent.id if agent is not None else None
+            )
         thread.append("user", request.message)
         return thread
 
-    max_tokens = request.max_tokens or preferences.max_tokens or DEFAULT_MAX_TOKENS
+    # The request's own settings first, then the agent's, then the user's.
+    max_tokens = request.max_tokens or (agent and agent.max_tokens) or preferences.max_tokens or DEFAULT_MAX_TOKENS
+    temperature = _first_set(request.temperature, agent and agent.temperature, preferences.temperature)
     use_memories = preferences.memory_enabled if request.use_memories is None else request.use_memories
     memories = memory_service.format_memories_for_prompt(found["memories"]) if use_memories else ""
-    system = "\n\n".join(part for part in (system_prompt, memories) if part) or None
+    system, citations = _system_and_citations(grounding, info.context_window, system_prompt, memories)
     budget = info.context_window - max_tokens - estimate_tokens(system or "")
     messages = fit_history(turns, budget)
 
@@ -246,7 +257,7 @@ async def prepare(
         model=attempts[0][1],
         messages=tuple(messages),
         system=system,
-        temperature=request.temperature if request.temperature is not None else preferences.temperature,
+        temperature=temperature,
         max_tokens=max_tokens,
         tools=(
             *(ToolSpec(t.name, t.description, t.input_schema) for t in request.tools),
@@ -254,7 +265,122 @@ async def prepare(
         ),
     )
     return PreparedReply(
-        principal, admission, conversation_id, model_request, attempts, store_user_message, message_id, tool_runner
+        principal,
+        admission,
+        conversation_id,
+        model_request,
+        attempts,
+        store_user_message,
+        message_id,
+        tool_runner,
+        citations=citations,
+    )
+
+
+async def _reply_reads(principal: Principal, request: ChatRequest, *, want_servers: bool) -> dict[str, Any]:
+    """What a reply needs read, read together: the time before the first token is the slowest read, not their
+    sum. `admission`, `preferences` (with the user's MCP servers, unless an agent's serve instead), `memories`,
+    the conversation's `thread`, and, with an agent, its `grounding` and `agent_servers`. A refusal from any of
+    them is raised (the first domain error); the admission is given back when the agent refused (a conversation
+    the user cannot reach counts, as it always did: it was read alongside the admission)."""
+    from functions.conversations import service as conversations
+    from functions.memories import service as memory_service
+
+    found: dict[str, Any] = {}
+
+    async def read(name: str, call: Callable[[], Any]) -> None:
+        found[name] = await anyio.to_thread.run_sync(call)
+
+    async def ground(agent_id: str) -> None:
+        try:
+            found["grounding"], found["agent_servers"] = await _grounding_and_servers(
+                principal, agent_id, request.message, want_servers=want_servers
+            )
+        except DomainError:
+            found["agent_refused"] = True
+            raise
+
+    async def read_thread(conversation_id: str) -> None:
+        await read("thread", lambda: conversations.conversation_for_reply(principal, conversation_id, HISTORY_MESSAGES))
+        # A conversation answers as the agent it started with: grounded as soon as the thread says which.
+        agent_id = found["thread"].conversation.agent_id
+        if agent_id is not None and request.agent_id is None:
+            await ground(agent_id)
+
+    try:
+        async with anyio.create_task_group() as reads:
+            reads.start_soon(read, "admission", lambda: limits.admit(principal.user_id))
+            want_user_servers = want_servers and request.agent_id is None
+            reads.start_soon(read, "preferences", lambda: _preferences_and_servers(principal, want_user_servers))
+            if request.agent_id is not None:
+                reads.start_soon(ground, request.agent_id)
+            if request.use_memories is not False:
+                reads.start_soon(
+                    read, "memories", lambda: memory_service.memories_for_prompt(principal.user_id, MEMORY_TOKENS)
+                )
+            if request.conversation_id:
+                reads.start_soon(read_thread, request.conversation_id)
+    except BaseExceptionGroup as failures:
+        if found.get("agent_refused"):
+            await _release(found.get("admission"))
+        raise _first_domain_error(failures) from None
+    return found
+
+
+def _system_and_citations(
+    grounding: Grounding | None, context_window: int, system_prompt: str | None, memories: str
+) -> tuple[str | None, list[Event]]:
+    """The system prompt (the agent's instructions and sources around the user's prompt and memories, when it is
+    grounded) and the citations of the sources it carries."""
+    if grounding is None:
+        return "\n\n".join(part for part in (system_prompt, memories) if part) or None, []
+    return grounding.system_prompt(context_window, system_prompt, memories), grounding.citations(context_window)
+
+
+def _first_set(*values: T | None) -> T | None:
+    return next((value for value in values if value is not None), None)
+
+
+async def prepare_agent_test(principal: Principal, agent_id: str, message: str) -> PreparedReply:
+    """An agent's answer to one message, grounded as chat grounds it, outside any conversation (`stateless_reply`):
+    how its manager tries it. Needs `agents.manage`; an unknown agent is a 404, an inactive one a 409, before
+    anything counts against the limits. Nothing is stored but the reply's usage (source `agent-test`)."""
+    from shared.llm import catalog
+
+    principal.require("agents.manage")
+    found: dict[str, Any] = {}
+
+    async def admit() -> None:
+        found["admission"] = await anyio.to_thread.run_sync(limits.admit, principal.user_id)
+
+    async def ground() -> None:
+        found["grounding"], _ = await _grounding_and_servers(principal, agent_id, message, want_servers=False)
+
+    try:
+        async with anyio.create_task_group() as reads:
+            reads.start_soon(admit)
+            reads.start_soon(ground)
+    except BaseExceptionGroup as failures:
+        await _release(found.get("admission"))
+        raise _first_domain_error(failures) from None
+    grounding: Grounding = found["grounding"]
+    agent = grounding.agent
+    try:
+        attempts = chain_for(agent.model, agent.provider)
+    except DomainError:
+        await _release(found["admission"])
+        raise
+    info = catalog.model_info(attempts[0][1])
+    return stateless_reply(
+        principal,
+        found["admission"],
+        attempts,
+        messages=[Message("user", message)],
+        system=grounding.system_prompt(info.context_window),
+        temperature=agent.temperature,
+        max_tokens=agent.max_tokens,
+        source="agent-test",
+        citations=grounding.citations(info.context_window),
     )
 
 
@@ -316,7 +442,8 @@ async def stream(prepared: PreparedReply) -> AsyncGenerator[Event, None]:
     if failure is not None:
         logger.warning("reply failed", extra={"provider": failure.provider, "status": failure.status})
     if not progress.announced:
-        yield progress.start_event()
+        for event in progress.opening_events():
+            yield event
     usage = progress.usage
     yield {
         "type": "usage",
@@ -480,7 +607,7 @@ class _Progress:
         if isinstance(event, AttemptStarted):
             self.served = (event.provider, event.model)
             return []
-        out = [] if self.announced else [self.start_event()]
+        out = [] if self.announced else self.opening_events()
         self.announced = True
         if isinstance(event, TextDelta):
             self.first_token_at = self.first_token_at or time.monotonic()
@@ -515,6 +642,11 @@ class _Progress:
         return {"type": "tool_result", "toolCallId": result.tool_call_id, "content": result.content,
                 "isError": result.is_error}  # fmt: skip
 
+    def opening_events(self) -> list[Event]:
+        """`start`, then the reply's sources when it has any."""
+        citations = self.prepared.citations
+        return [self.start_event(), *([{"type": "citations", "citations": citations}] if citations else [])]
+
     def start_event(self) -> Event:
         provider, model = self.served or (self.prepared.attempts[0][0].name, self.prepared.model_request.model)
         return {
@@ -547,6 +679,8 @@ class _Progress:
             "outputTokens": self.usage.output_tokens, "cost": format(cost, "f"), "stopReason": self.stop_reason,
             "incomplete": incomplete,
         }  # fmt: skip
+        if prepared.citations:
+            metadata["citations"] = prepared.citations
         if self.tool_calls:
             from functions.chat.tools import stored_tool_calls
 
@@ -597,6 +731,25 @@ def _preferences_and_servers(principal: Principal, want_servers: bool) -> tuple[
     return preferences, servers
 
 
+async def _grounding_and_servers(
+    principal: Principal, agent_id: str, message: str, *, want_servers: bool
+) -> tuple[Grounding, list[Any]]:
+    """The agent and its sources for `message`, then (as soon as it is known) the MCP servers it uses."""
+    from functions.chat import grounding, tools
+
+    found = await grounding.ground(principal, agent_id, message)
+    if not want_servers or not found.agent.mcp_servers:
+        return found, []
+    return found, await anyio.to_thread.run_sync(tools.servers_for, principal, found.agent.mcp_servers)
+
+
+async def _release(admission: limits.Admission | None) -> None:
+    """A request refused for its agent (unknown, inactive, another conversation's, a model the stage cannot serve)
+    is not counted: give its admission back (if it was admitted before the refusal)."""
+    if admission is not None:
+        await complete_despite_cancellation(anyio.to_thread.run_sync(limits.release, admission))
+
+
 async def _mcp_tool_runner(servers: list[Any], user_id: str, message_id: str, interactive: bool) -> ToolRunner | None:
     from functions.chat import tools
 
@@ -615,6 +768,14 @@ def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
             yield from _leaves(error)
         else:
             yield error
+
+
+def _agent_or_preferred_chain(agent: ChatAgent | None, preferences: Any) -> list[Attempt]:
+    """Who may serve a request that names no model: the agent's model or provider when it names one (422
+    `model_unavailable` if this stage cannot serve it), else the user's preference (`_preferred_chain`)."""
+    if agent is not None and (agent.model or agent.provider):
+        return chain_for(agent.model, agent.provider)
+    return _preferred_chain(preferences.default_model, preferences.default_provider)
 
 
 def _preferred_chain(preferred_model: str | None, preferred_provider: str | None) -> list[Attempt]:

@@ -98,6 +98,17 @@ def count_requests(
         raise LimitRefusedError(window_counts(user_id, window_start)) from None
 
 
+def uncount_requests(user_id: str, window_start: int, requests: int) -> None:
+    """Take back `requests` counted in the user's window (requests refused after they were counted)."""
+    client("dynamodb").update_item(
+        TableName=_table(),
+        Key={"pk": {"S": f"LIMIT#{user_id}"}, "sk": {"S": f"WINDOW#{window_start}"}},
+        UpdateExpression="ADD requests :count",
+        ConditionExpression="attribute_exists(requests)",
+        ExpressionAttributeValues={":count": _n(-requests)},
+    )
+
+
 def window_counts(user_id: str, window_start: int) -> WindowCounts:
     item = (
         client("dynamodb")

@@ -42,6 +42,7 @@ class ConversationPublic(ApiModel):
     project_id: str | None
     model: str | None
     system_prompt: str | None
+    agent_id: str | None = Field(None, description="The agent its replies answer as, fixed when it starts")
     archived: bool
     message_count: int
     owner_id: str

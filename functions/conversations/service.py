@@ -110,7 +110,9 @@ def create_conversation(principal: Principal, request: ConversationCreate) -> Co
     return _public_conversation(_create(principal, request, new_id()), "owner")
 
 
-def _create(principal: Principal, request: ConversationCreate, conversation_id: str) -> ConversationRecord:
+def _create(
+    principal: Principal, request: ConversationCreate, conversation_id: str, *, agent_id: str | None = None
+) -> ConversationRecord:
     if request.project_id:
         _require_project_write(principal.user_id, request.project_id)
     moment = store.now()
@@ -130,6 +132,7 @@ def _create(principal: Principal, request: ConversationCreate, conversation_id: 
         project_id=request.project_id,
         model=request.model,
         system_prompt=request.system_prompt,
+        agent_id=agent_id,
         created_at=moment,
         updated_at=moment,
         last_activity_at=moment,
@@ -497,6 +500,7 @@ def _public_conversation(record: ConversationRecord, access: Access) -> Conversa
         project_id=record.project_id,
         model=record.model,
         system_prompt=record.system_prompt,
+        agent_id=record.agent_id,
         archived=record.archived,
         message_count=int(record.message_count),
         owner_id=record.owner_id,
@@ -564,9 +568,12 @@ class ReplyThread:
         return _append(self._record, self._author_id, role, content, metadata=metadata, message_id=message_id)
 
 
-def start_conversation(principal: Principal, request: ConversationCreate, *, conversation_id: str) -> ReplyThread:
-    """A new conversation for a reply; `conversation_id` names it before it exists (chat announces it first)."""
-    record = _create(principal, request, conversation_id)
+def start_conversation(
+    principal: Principal, request: ConversationCreate, *, conversation_id: str, agent_id: str | None = None
+) -> ReplyThread:
+    """A new conversation for a reply; `conversation_id` names it before it exists (chat announces it first).
+    `agent_id`: the agent its replies answer as, for good."""
+    record = _create(principal, request, conversation_id, agent_id=agent_id)
     return ReplyThread(_public_conversation(record, "owner"), [], record, principal.user_id)
 
 

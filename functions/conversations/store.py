@@ -83,6 +83,8 @@ class ConversationRecord(Model):
     project_id = UnicodeAttribute(attr_name="projectId", null=True)
     model = UnicodeAttribute(null=True)
     system_prompt = UnicodeAttribute(attr_name="systemPrompt", null=True)
+    # The agent its replies answer as (set when it starts, never changed).
+    agent_id = UnicodeAttribute(attr_name="agentId", null=True)
     archived = BooleanAttribute(default=False)
     message_count = NumberAttribute(attr_name="messageCount", default=0)
     created_at = UTCDateTimeAttribute(attr_name="createdAt", default=now)

@@ -70,6 +70,9 @@ def _validate(action: str, fields: dict[str, Any]) -> None:
         message = fields.get("message")
         if not isinstance(message, str) or not message.strip():
             raise FrameError("invalid_frame", "message must be a non-empty string", action)
+        agent_id = fields.get("agentId")
+        if agent_id is not None and (not isinstance(agent_id, str) or not _ID.match(agent_id)):
+            raise FrameError("invalid_frame", "agentId must be an agent id", action)
         model = fields.get("model")
         if model is not None and (not isinstance(model, str) or not 0 < len(model) <= 120):
             raise FrameError("invalid_frame", "model must be a model id", action)

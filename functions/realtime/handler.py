@@ -132,7 +132,9 @@ def dispatch(connection: store.Connection, frame: frames.ClientFrame, poster: Po
         poster.send(connection.connection_id, "chat:cancelled", {"messageId": message_id, "cancelled": cancelled})
     elif frame.action == "chat:send":
         principal.require("ai.chat")
-        request = {key: fields[key] for key in ("message", "conversationId", "model") if fields.get(key) is not None}
+        request = {
+            key: fields[key] for key in ("message", "conversationId", "agentId", "model") if fields.get(key) is not None
+        }
         invoke_worker(
             {
                 "connectionId": connection.connection_id,
