@@ -17,6 +17,7 @@ from functions.conversations.models import (
     Access,
     ConversationCreate,
     ConversationPublic,
+    ConversationSource,
     ConversationStats,
     ConversationUpdate,
     ConversationWithMessages,
@@ -110,7 +111,13 @@ def create_conversation(principal: Principal, request: ConversationCreate) -> Co
     return _public_conversation(_create(principal, request, new_id()), "owner")
 
 
-def _create(principal: Principal, request: ConversationCreate, conversation_id: str) -> ConversationRecord:
+def _create(
+    principal: Principal,
+    request: ConversationCreate,
+    conversation_id: str,
+    *,
+    source: ConversationSource | None = None,
+) -> ConversationRecord:
     if request.project_id:
         _require_project_write(principal.user_id, request.project_id)
     moment = store.now()
@@ -135,6 +142,7 @@ def _create(principal: Principal, request: ConversationCreate, conversation_id: 
         last_activity_at=moment,
         gsi4pk=idle_pk,
         gsi4sk=idle_sk,
+        source=source.model_dump(by_alias=True, exclude_none=True) if source is not None else None,
     )
     store.create_conversation(conversation)
     return conversation
@@ -504,6 +512,7 @@ def _public_conversation(record: ConversationRecord, access: Access) -> Conversa
         created_at=record.created_at,
         updated_at=record.updated_at,
         last_activity_at=record.last_activity_at,
+        source=ConversationSource.model_validate(record.source) if record.source else None,
     )
 
 
@@ -568,6 +577,14 @@ def start_conversation(principal: Principal, request: ConversationCreate, *, con
     """A new conversation for a reply; `conversation_id` names it before it exists (chat announces it first)."""
     record = _create(principal, request, conversation_id)
     return ReplyThread(_public_conversation(record, "owner"), [], record, principal.user_id)
+
+
+def start_sourced_conversation(
+    principal: Principal, request: ConversationCreate, *, source: ConversationSource
+) -> ConversationPublic:
+    """A new conversation owned by the caller whose messages come from `source` (a messaging channel's contact);
+    it lists, reads and replies like any other."""
+    return _public_conversation(_create(principal, request, new_id(), source=source), "owner")
 
 
 def conversation_for_reply(principal: Principal, conversation_id: str, count: int) -> ReplyThread:
