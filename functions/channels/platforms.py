@@ -213,7 +213,7 @@ def post_with_retries(
                 if status < 300:
                     answer = response.json() if response.content else {}
                     return answer if isinstance(answer, dict) else {}
-                error = f"the platform answered {status}: {response.text[:300]}"
+                error = _platform_reason(_json(response), status)
                 if status != 429 and status < 500:
                     raise SendFailed(error, status=status, attempts=attempt)
             if attempt < SEND_ATTEMPTS:

@@ -159,7 +159,7 @@ def _send_answer(
         except platforms.SendFailed as failure:
             _note_failure(
                 owner, conversation_id, channel, f"the answer could not be sent: {failure}", code="send_failed",
-                part=index + 1, parts=len(parts), status=failure.status, attempts=failure.attempts,
+                part=index + 1, parts=len(parts), http_status=failure.status, attempts=failure.attempts,
             )  # fmt: skip
             raise
         store.note_parts_sent(claim, index + 1, done=index + 1 == len(parts))
@@ -171,5 +171,8 @@ def _note_failure(
     """A system message on the conversation: what the owner sees of an answer that did not reach the contact."""
     from functions.conversations import service as conversations
 
-    metadata = {"channelDelivery": {"status": "failed", "code": code, "channelId": channel.channel_id, **details}}
+    delivery = {name: value for name, value in details.items() if value is not None}
+    if "http_status" in delivery:
+        delivery["httpStatus"] = delivery.pop("http_status")
+    metadata = {"channelDelivery": {**delivery, "status": "failed", "code": code, "channelId": channel.channel_id}}
     conversations.append_message(owner, conversation_id, "system", text, metadata=metadata)
