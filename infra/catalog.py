@@ -123,6 +123,8 @@ class FunctionSpec:
     starts_workflows: tuple[Workflow, ...] = ()
     # Serves text enhancement: gets the stage's own field types (`ENHANCE_FIELD_TYPES`) when it has any.
     enhances_text: bool = False
+    # Builds URLs on the stage's public API base URL (channels' webhook URLs): gets `PUBLIC_API_URL`.
+    names_public_url: bool = False
     # Queues it sends to or consumes (an SQS event source), as `export_bucket` grants bucket prefixes.
     queues: tuple[QueueAccess, ...] = ()
     # Environment of its own, beyond the resources' names: (name, value) pairs.
@@ -342,6 +344,7 @@ CHANNELS_FUNCTION = FunctionSpec(
     tables=(CHANNELS,),
     checks_revocations=True,
     secret_contexts=("channels",),
+    names_public_url=True,
     # `test` calls the platforms with httpx2 (the ai layer).
     layers=("base", "ai"),
 )

@@ -18,7 +18,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from functions.jobs.contexts import Workflow, workflow_env_var
-from infra.catalog import BucketAccess, FunctionSpec, pascal
+from infra.catalog import BucketAccess, FunctionSpec, QueueAccess, pascal
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.observability import METRICS_NAMESPACE, WRITE_LOG_ACTIONS, log_group
 from infra.stage import StageConfig, StageConstruct, enhance_field_types_environment
@@ -110,6 +110,8 @@ class Functions(StageConstruct):
             self._grant_revocation_reads(function)
         if spec.secret_contexts or spec.unsealed_secret_contexts:
             self._grant_secret_contexts(spec, function)
+        for queue_access in spec.queues:
+            self._grant_queue(queue_access, function)
         return function
 
     def _layer(self, name: str, path: Path) -> lambda_.LayerVersion:
@@ -193,6 +195,8 @@ class Functions(StageConstruct):
             environment["PAYLOAD_BUCKET"] = storage.payload_bucket.bucket_name
         if spec.export_bucket:
             environment["EXPORT_BUCKET"] = storage.export_bucket.bucket_name
+        for queue_access in spec.queues:
+            environment[queue_access.queue.env_var] = storage.queues[queue_access.queue.name].queue_url
         for workflow in spec.starts_workflows:
             if workflow not in self.workflows:
                 raise LookupError(f"{spec.name} starts the {workflow} workflow, which is not built yet (infra.jobs)")
@@ -271,6 +275,21 @@ class Functions(StageConstruct):
                         conditions={"StringEquals": {"kms:EncryptionContext:context": sorted(contexts)}},
                     )
                 )
+
+    def _grant_queue(self, access: QueueAccess, function: lambda_.Function) -> None:
+        """A sender may SendMessage (batches too) to the queue and nothing else; a consumer is the queue's event
+        source, reporting failed items, with what the mapping needs (receive, delete, change visibility, read the
+        queue's attributes and URL) on that queue alone."""
+        from aws_cdk.aws_lambda_event_sources import SqsEventSource
+
+        queue = self.storage.queues[access.queue.name]
+        if access.action == "send":
+            function.add_to_role_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[queue.queue_arn]))
+            return
+        # The event source grants the consumer's actions on this queue alone (grant_consume_messages).
+        function.add_event_source(
+            SqsEventSource(queue, batch_size=access.batch_size, report_batch_item_failures=True, enabled=True)
+        )
 
     def _grant_bedrock(self, function: lambda_.Function) -> None:
         """Stream replies from Bedrock's models, on demand or through cross-region inference profiles."""

@@ -17,6 +17,7 @@ from constructs import Construct
 from infra.functions import Functions
 from infra.http_api import HttpApi
 from infra.jobs import Jobs
+from infra.queues import QueueWorkers
 from infra.stage import ConfigurationError, StageConfig
 from infra.storage import Storage
 from infra.streaming import StreamingFunctions
@@ -48,3 +49,4 @@ class StratusStack(Stack):
         self.http_api = HttpApi(self, "Http", config, self.functions)
         self.streaming = StreamingFunctions(self, "Streaming", config, self.functions)
         self.websocket_api = WebSocketApi(self, "WebSocket", config, self.functions)
+        self.queue_workers = QueueWorkers(self, "QueueWorkers", config, self.functions)

@@ -46,6 +46,10 @@ class Storage(StageConstruct):
             enable_key_rotation=True,
             removal_policy=self.config.removal_policy,
         )
+        # Inbound channel messages (FIFO, with dead-letter queues): infra/queues.py.
+        from infra.queues import stage_queues
+
+        self.queues = stage_queues(self)
         self.provider_keys = self._secret(
             "ProviderKeys",
             "provider-keys",
