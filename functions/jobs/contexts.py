@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from shared.tables import CHAT, CONVERSATIONS, IDENTITY, JOBS, MCP, MEMORIES, REALTIME, TableSpec
+from shared.tables import CHANNELS, CHAT, CONVERSATIONS, IDENTITY, JOBS, MCP, MEMORIES, REALTIME, TableSpec
 
 Workflow = Literal["export", "import", "deletion", "archive"]
 WORKFLOWS: tuple[Workflow, ...] = ("export", "import", "deletion", "archive")
@@ -61,6 +61,8 @@ JOB_CONTEXTS: tuple[JobContext, ...] = (
     JobContext("chat", "functions.chat.jobs", (CHAT,), frozenset({"export", "deletion"}), uses_payload_bucket=True),
     JobContext("realtime", "functions.realtime.jobs", (REALTIME,), frozenset({"deletion"})),
     JobContext("mcp", "functions.mcp.jobs", (MCP,), frozenset({"export", "deletion"})),
+    # The user's channels (secrets masked in the export) and their contact maps; their conversations are above.
+    JobContext("channels", "functions.channels.jobs", (CHANNELS,), frozenset({"export", "deletion"})),
     # The user's other jobs and their files (the deletion's own job record stays: admins see deletion jobs).
     JobContext("jobs", "functions.jobs.userdata", (JOBS,), frozenset({"deletion"}), uses_export_bucket=True, last=True),
     # Deletion removes the identity after every other context is done (until then the account exists, refused, so

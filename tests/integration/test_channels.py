@@ -473,3 +473,35 @@ def test_channel_conversations_appear_in_the_owners_list_with_their_source(
     assert [message["role"] for message in messages] == ["user", "assistant", "user", "assistant"]
     assert [messages[0]["content"], messages[2]["content"]] == ["first", "second"]
     assert messages[3]["content"] == meta.delivered[1][1]
+
+
+# Jobs -------------------------------------------------------------------------------------------------------
+
+
+def test_the_account_export_has_the_channels_masked_and_deletion_removes_them_with_their_maps(
+    api: TestClient, owner: User, meta: FakeMeta
+) -> None:
+    from functions.channels import jobs
+    from functions.channels.models import InboundMessage
+    from functions.channels.worker import answer_inbound
+    from tests.integration.jobs_pages import delete_all, export_all
+
+    channels = [connect(api, owner, "whatsapp"), connect(api, owner, "telegram"), connect(api, owner, "messenger")]
+    answer_inbound(InboundMessage(channel_id=channels[0]["id"], type="whatsapp", message_id="wamid.J1",
+                                  contact_id="15551230010", text="hello"))  # fmt: skip
+    exported, pages = export_all(jobs.export_page, owner.id, jobs.EXPORT_STEM, 2)
+    assert pages == 2
+    assert sorted(record["id"] for record in exported) == sorted(channel["id"] for channel in channels)
+    for secret in (ACCESS_TOKEN, APP_SECRET, VERIFY_TOKEN, BOT_TOKEN, SECRET_TOKEN):
+        assert secret not in json.dumps(exported)
+
+    deleted, _ = delete_all(jobs.delete_page, owner.id, 10)
+    # Three channels, the contact's conversation map and its processed message id.
+    assert deleted == 5
+    assert api.get(CHANNELS, headers=owner.auth).json()["items"] == []
+    partition = client("dynamodb").query(
+        TableName="stratus-test-channels",
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"CHANNEL#{channels[0]['id']}"}},
+    )
+    assert partition["Items"] == []
