@@ -139,7 +139,7 @@ def _telegram_messages(payload: Any) -> Iterator[ParsedMessage]:
     message_id = message.get("message_id")
     if not text or not isinstance(chat, dict) or not isinstance(chat.get("id"), int) or not isinstance(message_id, int):
         return
-    sender = message.get("from") if isinstance(message.get("from"), dict) else chat
+    sender: dict[str, Any] = message["from"] if isinstance(message.get("from"), dict) else chat
     name = " ".join(str(sender[key]) for key in ("first_name", "last_name") if isinstance(sender.get(key), str))
     # A Telegram message id is unique within its chat.
     yield ParsedMessage(f"{chat['id']}:{message_id}", str(chat["id"]), name or sender.get("username"), text)
@@ -182,14 +182,14 @@ def _client() -> httpx2.Client:
 
 
 def _retry_wait(response: httpx2.Response | None, attempt: int) -> float:
-    backoff = BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)
+    backoff: float = BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)
     asked: Any = None
     if response is not None:
         # Graph API: the Retry-After header; Bot API: `parameters.retry_after` in the body.
         asked = response.headers.get("retry-after") or (_json(response).get("parameters") or {}).get("retry_after")
     with contextlib.suppress(TypeError, ValueError):
         backoff = max(backoff, float(asked)) if asked is not None else backoff
-    return min(backoff, MAX_WAIT_SECONDS)
+    return float(min(backoff, MAX_WAIT_SECONDS))
 
 
 def post_with_retries(

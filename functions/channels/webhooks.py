@@ -9,7 +9,7 @@ is those bytes, never a re-serialisation.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
@@ -18,8 +18,8 @@ from shared.http.app import create_app
 
 ChannelId = Annotated[str, Path(alias="channelId", max_length=26)]
 
-_REFUSED = {403: {"description": "The verification failed, or no such channel (told apart from nothing)"}}
-_TEXT = {200: {"content": {"text/plain": {}}, "description": "The challenge, as sent"}}
+_REFUSED: dict[int | str, dict[str, Any]] = {403: {"description": "The verification failed, or no such channel (told apart from nothing)"}}
+_TEXT: dict[int | str, dict[str, Any]] = {200: {"content": {"text/plain": {}}, "description": "The challenge, as sent"}}
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["channels"])
 
