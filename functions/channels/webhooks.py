@@ -18,7 +18,7 @@ from shared.http.app import create_app
 
 ChannelId = Annotated[str, Path(alias="channelId", max_length=26)]
 
-_REFUSED: dict[int | str, dict[str, Any]] = {403: {"description": "The verification failed, or no such channel (told apart from nothing)"}}
+_REFUSED: dict[int | str, dict[str, Any]] = {403: {"description": "Verification failed, or no such channel"}}
 _TEXT: dict[int | str, dict[str, Any]] = {200: {"content": {"text/plain": {}}, "description": "The challenge, as sent"}}
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["channels"])

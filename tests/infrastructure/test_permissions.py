@@ -109,6 +109,8 @@ def test_function_may_use_only_its_logs_traces_tables_and_the_signing_keys(
         allowed.add("bedrock")
     if spec.secret_contexts or spec.unsealed_secret_contexts:
         allowed.add("kms")
+    if spec.queues:
+        allowed.add("sqs")
 
     assert services <= allowed
     assert _grants(synth, spec, "logs") == {function["LoggingConfig"]["LogGroup"]["Ref"]: LOG_ACTIONS}
