@@ -731,6 +731,11 @@ def main() -> None:
     if sys.argv[1:] == ["chat"]:
         report_chat_overhead()
         return
+    if sys.argv[1:] == ["channels"]:
+        from tests.bench.channels import report_channels
+
+        report_channels()
+        return
     if sys.argv[1:] == ["jobs"]:
         from tests.bench.jobs import report_jobs
 
@@ -746,6 +751,7 @@ def main() -> None:
     chat_env = {name: value for name, value in os.environ.items() if not name.endswith("_TABLE")}
     subprocess.run([sys.executable, "-m", "tests.bench", "chat"], cwd=ROOT, env=chat_env, check=True)
     subprocess.run([sys.executable, "-m", "tests.bench", "jobs"], cwd=ROOT, env=chat_env, check=True)
+    subprocess.run([sys.executable, "-m", "tests.bench", "channels"], cwd=ROOT, env=chat_env, check=True)
 
 
 if __name__ == "__main__":
