@@ -1,4 +1,5 @@
-"""The stage's queues (`infra.catalog.QUEUES`) and the functions that consume them.
+"""The stage's queues (`infra.catalog.QUEUES`), built with the stage's storage; their consumers are
+infra/queue_workers.py.
 
 Each queue is SQS FIFO (when its spec says so) with a dead-letter queue it hands a message to after
 `max_receive_count` receives, both encrypted with SQS-managed keys and TLS only. Which function may send to or
@@ -8,19 +9,12 @@ event source mapping, with `ReportBatchItemFailures`, and exactly the consumer's
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aws_cdk import Duration
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
 
-from infra.catalog import QUEUE_FUNCTIONS, QUEUES, QueueSpec, pascal
+from infra.catalog import QUEUES, QueueSpec, pascal
 from infra.nag import acknowledge
-from infra.stage import StageConfig, StageConstruct
-
-if TYPE_CHECKING:
-    from infra.functions import Functions
+from infra.stage import StageConstruct
 
 
 def stage_queues(scope: StageConstruct) -> dict[str, sqs.Queue]:
@@ -59,13 +53,3 @@ def _queue(scope: StageConstruct, spec: QueueSpec) -> sqs.Queue:
         dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=spec.max_receive_count, queue=dead_letter),
         removal_policy=scope.config.removal_policy,
     )
-
-
-class QueueWorkers(StageConstruct):
-    """The functions that consume queues (`QUEUE_FUNCTIONS`); their event sources come with their specs."""
-
-    def __init__(self, scope: Construct, construct_id: str, config: StageConfig, functions: Functions) -> None:
-        super().__init__(scope, construct_id, config)
-        self.functions: dict[str, lambda_.Function] = {
-            spec.name: functions.catalog_function(spec) for spec in QUEUE_FUNCTIONS
-        }

@@ -17,7 +17,7 @@ from constructs import Construct
 from infra.functions import Functions
 from infra.http_api import HttpApi
 from infra.jobs import Jobs
-from infra.queues import QueueWorkers
+from infra.queue_workers import QueueWorkers
 from infra.stage import ConfigurationError, StageConfig
 from infra.storage import Storage
 from infra.streaming import StreamingFunctions

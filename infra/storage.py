@@ -13,6 +13,7 @@ from constructs import Construct
 
 from infra.catalog import EXPORTS_PREFIX, IMPORTS_PREFIX, pascal
 from infra.nag import acknowledge
+from infra.queues import stage_queues
 from infra.stage import StageConfig, StageConstruct
 from shared.tables import TABLES, TableSpec
 
@@ -47,8 +48,6 @@ class Storage(StageConstruct):
             removal_policy=self.config.removal_policy,
         )
         # Inbound channel messages (FIFO, with dead-letter queues): infra/queues.py.
-        from infra.queues import stage_queues
-
         self.queues = stage_queues(self)
         self.provider_keys = self._secret(
             "ProviderKeys",
