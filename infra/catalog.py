@@ -121,6 +121,8 @@ class FunctionSpec:
     export_bucket: tuple[BucketAccess, ...] = ()
     # Workflows it starts (states:StartExecution on exactly those state machines; their ARNs in its environment).
     starts_workflows: tuple[Workflow, ...] = ()
+    # Searches ("read") or also writes and manages ("write") the indexes of the stage's vector bucket.
+    vector_access: Literal["read", "write"] | None = None
     # Serves text enhancement: gets the stage's own field types (`ENHANCE_FIELD_TYPES`) when it has any.
     enhances_text: bool = False
     # Builds URLs on the stage's public API base URL (channels' webhook URLs): gets `PUBLIC_API_URL`.

@@ -1,5 +1,6 @@
 """Lambda functions built from their `FunctionSpec`: one code asset, the stage's layers, and for each function its
-own log group and role, granted exactly the tables, secrets, bucket prefix and models its spec lists.
+own log group and role, granted exactly the tables, secrets, bucket prefix, vector indexes and models its spec
+lists.
 
 The API constructs ask for the functions they serve (`Functions.catalog_function`); what a function may touch is
 decided here alone, from its spec, so a new context's function needs a catalog entry and nothing in this module.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from aws_cdk import Aws, CustomResource, Duration, IgnoreMode, Size
 from aws_cdk import aws_iam as iam
@@ -48,6 +50,18 @@ BUCKET_OBJECT_ACTIONS = {
     "write": ("s3:PutObject", "s3:AbortMultipartUpload"),
     "delete": ("s3:DeleteObject",),
 }
+
+# S3 Vectors actions by a spec's `vector_access`, on the vector bucket's indexes. QueryVectors returns metadata (the
+# chunk's text) only with GetVectors too.
+VECTOR_READ_ACTIONS = ("s3vectors:GetIndex", "s3vectors:GetVectors", "s3vectors:QueryVectors")
+VECTOR_WRITE_ACTIONS = (
+    *VECTOR_READ_ACTIONS,
+    "s3vectors:CreateIndex",
+    "s3vectors:DeleteIndex",
+    "s3vectors:DeleteVectors",
+    "s3vectors:ListVectors",
+    "s3vectors:PutVectors",
+)
 
 SIGNING_KEYS_FUNCTION = FunctionSpec(
     name="signing-keys",
@@ -108,6 +122,8 @@ class Functions(StageConstruct):
                 self._grant_bedrock(function)
         if spec.checks_revocations:
             self._grant_revocation_reads(function)
+        if spec.vector_access:
+            self._grant_vectors(spec.vector_access, function)
         if spec.secret_contexts or spec.unsealed_secret_contexts:
             self._grant_secret_contexts(spec, function)
         for queue_access in spec.queues:
@@ -197,6 +213,8 @@ class Functions(StageConstruct):
             environment["EXPORT_BUCKET"] = storage.export_bucket.bucket_name
         for queue_access in spec.queues:
             environment[queue_access.queue.env_var] = storage.queues[queue_access.queue.name].queue_url
+        if spec.vector_access:
+            environment["VECTOR_BUCKET"] = storage.vector_bucket_name
         for workflow in spec.starts_workflows:
             if workflow not in self.workflows:
                 raise LookupError(f"{spec.name} starts the {workflow} workflow, which is not built yet (infra.jobs)")
@@ -311,6 +329,19 @@ class Functions(StageConstruct):
             "Cross-region inference profiles route a model to any region of the profile; invocation only.",
         )
 
+    def _grant_vectors(self, access: Literal["read", "write"], function: lambda_.Function) -> None:
+        """Search the vector bucket's indexes ("read"), or also write, list and delete their vectors and create and
+        delete indexes ("write"): on the indexes of that one bucket, nothing else."""
+        statement = vector_index_statement(access, self.storage.vector_bucket.attr_vector_bucket_arn)
+        function.add_to_role_policy(statement)
+        role = function.role
+        assert role is not None
+        acknowledge_wildcard_resource(
+            role,
+            statement.resources[0],
+            "An index per agent, created as agents are: the indexes of the stage's one vector bucket are granted.",
+        )
+
     def _grant_payloads(self, function: lambda_.Function) -> None:
         """Get, put and delete objects under the payload prefix, and list that prefix: nothing else."""
         bucket = self.storage.payload_bucket
@@ -396,3 +427,9 @@ class Functions(StageConstruct):
             resource_type="Custom::SigningKeys",
             properties={"SecretId": signing_keys.secret_arn},
         )
+
+
+def vector_index_statement(access: Literal["read", "write"], vector_bucket_arn: str) -> iam.PolicyStatement:
+    """The one statement `vector_access` grants: its actions on every index of the bucket (`<arn>/index/*`)."""
+    actions = VECTOR_READ_ACTIONS if access == "read" else VECTOR_WRITE_ACTIONS
+    return iam.PolicyStatement(actions=list(actions), resources=[f"{vector_bucket_arn}/index/*"])

@@ -1,5 +1,6 @@
 """What a stage keeps: a DynamoDB table per context in `shared.tables`, the payload bucket, the export bucket (jobs'
-archives and import uploads, kept 7 days), the secrets (the token signing-key ring, the LLM provider keys) and the
+archives and import uploads, kept 7 days), the vector bucket (agents' document chunks, an S3 Vectors index per
+agent), the secrets (the token signing-key ring, the LLM provider keys) and the
 KMS key that seals secrets stored in tables (shared.secrets). Tenant stages retain all of it when the stack goes."""
 
 from __future__ import annotations
@@ -8,10 +9,12 @@ from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3vectors as s3vectors
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.catalog import EXPORTS_PREFIX, IMPORTS_PREFIX, pascal
+from infra.local.provision import vector_bucket_name
 from infra.nag import acknowledge
 from infra.queues import stage_queues
 from infra.stage import StageConfig, StageConstruct
@@ -38,6 +41,8 @@ class Storage(StageConstruct):
         )
         self.payload_bucket = self._payload_bucket()
         self.export_bucket = self._export_bucket()
+        self.vector_bucket_name = vector_bucket_name(config.stage)
+        self.vector_bucket = self._vector_bucket()
         # One key for every context's stored secrets; encryption contexts keep them apart (infra/functions.py).
         self.secrets_key = kms.Key(
             self.stack,
@@ -62,6 +67,12 @@ class Storage(StageConstruct):
             "SigningKeysSecretArn",
             value=self.signing_keys.secret_arn,
             description="Secret holding the token signing key ring",
+        )
+        CfnOutput(
+            self.stack,
+            "VectorBucketName",
+            value=self.vector_bucket_name,
+            description="S3 Vectors bucket of the agents' document chunks",
         )
         for spec in TABLES:
             CfnOutput(
@@ -146,6 +157,21 @@ class Storage(StageConstruct):
                 )
             ],
         )
+
+    def _vector_bucket(self) -> s3vectors.CfnVectorBucket:
+        """Agents' chunk vectors, one index per agent (functions.agents.vectors), named so an operator finds it.
+        Encrypted with S3-managed keys (SSE-S3), as the document and payload buckets are: the chunks are no more
+        sensitive than the documents they come from, and SSE-KMS with the stage's key would have to open that key's
+        policy to the S3 Vectors service and every reader, when it is kept for secrets sealed by context. Vector
+        buckets are private by construction: no public access, reached only through IAM."""
+        bucket = s3vectors.CfnVectorBucket(
+            self.stack,
+            "VectorBucket",
+            vector_bucket_name=self.vector_bucket_name,
+            encryption_configuration=s3vectors.CfnVectorBucket.EncryptionConfigurationProperty(sse_type="AES256"),
+        )
+        bucket.apply_removal_policy(self.config.removal_policy)
+        return bucket
 
     def _private_bucket(
         self,

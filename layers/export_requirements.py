@@ -1,8 +1,10 @@
 """Write each layer's requirements.txt from the lock file: `python layers/export_requirements.py`.
 
 The base layer holds the runtime dependencies; the AI layer holds the provider SDKs and only what they need beyond
-the base layer; the mcp-servers layer the stdio MCP servers a stage allows by default, and only what they need beyond
-the other two: Lambda unpacks every layer of a function into the same folder.
+the base layer; the mcp-servers layer the stdio MCP servers a stage allows by default, and the documents layer the
+readers of an agent's documents (pypdf, python-docx), each only what it needs beyond the layers it is stacked on
+(base and AI): Lambda unpacks every layer of a function into the same folder. Two layers never stacked together may
+both hold a package (lxml is in mcp-servers and in documents).
 """
 
 from __future__ import annotations
@@ -34,26 +36,30 @@ def exported(*groups: str) -> str:
     return subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout  # noqa: S603 - our own argv
 
 
-# Each layer on top of the ones before it: (layer, dependency group), in the order a function stacks them.
-STACKED_LAYERS = (("ai", "ai"), ("mcp-servers", "mcp-servers"))
+# Each layer on top of the ones a function stacks beneath it: (layer, dependency group, layers beneath).
+STACKED_LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("ai", "ai", ("base",)),
+    ("mcp-servers", "mcp-servers", ("base", "ai")),
+    ("documents", "documents", ("base", "ai")),
+)
 
 
-def _names(requirements: str) -> set[str]:
+def package_names(requirements: str) -> set[str]:
+    """The (lowercased) names of the packages a requirements text pins."""
     return {match.group(1).lower() for line in requirements.splitlines() if (match := _PINNED.match(line))}
 
 
 def requirements() -> dict[str, str]:
     """Each layer's requirements.txt content, by layer name."""
-    base = exported()
-    layers, below = {"base": base}, _names(base)
-    for layer, group in STACKED_LAYERS:
+    layers = {"base": exported()}
+    for layer, group, beneath in STACKED_LAYERS:
+        below = {name for lower in beneath for name in package_names(layers[lower])}
         lines = [
             line
             for line in exported(group).splitlines()
             if (match := _PINNED.match(line)) and match.group(1).lower() not in below
         ]
         layers[layer] = "\n".join(lines) + "\n"
-        below |= _names(layers[layer])
     return layers
 
 

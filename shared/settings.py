@@ -29,6 +29,15 @@ DEFAULT_MCP_STDIO_ALLOWED: tuple[tuple[str, ...], ...] = (
 MINIMUM_DEPLOYED_PASSWORD_HASH_COST = 15
 
 
+# The embedders of agents' documents (shared.llm.embeddings), by the id EMBEDDING_MODEL names one with.
+EMBEDDER_IDS = (
+    "openai/text-embedding-3-small",
+    "bedrock/amazon.titan-embed-text-v2:0",
+    "offline/wordllama",
+    "offline/hashing",
+)
+
+
 def is_dev_stage(stage: str) -> bool:
     return stage in _DEV_STAGES or stage.startswith("dev-")
 
@@ -140,6 +149,9 @@ class Settings(BaseModel):
     # The stage's own text-enhancement field types (JSON: {"<id>": {label, system, prompt?, contextKeys?,
     # maxTokens?}}), added to the built-in ones or replacing one of the same id.
     enhance_field_types: dict[str, EnhanceFieldType] = {}
+    # The embedder that indexes and searches agents' documents (shared.llm.embeddings); unset, the stage picks one
+    # from the providers it has.
+    embedding_model: str = ""
 
     @field_validator("stage")
     @classmethod
@@ -165,6 +177,13 @@ class Settings(BaseModel):
         ):
             raise ValueError("must be a list of non-empty lists of non-empty strings")
         return value
+
+    @field_validator("embedding_model")
+    @classmethod
+    def _known_embedder(cls, model: str) -> str:
+        if model and model not in EMBEDDER_IDS:
+            raise ValueError(f"must be one of {', '.join(EMBEDDER_IDS)}")
+        return model
 
     @field_validator("enhance_field_types", mode="before")
     @classmethod

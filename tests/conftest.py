@@ -43,6 +43,7 @@ os.environ.update(
 for _spec in TABLES:
     os.environ[_spec.env_var] = _spec.physical_name(TEST_STAGE)
 os.environ["EXPORT_BUCKET"] = f"stratus-{TEST_STAGE}-exports"
+os.environ["VECTOR_BUCKET"] = f"stratus-{TEST_STAGE}-vectors"
 for _workflow in WORKFLOWS:
     # The ARN moto gives the workflow's state machine (infra.local.stepfunctions).
     os.environ[workflow_env_var(_workflow)] = (
@@ -73,6 +74,7 @@ def aws() -> Iterator[None]:
     from functions.chat.tools import forget_enabled_servers
     from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
     from infra.local.provision import provision_stage
+    from infra.local.s3vectors import patch_moto_s3vectors
     from infra.local.stepfunctions import catalog_task_runners, patch_moto_step_functions, route_task_invocations
     from shared.auth.keys import forget_key_ring
     from shared.auth.revocations import forget_revocations
@@ -81,6 +83,7 @@ def aws() -> Iterator[None]:
 
     make_moto_dynamodb_atomic()
     patch_moto_step_functions()
+    patch_moto_s3vectors()
     make_api_call = BaseClient._make_api_call
 
     def no_scan(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:

@@ -377,36 +377,44 @@ async def _model_rounds(prepared: PreparedReply, progress: _Progress) -> AsyncGe
 
 
 async def _unless_cancelled(events: AsyncGenerator[T, None], cancel: anyio.Event) -> AsyncGenerator[T, None]:
-    """`events` until `cancel` is set: each item is awaited in a task of its own, raced against the cancel, so a
-    cancel abandons the pending read at once and closes `events` (a provider's stream then closes its connection,
-    a tool round stops its calls). No cancel scope spans a `yield`."""
+    """`events` until `cancel` is set. A cancel that comes while an item is awaited interrupts that wait at once
+    (the consuming task is cancelled there, and only there), which ends `events` (a provider's stream then closes
+    its connection, a tool round stops its calls); one that comes while the consumer has an item ends it before
+    the next read. Reading an item costs no task and no extra turn of the event loop."""
     if cancel.is_set():
         await events.aclose()
         return
-    cancelled = asyncio.ensure_future(cancel.wait())
-    following: asyncio.Task[T] | None = None
+    consumer = asyncio.current_task()
+    assert consumer is not None
+    reading = interrupted = False
+
+    def interrupt(_: object) -> None:
+        nonlocal interrupted
+        if reading and not interrupted:
+            interrupted = True
+            consumer.cancel()
+
+    watcher = asyncio.ensure_future(cancel.wait())
+    watcher.add_done_callback(interrupt)
     try:
-        while True:
-            following = asyncio.ensure_future(_next(events))
-            await asyncio.wait((following, cancelled), return_when=asyncio.FIRST_COMPLETED)
-            if not following.done():
-                return
+        while not cancel.is_set():
+            reading = True
             try:
-                item = following.result()
+                item = await anext(events)
             except StopAsyncIteration:
                 return
-            following = None
+            except asyncio.CancelledError:
+                # Ours alone: the reply ends as cancelled. Any other cancellation of the task goes on.
+                if interrupted and consumer.uncancel() == 0:
+                    return
+                raise
+            finally:
+                reading = False
             yield item
     finally:
-        cancelled.cancel()
-        if following is not None and not following.done():
-            following.cancel()
-            await complete_despite_cancellation(asyncio.wait((following,)))
+        watcher.remove_done_callback(interrupt)
+        watcher.cancel()
         await complete_despite_cancellation(events.aclose())
-
-
-async def _next(events: AsyncGenerator[T, None]) -> T:
-    return await anext(events)
 
 
 async def _tool_round(

@@ -22,6 +22,11 @@ def export_bucket_name(stage: str) -> str:
     return f"stratus-{stage}-exports"
 
 
+def vector_bucket_name(stage: str) -> str:
+    """S3 Vectors' bucket names: 3-63 lowercase letters, digits and hyphens, as a stage name already is."""
+    return f"stratus-{stage}-vectors"
+
+
 def secrets_key_alias(stage: str) -> str:
     return f"alias/stratus-{stage}-secrets"
 
@@ -85,15 +90,16 @@ def attached_stage(stage: str) -> dict[str, str]:
         "PAYLOAD_BUCKET": payload_bucket_name(stage),
         "SECRETS_KEY_ID": secrets_key_alias(stage),
         "EXPORT_BUCKET": export_bucket_name(stage),
+        "VECTOR_BUCKET": vector_bucket_name(stage),
         **state_machine_arns(stage),
         **queue_environment(stage, os.environ.get("AWS_REGION") or "us-east-1"),
     }
 
 
 def provision_stage(stage: str) -> dict[str, str]:
-    """Tables, the signing key secret with its first key, the payload and export buckets, the secrets key and the
-    jobs workflows; returns the environment that points functions at them (the names CDK passes in a deployed
-    stage)."""
+    """Tables, the signing key secret with its first key, the payload, export and vector buckets, the secrets
+    key and the jobs workflows; returns the environment that points functions at them (the names CDK passes in a
+    deployed stage)."""
     import os
 
     from functions.identity.signing_keys import ensure_signing_keys
@@ -116,6 +122,8 @@ def provision_stage(stage: str) -> dict[str, str]:
         Bucket=exports,
         CORSConfiguration={"CORSRules": [cors_rule]},
     )
+    vectors = vector_bucket_name(stage)
+    client("s3vectors").create_vector_bucket(vectorBucketName=vectors)
     kms = client("kms")
     key_id = kms.create_key(Description=f"Stratus {stage}: seals stored secrets")["KeyMetadata"]["KeyId"]
     kms.create_alias(AliasName=secrets_key_alias(stage), TargetKeyId=key_id)
@@ -125,6 +133,7 @@ def provision_stage(stage: str) -> dict[str, str]:
         "PAYLOAD_BUCKET": bucket,
         "SECRETS_KEY_ID": secrets_key_alias(stage),
         "EXPORT_BUCKET": exports,
+        "VECTOR_BUCKET": vectors,
         **create_state_machines(stage, os.environ.get("AWS_REGION") or "us-east-1"),
         **create_queues(stage, os.environ.get("AWS_REGION") or "us-east-1"),
     }

@@ -296,8 +296,9 @@ def report_chat_overhead() -> None:
 
         with running_local_stack("bench") as base_url:
             calls: list[tuple[str, float]] = []
+            ends: list[float] = []
             with _recording_calls(calls):
-                path, before_first = _chat_over_http(base_url, calls)
+                path, before_first = _chat_over_http(base_url, calls, ends=ends)
             answers = DynamoDBAnswers()
             memory_cpu: list[float] = []
             with answers.answering():
@@ -337,6 +338,7 @@ def report_chat_overhead() -> None:
     print(f"  {'per chunk, whole chat path':<40} {percentiles(path_chunk)}")
     added_chunk = statistics.median(path_chunk) - statistics.median(direct_chunk)
     print(f"  {'added per chunk (p50 difference)':<40} {added_chunk:.3f} ms   (goal <= 0.5 ms)")
+    print(f"  {'end of reply, last content to close':<40} {percentiles(ends)}   (reply stored, usage, end)")
     compatible_added = [c - d for c, d in zip(sorted(compatible_first), sorted(direct_first), strict=True)]
     print(f"  {'first token, OpenAI-compatible API':<40} {percentiles(compatible_first)}")
     print(f"  {'  added before the first token':<40} {percentiles(compatible_added)}")
@@ -547,10 +549,13 @@ def _chat_over_http(
     answers: DynamoDBAnswers | None = None,
     cpu: list[float] | None = None,
     setup: Callable[[Any, dict[str, str]], dict[str, Any]] | None = None,
+    ends: list[float] | None = None,
 ) -> tuple[tuple[list[float], list[float]], list[str]]:
     """Register, then stream replies in one conversation over HTTP; time to the first content event and per later
-    chunk, and the DynamoDB calls the last reply made before its first content. `cpu` gets the CPU time the whole
-    process spent before each first content (the work itself, however the shared machine schedules it).
+    content event (first to last), and the DynamoDB calls the last reply made before its first content. `ends` gets
+    each reply's end: from its last content to the stream's close (the reply stored, usage, the end event). `cpu`
+    gets the CPU time the whole process spent before each first content (the work itself, however the shared
+    machine schedules it).
 
     With `answers`, the warm-up replies after the one that starts the conversation are recorded, and every
     measured reply has its DynamoDB calls answered from those recordings."""
@@ -572,7 +577,7 @@ def _chat_over_http(
             body = {"message": f"run {run}"} | ({"conversationId": conversation} if conversation else {})
             calls.clear()
             started, cpu_started = time.perf_counter(), time.process_time()
-            first_at = None
+            first_at = last_at = None
             chunks = 0
             with http.stream("POST", "/api/v1/ai/chat/stream", headers=auth, json=body) as response:
                 for line in response.iter_lines():
@@ -583,16 +588,19 @@ def _chat_over_http(
                         conversation = event["conversationId"]
                     elif event["type"] == "content":
                         chunks += 1
+                        last_at = time.perf_counter()
                         if first_at is None:
-                            first_at = time.perf_counter()
+                            first_at = last_at
                             if cpu is not None and run >= 3:
                                 cpu.append((time.process_time() - cpu_started) * 1000)
             ended = time.perf_counter()
-            if run >= 3 and first_at is None:
+            if run < 3:  # the first runs warm the handlers up
+                continue
+            if first_at is None or last_at is None:
                 raise SystemExit(f"bench: reply {run} streamed no content")
-            if run >= 3 and first_at is not None:  # the first runs warm the handlers up
-                first.append((first_at - started) * 1000)
-                per_chunk.append((ended - first_at) * 1000 / max(1, chunks - 1))
+            first.append((first_at - started) * 1000)
+            per_chunk.append((last_at - first_at) * 1000 / max(1, chunks - 1))
+            (ends if ends is not None else []).append((ended - last_at) * 1000)
     if answers is not None:
         answers.mode = "off"
     before_first = [name for name, at in calls if first_at is not None and at < first_at]
@@ -712,18 +720,18 @@ async def _chat_direct(cpu: list[float]) -> tuple[list[float], list[float]]:
     for run in range(CHAT_RUNS + 3):
         request = ModelRequest(model="claude-opus-4-5", messages=(Message("user", f"run {run}"),))
         started, cpu_started = time.perf_counter(), time.process_time()
-        first_at = None
+        first_at = last_at = None
         chunks = 0
         async for event in provider.stream(request):
             if isinstance(event, TextDelta):
                 chunks += 1
                 if first_at is None and run >= 3:
                     cpu.append((time.process_time() - cpu_started) * 1000)
-                first_at = first_at or time.perf_counter()
-        ended = time.perf_counter()
-        if run >= 3 and first_at is not None:
+                last_at = time.perf_counter()
+                first_at = first_at or last_at
+        if run >= 3 and first_at is not None and last_at is not None:
             first.append((first_at - started) * 1000)
-            per_chunk.append((ended - first_at) * 1000 / max(1, chunks - 1))
+            per_chunk.append((last_at - first_at) * 1000 / max(1, chunks - 1))
     return first, per_chunk
 
 
@@ -741,6 +749,11 @@ def main() -> None:
 
         report_jobs()
         return
+    if sys.argv[1:] == ["vectors"]:
+        from tests.bench.vectors import report_vectors
+
+        report_vectors()
+        return
     env = bench_environment()
     print(f"Stratus bench: Python {sys.version.split()[0]}, {os.cpu_count()} cores")
     report_imports(env)
@@ -752,6 +765,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "tests.bench", "chat"], cwd=ROOT, env=chat_env, check=True)
     subprocess.run([sys.executable, "-m", "tests.bench", "jobs"], cwd=ROOT, env=chat_env, check=True)
     subprocess.run([sys.executable, "-m", "tests.bench", "channels"], cwd=ROOT, env=chat_env, check=True)
+    subprocess.run([sys.executable, "-m", "tests.bench", "vectors"], cwd=ROOT, env=chat_env, check=True)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def openai_api_over_http(
         for run in range(runs + 3):
             body = {"model": "stratus-auto", "stream": True, "messages": [{"role": "user", "content": f"run {run}"}]}
             started = time.perf_counter()
-            first_at = None
+            first_at = last_at = None
             chunks = 0
             with http.stream("POST", "/v1/chat/completions", headers=auth, json=body) as response:
                 for line in response.iter_lines():
@@ -31,11 +31,11 @@ def openai_api_over_http(
                     choices = json.loads(line[6:]).get("choices") or [{}]
                     if choices[0].get("delta", {}).get("content"):
                         chunks += 1
-                        first_at = first_at or time.perf_counter()
-            ended = time.perf_counter()
-            if first_at is None:
+                        last_at = time.perf_counter()
+                        first_at = first_at or last_at
+            if first_at is None or last_at is None:
                 raise SystemExit(f"bench: completion {run} streamed no content")
             if run >= 3:  # the first runs warm the handlers up
                 first.append((first_at - started) * 1000)
-                per_chunk.append((ended - first_at) * 1000 / max(1, chunks - 1))
+                per_chunk.append((last_at - first_at) * 1000 / max(1, chunks - 1))
     return first, per_chunk

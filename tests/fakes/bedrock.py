@@ -1,6 +1,7 @@
-"""A fake Bedrock runtime for `converse_stream`: a real boto3 bedrock-runtime client whose HTTP layer is replaced
-(botocore's `before-send` hook) by scripted responses in Bedrock's binary event-stream wire format, so botocore's
-own parser, error handling and `EventStream` run unchanged.
+"""A fake Bedrock runtime for `converse_stream` and Titan embeddings' `invoke_model`: a real boto3 bedrock-runtime
+client whose HTTP layer is replaced (botocore's `before-send` hook) by scripted responses in Bedrock's binary
+event-stream wire format, so botocore's own parser, error handling and `EventStream` run unchanged. An embedding is
+the hashing embedder's vector of the text at the requested dimension: deterministic, so tests can reason about it.
 
 botocore's `Stubber` cannot do this: it validates a stubbed response against the output shape, and the `stream`
 member must then be a dict, never an iterable of events.
@@ -84,6 +85,10 @@ class _Body:
     def stream(self, **_: Any) -> Iterator[bytes]:
         yield from self._parts
 
+    def read(self, amt: int | None = None) -> bytes:
+        """All that is left (a blob payload such as InvokeModel's body is read, not streamed)."""
+        return b"".join(self._parts)
+
     def close(self) -> None:
         return None
 
@@ -95,10 +100,11 @@ class FakeBedrock(ScriptedServer):
     default = Reply("Hello from the fake Bedrock runtime.")
 
     def attach(self, client: Any) -> Any:
-        """Route `client`'s ConverseStream calls to this fake (replacing any fake attached before)."""
-        event_name = "before-send.bedrock-runtime.ConverseStream"
-        client.meta.events.unregister(event_name, unique_id="fake-bedrock")
-        client.meta.events.register(event_name, self._send, unique_id="fake-bedrock")
+        """Route `client`'s ConverseStream and InvokeModel calls to this fake (replacing any fake attached before)."""
+        for operation, answer in (("ConverseStream", self._send), ("InvokeModel", self._invoke_model)):
+            event_name = f"before-send.bedrock-runtime.{operation}"
+            client.meta.events.unregister(event_name, unique_id=f"fake-bedrock-{operation}")
+            client.meta.events.register(event_name, answer, unique_id=f"fake-bedrock-{operation}")
         return client
 
     def start(self) -> Self:  # no server: the hook answers in-process
@@ -133,6 +139,36 @@ class FakeBedrock(ScriptedServer):
             return AWSResponse(request.url, behaviour.status, cast(Any, headers), _Body(iter([error])))
         headers = {"content-type": "application/vnd.amazon.eventstream", "x-amzn-requestid": "fake"}
         return AWSResponse(request.url, 200, cast(Any, headers), _Body(self._events(behaviour)))
+
+    def _invoke_model(self, request: Any, **_: Any) -> Any:
+        """Titan Text Embeddings v2: `{inputText, dimensions, normalize}` → `{embedding, inputTextTokenCount}`."""
+        from botocore.awsrequest import AWSResponse
+
+        from shared.llm.embeddings import hashing_embedder
+        from shared.llm.providers import estimate_tokens
+        from tests.fakes.scripted import RecordedRequest
+
+        body = json.loads(request.body) if request.body else {}
+        self.requests.append(RecordedRequest(request.method, request.url, dict(request.headers), body))
+        behaviour = self.next_behaviour(only_failures=True)
+        if isinstance(behaviour, Hang):
+            from botocore.exceptions import ReadTimeoutError
+
+            raise ReadTimeoutError(endpoint_url=request.url)
+        headers: dict[str, str] = {"content-type": "application/json", "x-amzn-requestid": "fake"}
+        if isinstance(behaviour, Fail):
+            code = _ERROR_CODES.get(behaviour.status, "InternalServerException")
+            headers["x-amzn-ErrorType"] = f"{code}:http://internal.amazon.com/coral/"
+            error = json.dumps({"message": behaviour.message}).encode()
+            return AWSResponse(request.url, behaviour.status, cast(Any, headers), _Body(iter([error])))
+        text = body.get("inputText")
+        if not isinstance(text, str) or not text:
+            headers["x-amzn-ErrorType"] = "ValidationException:http://internal.amazon.com/coral/"
+            error = json.dumps({"message": "inputText is required"}).encode()
+            return AWSResponse(request.url, 400, cast(Any, headers), _Body(iter([error])))
+        vector = hashing_embedder(int(body.get("dimensions") or 1024)).embed_query(text)
+        answer = json.dumps({"embedding": vector, "inputTextTokenCount": estimate_tokens(text)}).encode()
+        return AWSResponse(request.url, 200, cast(Any, headers), _Body(iter([answer])))
 
     def _events(self, behaviour: Reply | ToolCallReply | FailMidStream) -> Iterator[bytes]:
         yield event("messageStart", {"role": "assistant"})

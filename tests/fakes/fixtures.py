@@ -59,6 +59,7 @@ def bedrock_fake() -> FakeBedrock:
 def _forget_llm_state() -> None:
     from shared.llm.catalog import forget_catalog
     from shared.llm.config import forget_llm_config
+    from shared.llm.embeddings import forget_stage_embedder
     from shared.llm.failover import forget_cooldowns
     from shared.llm.registry import forget_providers
 
@@ -66,6 +67,7 @@ def _forget_llm_state() -> None:
     forget_llm_config()
     forget_providers()
     forget_cooldowns()
+    forget_stage_embedder()
 
 
 @pytest.fixture
@@ -83,3 +85,13 @@ def llm_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., N
 
     yield configure
     _forget_llm_state()
+
+
+@pytest.fixture
+def fresh_settings() -> Iterator[None]:
+    """Settings read again from the environment in the test (and after it)."""
+    from shared.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -1,10 +1,13 @@
 """A fake OpenAI (or OpenAI-compatible) API speaking the real Chat Completions streaming wire format, so the real
-`openai` SDK runs against it: `POST /v1/chat/completions` (`data:` chunks then `data: [DONE]`, or JSON) and
-`GET /v1/models`."""
+`openai` SDK runs against it: `POST /v1/chat/completions` (`data:` chunks then `data: [DONE]`, or JSON),
+`POST /v1/embeddings` (deterministic vectors: the hashing embedder's at the requested dimension, 1,536 by default,
+as floats or as the base64 the SDK asks for by default) and `GET /v1/models`."""
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,6 +32,7 @@ from tests.fakes.scripted import (
     using_tool_result,
 )
 
+EMBEDDING_DIMENSION = 1536
 _FINISH_REASONS = {"end_turn": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
 _ERROR_TYPES = {429: "rate_limit_exceeded", 401: "invalid_api_key", 400: "invalid_request_error"}
 
@@ -59,6 +63,7 @@ class FakeOpenAI(ScriptedServer):
     def routes(self) -> list[Route]:
         return [
             Route("/v1/chat/completions", self.completions, methods=["POST"]),
+            Route("/v1/embeddings", self.embeddings, methods=["POST"]),
             Route("/v1/models", self.models),
         ]
 
@@ -69,6 +74,30 @@ class FakeOpenAI(ScriptedServer):
             return await self._failure(behaviour)
         data = [{"id": model, "object": "model", "created": 0, "owned_by": "fake"} for model in self.models_served]
         return json_response(200, {"object": "list", "data": data})
+
+    async def embeddings(self, request: Request) -> Response:
+        from shared.llm.embeddings import hashing_embedder
+        from shared.llm.providers import estimate_tokens
+
+        body = await self.record(request) or {}
+        behaviour = self.next_behaviour(only_failures=True)
+        if isinstance(behaviour, Fail | Hang):
+            return await self._failure(behaviour)
+        inputs = body.get("input")
+        texts = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(texts, list) or not texts or not all(isinstance(text, str) for text in texts):
+            return json_response(400, error_body(400, "input must be a string or a non-empty list of strings"))
+        embedder = hashing_embedder(int(body.get("dimensions") or EMBEDDING_DIMENSION))
+        as_base64 = body.get("encoding_format") == "base64"
+        data = []
+        for position, vector in enumerate(embedder.embed_documents(texts)):
+            encoded: Any = vector
+            if as_base64:  # little-endian float32, as OpenAI sends it
+                encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": position, "embedding": encoded})
+        tokens = sum(estimate_tokens(text) for text in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return json_response(200, {"object": "list", "data": data, "model": body.get("model"), "usage": usage})
 
     async def completions(self, request: Request) -> Response:
         body = await self.record(request) or {}

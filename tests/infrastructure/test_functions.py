@@ -54,6 +54,8 @@ def _expected_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, A
         environment["SECRETS_KEY_ID"] = {"Fn::GetAtt": [synth.secrets_key_id, "Arn"]}
     if spec.export_bucket:
         environment["EXPORT_BUCKET"] = {"Ref": synth.export_bucket_id}
+    if spec.vector_access:
+        environment["VECTOR_BUCKET"] = f"stratus-{synth.stage}-vectors"
     for workflow in spec.starts_workflows:
         environment[workflow_env_var(workflow)] = {"Ref": synth.workflow_id(workflow)}
     environment |= dict(spec.environment)

@@ -76,6 +76,7 @@ def _expected_counts(synth: Synthesized) -> dict[str, int]:
         "AWS::Lambda::EventInvokeConfig": 1,  # the realtime worker is never retried
         "AWS::DynamoDB::Table": len(TABLES),
         "AWS::S3::Bucket": 2,  # payloads, and the jobs' exports and uploads
+        "AWS::S3Vectors::VectorBucket": 1,  # agents' chunks, an index per agent
         "AWS::StepFunctions::StateMachine": workflows,
         "AWS::Events::Rule": 1,  # archiving, daily
         "AWS::SecretsManager::Secret": 2,

@@ -27,8 +27,9 @@ from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.tool_runner import ScriptedToolRunner
 
 WORDS = "one two three four five six seven eight"
-# A bound on waiting for a stage, so that a broken generator fails the test instead of hanging it.
-WAIT_SECONDS = 10
+# A bound on waiting for a stage, so that a broken generator fails the test instead of hanging it. Generous: the
+# first reply of a test process imports the provider's SDK on the event loop's thread (seconds on a busy machine).
+WAIT_SECONDS = 60
 Event = dict[str, Any]
 
 

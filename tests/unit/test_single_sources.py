@@ -1,5 +1,5 @@
 """Things that must agree with their one source of truth: storage models with the table spec, the deployed
-routes with the apps that serve them, the base layer with the lock file."""
+routes with the apps that serve them, the layers with the lock file."""
 
 from __future__ import annotations
 
@@ -58,6 +58,31 @@ def test_layer_requirements_match_the_lock() -> None:
 
     for name, content in requirements().items():
         assert (ROOT / "layers" / name / "requirements.txt").read_text() == content, "run layers/export_requirements.py"
+
+
+def test_each_layer_with_those_beneath_it_holds_every_package_of_its_dependency_group() -> None:
+    from layers.export_requirements import STACKED_LAYERS, exported, package_names, requirements
+
+    layers = requirements()
+    for layer, group, beneath in STACKED_LAYERS:
+        shipped = set().union(*(package_names(layers[name]) for name in (*beneath, layer)))
+        assert package_names(exported(group)) <= shipped, layer
+
+
+def test_a_function_that_stacks_a_layer_also_stacks_the_layers_it_is_built_on() -> None:
+    from infra import catalog
+    from layers.export_requirements import STACKED_LAYERS
+
+    beneath = {layer: below for layer, _, below in STACKED_LAYERS}
+    specs = {
+        spec.name: spec
+        for value in vars(catalog).values()
+        for spec in (value if isinstance(value, tuple) else (value,))
+        if isinstance(spec, FunctionSpec)
+    }
+    for spec in specs.values():
+        for layer in spec.layers:
+            assert set(beneath.get(layer, ())) <= set(spec.layers), f"{spec.name}: {layer} needs {beneath[layer]}"
 
 
 def test_every_stdio_server_the_stage_allows_by_default_ships_in_the_mcp_servers_layer() -> None:

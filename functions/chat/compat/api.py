@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from functions.chat import reply
-from functions.chat.compat import anthropic_api, openai_api, service
+from functions.chat.compat import service
 from functions.chat.compat.neutral import CompatibleRequest, Event, ReplyOutcome
 from functions.chat.sse import EventStream, SseWire
 from shared.errors import DomainError
@@ -29,13 +30,6 @@ def _anthropic_event(_: str | None, data: dict[str, Any]) -> bytes:
 
 
 _INTERNAL = "Something went wrong on our side"
-OPENAI_WIRE = SseWire(
-    failure={"error": {"message": _INTERNAL, "type": "api_error", "param": None, "code": "internal_error"}},
-    end=f"data: {openai_api.DONE}\n\n".encode(),
-)
-ANTHROPIC_WIRE = SseWire(
-    encode=_anthropic_event, failure={"type": "error", "error": {"type": "api_error", "message": _INTERNAL}}
-)
 
 
 async def _answered(error_response: ErrorResponse, answer: Awaitable[Response]) -> Response:
@@ -49,47 +43,68 @@ async def _answered(error_response: ErrorResponse, answer: Awaitable[Response]) 
 @dataclass(frozen=True)
 class CompatibleApi:
     """What tells the two APIs apart once a request is in neutral terms: how a body is read, what the usage
-    record calls its calls, and how a reply is written, whole or streamed."""
+    record calls its calls, how a reply is written, whole or streamed, and how a refusal is answered."""
 
     source: str
     parse: Callable[[object], CompatibleRequest]
     whole: Callable[[ReplyOutcome], dict[str, Any]]
     translator: Callable[[CompatibleRequest], Callable[[Event], list[dict[str, Any]]]]
     wire: SseWire
+    error_response: ErrorResponse
 
 
-OPENAI = CompatibleApi(
-    source="openai",
-    parse=openai_api.parse_request,
-    whole=openai_api.completion,
-    translator=lambda call: openai_api.CompletionChunks(include_usage=call.include_usage).take,
-    wire=OPENAI_WIRE,
-)
-ANTHROPIC = CompatibleApi(
-    source="anthropic",
-    parse=anthropic_api.parse_request,
-    whole=anthropic_api.message,
-    translator=lambda _: anthropic_api.MessageEvents().take,
-    wire=ANTHROPIC_WIRE,
-)
+# Each API's request and response models load with its first call, not with the chat function's cold start.
+@cache
+def openai() -> CompatibleApi:
+    from functions.chat.compat import openai_api
+
+    return CompatibleApi(
+        source="openai",
+        parse=openai_api.parse_request,
+        whole=openai_api.completion,
+        translator=lambda call: openai_api.CompletionChunks(include_usage=call.include_usage).take,
+        wire=SseWire(
+            failure={"error": {"message": _INTERNAL, "type": "api_error", "param": None, "code": "internal_error"}},
+            end=f"data: {openai_api.DONE}\n\n".encode(),
+        ),
+        error_response=openai_api.error_response,
+    )
+
+
+@cache
+def anthropic() -> CompatibleApi:
+    from functions.chat.compat import anthropic_api
+
+    return CompatibleApi(
+        source="anthropic",
+        parse=anthropic_api.parse_request,
+        whole=anthropic_api.message,
+        translator=lambda _: anthropic_api.MessageEvents().take,
+        wire=SseWire(
+            encode=_anthropic_event, failure={"type": "error", "error": {"type": "api_error", "message": _INTERNAL}}
+        ),
+        error_response=anthropic_api.error_response,
+    )
 
 
 @router.post("/chat/completions")
 async def chat_completions(request: Request) -> Response:
     """OpenAI Chat Completions: `chat.completion.chunk`s ending with `data: [DONE]`, or one `chat.completion`."""
-    return await _answered(openai_api.error_response, _reply(request, OPENAI))
+    api = openai()
+    return await _answered(api.error_response, _reply(request, api))
 
 
 @router.get("/models")
 async def models(request: Request) -> Response:
     """The models the caller may use, in OpenAI's list shape (`stratus-auto` first: the caller's default)."""
-    return await _answered(openai_api.error_response, _models(request))
+    return await _answered(openai().error_response, _models(request))
 
 
 @router.post("/messages")
 async def messages(request: Request) -> Response:
     """Anthropic Messages: its stream events (`message_start` ... `message_stop`), or one `message`."""
-    return await _answered(anthropic_api.error_response, _reply(request, ANTHROPIC))
+    api = anthropic()
+    return await _answered(api.error_response, _reply(request, api))
 
 
 async def _reply(request: Request, api: CompatibleApi) -> Response:
@@ -105,6 +120,7 @@ async def _reply(request: Request, api: CompatibleApi) -> Response:
 
 
 async def _models(request: Request) -> Response:
+    from functions.chat.compat import openai_api
     from shared.llm import registry
 
     await service.caller(request)

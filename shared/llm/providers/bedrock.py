@@ -41,6 +41,24 @@ _RETRYABLE_CODES = frozenset(
 _DONE = object()
 
 
+def bedrock_runtime(
+    region: str | None, *, connect_timeout: float, read_timeout: float, attempts: int = 1, connections: int = 10
+) -> tuple[Any, Any]:
+    """A bedrock-runtime client and the boto3 session it was built in: a session of its own, as boto3's default one
+    is not safe to build clients from concurrently. `attempts` 1 (no retry) leaves retrying to the caller."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"total_max_attempts": attempts, "mode": "standard"},
+        max_pool_connections=connections,
+    )
+    session = boto3.session.Session()
+    return session, session.client("bedrock-runtime", region_name=region, config=config)
+
+
 class BedrockProvider:
     """Streams from Bedrock. botocore's own retries are off: failover to the next provider is the retry.
     `client` injects a ready bedrock-runtime client (tests); otherwise one is built on first use."""
@@ -66,17 +84,9 @@ class BedrockProvider:
         """The bedrock-runtime client, built once (botocore clients are thread-safe)."""
         with self._lock:
             if self._client is None:
-                import boto3
-                from botocore.config import Config
-
-                config = Config(
-                    connect_timeout=self._connect_timeout,
-                    read_timeout=self._read_timeout,
-                    retries={"total_max_attempts": 1, "mode": "standard"},
+                self._session, self._client = bedrock_runtime(
+                    self._region, connect_timeout=self._connect_timeout, read_timeout=self._read_timeout
                 )
-                # Its own session: boto3's default session is not safe to build clients from concurrently.
-                self._session = boto3.session.Session()
-                self._client = self._session.client("bedrock-runtime", region_name=self._region, config=config)
             return self._client
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:

@@ -1,0 +1,1 @@
+"""Agents and their knowledge: documents, processing, semantic search, grounding for chat."""
