@@ -9,7 +9,19 @@ from dataclasses import dataclass
 from typing import Literal
 
 from functions.jobs.contexts import JOB_CONTEXTS, WORKFLOWS, JobContext, Workflow
-from shared.tables import AGENTS, CHAT, CONVERSATIONS, IDENTITY, JOBS, MCP, MEMORIES, REALTIME, TABLES, TableSpec
+from shared.tables import (
+    AGENTS,
+    CHANNELS,
+    CHAT,
+    CONVERSATIONS,
+    IDENTITY,
+    JOBS,
+    MCP,
+    MEMORIES,
+    REALTIME,
+    TABLES,
+    TableSpec,
+)
 
 API_PREFIX = "/api/v1"
 
@@ -28,6 +40,46 @@ class BucketAccess:
 
     prefix: str
     actions: frozenset[BucketAction]
+
+
+QueueAction = Literal["send", "consume"]
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """An SQS queue of the stage, FIFO when `fifo`, with its dead-letter queue: a message received
+    `max_receive_count` times without being deleted moves there. Its URL reaches a function as `env_var`."""
+
+    name: str
+    fifo: bool = True
+    # At least six times the consumer's timeout (AWS's advice for event sources), so a slow batch is not redelivered.
+    visibility_timeout_seconds: int = 1800
+    max_receive_count: int = 5
+    retention_days: int = 4
+    dead_letter_retention_days: int = 14
+
+    @property
+    def env_var(self) -> str:
+        return f"{self.name.upper().replace('-', '_')}_QUEUE_URL"
+
+    def physical_name(self, stage: str, *, dead_letter: bool = False) -> str:
+        return f"stratus-{stage}-{self.name}{'-dlq' if dead_letter else ''}{'.fifo' if self.fifo else ''}"
+
+
+@dataclass(frozen=True)
+class QueueAccess:
+    """What a function does with a queue: `send` SendMessage only; `consume` is the queue's event source (receive,
+    delete, change visibility, read its attributes), and the function is invoked with its messages."""
+
+    queue: QueueSpec
+    action: QueueAction
+    # consume: messages a batch holds at most.
+    batch_size: int = 10
+
+
+# Inbound channel messages: one per text message, grouped by (channel, contact), deduplicated by platform id.
+CHANNELS_QUEUE = QueueSpec(name="channels")
+QUEUES: tuple[QueueSpec, ...] = (CHANNELS_QUEUE,)
 
 
 @dataclass(frozen=True)
@@ -88,6 +140,10 @@ class FunctionSpec:
     # The documents bucket (agents' uploads), on `documents/*` only: `read` GetObject (HeadObject), `write`
     # PutObject (presigned uploads), `delete` DeleteObject, `list` ListBucket of that prefix.
     documents_bucket: frozenset[BucketAction] = frozenset()
+    # Builds URLs on the stage's public API base URL (channels' webhook URLs): gets `PUBLIC_API_URL`.
+    names_public_url: bool = False
+    # Queues it sends to or consumes (an SQS event source), as `export_bucket` grants bucket prefixes.
+    queues: tuple[QueueAccess, ...] = ()
     # Environment of its own, beyond the resources' names: (name, value) pairs.
     environment: tuple[tuple[str, str], ...] = ()
     layers: tuple[str, ...] = ("base",)
@@ -289,6 +345,49 @@ MCP_FUNCTION = FunctionSpec(
     timeout_seconds=29,
 )
 
+CHANNELS_FUNCTION = FunctionSpec(
+    name="channels",
+    handler="functions.channels.handler.lambda_handler",
+    app="functions.channels.api:app",
+    description="Messaging channels (WhatsApp, Messenger, Telegram): connect, change, test",
+    routes=_routes(
+        ("POST", "/channels"),
+        ("GET", "/channels"),
+        ("GET", "/channels/{channelId}"),
+        ("PUT", "/channels/{channelId}"),
+        ("DELETE", "/channels/{channelId}"),
+        ("POST", "/channels/{channelId}/test"),
+    ),
+    tables=(CHANNELS,),
+    checks_revocations=True,
+    secret_contexts=("channels",),
+    names_public_url=True,
+    # `test` calls the platforms with httpx2 (the ai layer).
+    layers=("base", "ai"),
+)
+
+# Public by contract, verified by each platform's own scheme before anything else; it may read channels, open
+# their secrets and queue what they received, nothing more.
+CHANNEL_WEBHOOKS_FUNCTION = FunctionSpec(
+    name="channel-webhooks",
+    handler="functions.channels.webhook_handler.lambda_handler",
+    app="functions.channels.webhooks:app",
+    description="Messaging platforms' webhooks: verified, acknowledged, queued",
+    routes=_routes(
+        ("GET", "/webhooks/whatsapp/{channelId}"),
+        ("GET", "/webhooks/messenger/{channelId}"),
+        ("POST", "/webhooks/whatsapp/{channelId}"),
+        ("POST", "/webhooks/messenger/{channelId}"),
+        ("POST", "/webhooks/telegram/{channelId}"),
+        public=True,
+    ),
+    read_only_tables=(CHANNELS,),
+    unsealed_secret_contexts=("channels",),
+    queues=(QueueAccess(CHANNELS_QUEUE, "send"),),
+    memory_mb=256,
+    timeout_seconds=10,
+)
+
 USAGE_FUNCTION = FunctionSpec(
     name="usage",
     handler="functions.usage.handler.lambda_handler",
@@ -337,7 +436,8 @@ CHAT_FUNCTION = FunctionSpec(
     ),
     tables=(CHAT, CONVERSATIONS),
     # The MCP registry and its header secrets: chat connects to the servers a user enabled.
-    read_only_tables=(IDENTITY, MEMORIES, MCP),
+    # The agents table: a reply with an agent reads it (functions.agents.service, through chat's grounding).
+    read_only_tables=(IDENTITY, MEMORIES, MCP, AGENTS),
     # A reply grounded in an agent queries the agent's index (`functions.chat.grounding`).
     vector_access="read",
     unsealed_secret_contexts=("mcp",),
@@ -426,6 +526,8 @@ HTTP_FUNCTIONS: tuple[FunctionSpec, ...] = (
     JOBS_FUNCTION,
     HEALTH_FUNCTION,
     AGENTS_FUNCTION,
+    CHANNELS_FUNCTION,
+    CHANNEL_WEBHOOKS_FUNCTION,
 )
 
 # Functions served by their own ASGI app (response streaming), outside the HTTP API.
@@ -477,6 +579,7 @@ WEBSOCKET_WORKER_FUNCTION = FunctionSpec(
     # What chat needs to produce a reply, plus the realtime table (a gone connection is removed).
     tables=(*CHAT_FUNCTION.tables, REALTIME),
     read_only_tables=CHAT_FUNCTION.read_only_tables,
+    vector_access=CHAT_FUNCTION.vector_access,
     unsealed_secret_contexts=CHAT_FUNCTION.unsealed_secret_contexts,
     # Not the signing keys: the worker is handed a principal the $connect authorizer verified; it checks no token.
     uses_payload_bucket=CHAT_FUNCTION.uses_payload_bucket,
@@ -492,6 +595,30 @@ WEBSOCKET_FUNCTIONS: tuple[FunctionSpec, ...] = (
     WEBSOCKET_HANDLER_FUNCTION,
     WEBSOCKET_WORKER_FUNCTION,
 )
+
+
+# -- Queue workers ---------------------------------------------------------------------------------------------
+
+CHANNELS_WORKER_FUNCTION = FunctionSpec(
+    name="channels-worker",
+    handler="functions.channels.worker.lambda_handler",
+    description="Answers inbound channel messages through the reply generator and sends them to the platforms",
+    # What chat needs to produce a reply, the channels table (dedupe, contact map) and identity to act as the
+    # channel's owner (their roles, to build their principal).
+    tables=(*CHAT_FUNCTION.tables, CHANNELS),
+    read_only_tables=CHAT_FUNCTION.read_only_tables,
+    vector_access=CHAT_FUNCTION.vector_access,
+    unsealed_secret_contexts=(*CHAT_FUNCTION.unsealed_secret_contexts, "channels"),
+    uses_payload_bucket=CHAT_FUNCTION.uses_payload_bucket,
+    calls_models=True,
+    checks_revocations=True,
+    queues=(QueueAccess(CHANNELS_QUEUE, "consume"),),
+    layers=CHAT_FUNCTION.layers,
+    memory_mb=CHAT_FUNCTION.memory_mb,
+    timeout_seconds=CHAT_FUNCTION.timeout_seconds,
+)
+
+QUEUE_FUNCTIONS: tuple[FunctionSpec, ...] = (CHANNELS_WORKER_FUNCTION,)
 
 
 def all_routes() -> list[tuple[Route, FunctionSpec]]:

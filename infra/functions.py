@@ -22,7 +22,7 @@ from constructs import Construct
 
 from functions.agents import DOCUMENTS_PREFIX
 from functions.jobs.contexts import Workflow, workflow_env_var
-from infra.catalog import BucketAccess, BucketAction, FunctionSpec, pascal
+from infra.catalog import BucketAccess, BucketAction, FunctionSpec, QueueAccess, pascal
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from infra.observability import METRICS_NAMESPACE, WRITE_LOG_ACTIONS, log_group
 from infra.stage import StageConfig, StageConstruct, enhance_field_types_environment
@@ -130,6 +130,8 @@ class Functions(StageConstruct):
             self._grant_vectors(spec.vector_access, function)
         if spec.secret_contexts or spec.unsealed_secret_contexts:
             self._grant_secret_contexts(spec, function)
+        for queue_access in spec.queues:
+            self._grant_queue(queue_access, function)
         return function
 
     def _layer(self, name: str, path: Path) -> lambda_.LayerVersion:
@@ -205,18 +207,7 @@ class Functions(StageConstruct):
                 for table in (*spec.tables, *spec.read_only_tables, *spec.described_tables)
             },
         }
-        if spec.reads_signing_keys or spec.describes_signing_keys:
-            environment["SIGNING_KEYS_SECRET"] = storage.signing_keys.secret_arn
-        if spec.secret_contexts or spec.unsealed_secret_contexts:
-            environment["SECRETS_KEY_ID"] = storage.secrets_key.key_arn
-        if spec.uses_payload_bucket:
-            environment["PAYLOAD_BUCKET"] = storage.payload_bucket.bucket_name
-        if spec.export_bucket:
-            environment["EXPORT_BUCKET"] = storage.export_bucket.bucket_name
-        if spec.documents_bucket:
-            environment["DOCUMENTS_BUCKET"] = storage.documents_bucket.bucket_name
-        if spec.vector_access:
-            environment["VECTOR_BUCKET"] = storage.vector_bucket_name
+        environment |= self._storage_environment(spec)
         for workflow in spec.starts_workflows:
             if workflow not in self.workflows:
                 raise LookupError(f"{spec.name} starts the {workflow} workflow, which is not built yet (infra.jobs)")
@@ -230,6 +221,26 @@ class Functions(StageConstruct):
             environment["PROVIDER_KEYS_SECRET"] = storage.provider_keys.secret_arn
             if self.config.bedrock_enabled:
                 environment["BEDROCK_ENABLED"] = "true"
+        return environment
+
+    def _storage_environment(self, spec: FunctionSpec) -> dict[str, str]:
+        """The names of the stage's secrets, buckets and queues the function uses."""
+        storage = self.storage
+        environment: dict[str, str] = {}
+        if spec.reads_signing_keys or spec.describes_signing_keys:
+            environment["SIGNING_KEYS_SECRET"] = storage.signing_keys.secret_arn
+        if spec.secret_contexts or spec.unsealed_secret_contexts:
+            environment["SECRETS_KEY_ID"] = storage.secrets_key.key_arn
+        if spec.uses_payload_bucket:
+            environment["PAYLOAD_BUCKET"] = storage.payload_bucket.bucket_name
+        if spec.export_bucket:
+            environment["EXPORT_BUCKET"] = storage.export_bucket.bucket_name
+        if spec.documents_bucket:
+            environment["DOCUMENTS_BUCKET"] = storage.documents_bucket.bucket_name
+        for queue_access in spec.queues:
+            environment[queue_access.queue.env_var] = storage.queues[queue_access.queue.name].queue_url
+        if spec.vector_access:
+            environment["VECTOR_BUCKET"] = storage.vector_bucket_name
         return environment
 
     def _grant_tables(self, spec: FunctionSpec, function: lambda_.Function) -> None:
@@ -295,6 +306,21 @@ class Functions(StageConstruct):
                         conditions={"StringEquals": {"kms:EncryptionContext:context": sorted(contexts)}},
                     )
                 )
+
+    def _grant_queue(self, access: QueueAccess, function: lambda_.Function) -> None:
+        """A sender may SendMessage (batches too) to the queue and nothing else; a consumer is the queue's event
+        source, reporting failed items, with what the mapping needs (receive, delete, change visibility, read the
+        queue's attributes and URL) on that queue alone."""
+        from aws_cdk.aws_lambda_event_sources import SqsEventSource
+
+        queue = self.storage.queues[access.queue.name]
+        if access.action == "send":
+            function.add_to_role_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[queue.queue_arn]))
+            return
+        # The event source grants the consumer's actions on this queue alone (grant_consume_messages).
+        function.add_event_source(
+            SqsEventSource(queue, batch_size=access.batch_size, report_batch_item_failures=True, enabled=True)
+        )
 
     def _grant_bedrock(self, function: lambda_.Function) -> None:
         """Stream replies from Bedrock's models, on demand or through cross-region inference profiles."""

@@ -44,6 +44,11 @@ class HttpApi(StageConstruct):
             throttle=config.throttle,
         )
         self._add_routes()
+        # Channels build their webhook URLs on the API's own.
+        public_url = self.stage.url + API_PREFIX.lstrip("/")
+        for spec in HTTP_FUNCTIONS:
+            if spec.names_public_url:
+                self.functions[spec.name].add_environment("PUBLIC_API_URL", public_url)
         CfnOutput(
             self.stack,
             "HttpApiUrl",

@@ -18,6 +18,7 @@ from infra.functions import Functions
 from infra.http_api import HttpApi
 from infra.jobs import Jobs
 from infra.knowledge import Knowledge
+from infra.queue_workers import QueueWorkers
 from infra.stage import ConfigurationError, StageConfig
 from infra.storage import Storage
 from infra.streaming import StreamingFunctions
@@ -50,3 +51,4 @@ class StratusStack(Stack):
         self.knowledge = Knowledge(self, "Knowledge", config, self.functions, self.http_api.functions["agents"])
         self.streaming = StreamingFunctions(self, "Streaming", config, self.functions)
         self.websocket_api = WebSocketApi(self, "WebSocket", config, self.functions)
+        self.queue_workers = QueueWorkers(self, "QueueWorkers", config, self.functions)

@@ -16,6 +16,7 @@ from constructs import Construct
 from infra.catalog import EXPORTS_PREFIX, IMPORTS_PREFIX, pascal
 from infra.local.provision import vector_bucket_name
 from infra.nag import acknowledge
+from infra.queues import stage_queues
 from infra.stage import StageConfig, StageConstruct
 from shared.http import cors
 from shared.tables import TABLES, TableSpec
@@ -53,6 +54,8 @@ class Storage(StageConstruct):
             enable_key_rotation=True,
             removal_policy=self.config.removal_policy,
         )
+        # Inbound channel messages (FIFO, with dead-letter queues): infra/queues.py.
+        self.queues = stage_queues(self)
         self.provider_keys = self._secret(
             "ProviderKeys",
             "provider-keys",

@@ -139,6 +139,12 @@ class Settings(BaseModel):
     mcp_allow_private: bool = False
     # The KMS key (id, ARN or alias) that seals stored secrets (shared.secrets); set by CDK and local mode.
     secrets_key_id: str = ""
+    # Channels: the stage's public API base URL (webhook URLs are built on it; CDK sets the HTTP API's, local mode
+    # the gateway's), the platforms' API bases (the fakes' in tests), and the inbound queue.
+    public_api_url: str = "http://127.0.0.1:8000/api/v1"
+    graph_api_base_url: str = "https://graph.facebook.com/v21.0"
+    telegram_api_base_url: str = "https://api.telegram.org"
+    channels_queue_url: str = ""
     max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
     # The stage's own text-enhancement field types (JSON: {"<id>": {label, system, prompt?, contextKeys?,
     # maxTokens?}}), added to the built-in ones or replacing one of the same id.

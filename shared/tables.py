@@ -129,7 +129,12 @@ JOBS = TableSpec(context="jobs", indexes=(Index("gsi1", "gsi1pk", "gsi1sk"), Ind
 # agents a user created (their export), sparse.
 AGENTS = TableSpec(context="agents", indexes=(Index("gsi1", "gsi1pk", "gsi1sk"),))
 
-TABLES: tuple[TableSpec, ...] = (IDENTITY, CONVERSATIONS, MEMORIES, CHAT, REALTIME, MCP, JOBS, AGENTS)
+# Messaging channels (WhatsApp, Messenger, Telegram): a channel and everything of it is one partition (the channel,
+# its (contact -> conversation) map, the platform message ids it has processed, kept a week by TTL); gsi1 lists a
+# user's channels.
+CHANNELS = TableSpec(context="channels", indexes=(Index("gsi1", "gsi1pk", "gsi1sk"),))
+
+TABLES: tuple[TableSpec, ...] = (IDENTITY, CONVERSATIONS, MEMORIES, CHAT, REALTIME, MCP, JOBS, AGENTS, CHANNELS)
 
 
 def create_tables(dynamodb_client: Any, stage: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ from unittest.mock import patch
 import pytest
 
 from functions.jobs.contexts import WORKFLOWS, workflow_env_var
+from infra.local.provision import queue_environment
 from infra.local.stepfunctions import ACCOUNT_ID, state_machine_name
 from shared.tables import TABLES
 from tests.fakes.variables import LLM_VARIABLES
@@ -50,6 +51,11 @@ for _workflow in WORKFLOWS:
     os.environ[workflow_env_var(_workflow)] = (
         f"arn:aws:states:us-east-1:{ACCOUNT_ID}:stateMachine:{state_machine_name(TEST_STAGE, _workflow)}"
     )
+# The channels' queue (its URL as moto names it) and platforms: nothing listens on the discard port, so a test that
+# forgot its fake platform fails instead of calling Meta or Telegram.
+os.environ.update(queue_environment(TEST_STAGE, "us-east-1"))
+os.environ["GRAPH_API_BASE_URL"] = "http://127.0.0.1:9/graph"
+os.environ["TELEGRAM_API_BASE_URL"] = "http://127.0.0.1:9/telegram"
 # Never let a test reach a real endpoint, a developer's profile or their model provider keys (a real, paid call).
 for _name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", *LLM_VARIABLES):
     os.environ.pop(_name, None)

@@ -196,7 +196,7 @@ class _Buffered:
             if kind == "start":
                 buffered.start = event
             elif kind == "citations":
-                buffered.citations = event["citations"]
+                buffered.citations = event["items"]
             elif kind == "content":
                 buffered.content.append(event["delta"])
             elif kind == "usage":

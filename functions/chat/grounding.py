@@ -146,7 +146,7 @@ def citation_of(chunk: RetrievedChunk) -> dict[str, Any]:
     citation = chunk.citation
     return {
         "documentId": citation.document_id,
-        "fileName": citation.file_name,
+        "title": citation.file_name,
         "chunkId": citation.chunk_id,
         "page": citation.page,
         "score": citation.score,

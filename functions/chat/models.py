@@ -51,7 +51,7 @@ class Citation(ApiModel):
     """A source a grounded reply was given: a chunk of one of its agent's documents."""
 
     document_id: str
-    file_name: str
+    title: str = Field(description="The document's name: its file name")
     chunk_id: str = Field(description="`<documentId>:<ordinal>`")
     page: int | None = Field(description="The page the chunk starts on (PDF)")
     score: float = Field(description="How well it matched the message: higher is better")
@@ -112,7 +112,7 @@ class StartEvent(_StreamEvent):
 
 class CitationsEvent(_StreamEvent):
     type: Literal["citations"]
-    citations: list[Citation] = Field(description="Sent after `start`, before any content, when there are sources")
+    items: list[Citation] = Field(description="Sent after `start`, before any content, when there are sources")
 
 
 class ContentEvent(_StreamEvent):

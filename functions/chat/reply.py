@@ -645,7 +645,7 @@ class _Progress:
     def opening_events(self) -> list[Event]:
         """`start`, then the reply's sources when it has any."""
         citations = self.prepared.citations
-        return [self.start_event(), *([{"type": "citations", "citations": citations}] if citations else [])]
+        return [self.start_event(), *([{"type": "citations", "items": citations}] if citations else [])]
 
     def start_event(self) -> Event:
         provider, model = self.served or (self.prepared.attempts[0][0].name, self.prepared.model_request.model)

@@ -36,6 +36,15 @@ class ConversationUpdate(ApiModel):
     system_prompt: SystemPrompt | None = None
 
 
+class ConversationSource(ApiModel):
+    """The channel and contact a conversation's messages come from."""
+
+    channel_id: str
+    type: str
+    contact_id: str
+    contact_name: str | None = None
+
+
 class ConversationPublic(ApiModel):
     id: str
     title: str
@@ -50,6 +59,8 @@ class ConversationPublic(ApiModel):
     created_at: datetime
     updated_at: datetime
     last_activity_at: datetime
+    # A messaging channel's conversation: {channelId, type, contactId, contactName?}; absent otherwise.
+    source: ConversationSource | None = None
 
 
 class MessageCreate(ApiModel):

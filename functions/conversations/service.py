@@ -17,6 +17,7 @@ from functions.conversations.models import (
     Access,
     ConversationCreate,
     ConversationPublic,
+    ConversationSource,
     ConversationStats,
     ConversationUpdate,
     ConversationWithMessages,
@@ -111,7 +112,12 @@ def create_conversation(principal: Principal, request: ConversationCreate) -> Co
 
 
 def _create(
-    principal: Principal, request: ConversationCreate, conversation_id: str, *, agent_id: str | None = None
+    principal: Principal,
+    request: ConversationCreate,
+    conversation_id: str,
+    *,
+    agent_id: str | None = None,
+    source: ConversationSource | None = None,
 ) -> ConversationRecord:
     if request.project_id:
         _require_project_write(principal.user_id, request.project_id)
@@ -138,6 +144,7 @@ def _create(
         last_activity_at=moment,
         gsi4pk=idle_pk,
         gsi4sk=idle_sk,
+        source=source.model_dump(by_alias=True, exclude_none=True) if source is not None else None,
     )
     store.create_conversation(conversation)
     return conversation
@@ -508,6 +515,7 @@ def _public_conversation(record: ConversationRecord, access: Access) -> Conversa
         created_at=record.created_at,
         updated_at=record.updated_at,
         last_activity_at=record.last_activity_at,
+        source=ConversationSource.model_validate(record.source) if record.source else None,
     )
 
 
@@ -575,6 +583,14 @@ def start_conversation(
     `agent_id`: the agent its replies answer as, for good."""
     record = _create(principal, request, conversation_id, agent_id=agent_id)
     return ReplyThread(_public_conversation(record, "owner"), [], record, principal.user_id)
+
+
+def start_sourced_conversation(
+    principal: Principal, request: ConversationCreate, *, source: ConversationSource, agent_id: str | None = None
+) -> ConversationPublic:
+    """A new conversation owned by the caller whose messages come from `source` (a messaging channel's contact);
+    it lists, reads and replies like any other. `agent_id`: the agent its replies answer as, for good."""
+    return _public_conversation(_create(principal, request, new_id(), source=source, agent_id=agent_id), "owner")
 
 
 def conversation_for_reply(principal: Principal, conversation_id: str, count: int) -> ReplyThread:

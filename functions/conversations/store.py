@@ -90,6 +90,9 @@ class ConversationRecord(Model):
     created_at = UTCDateTimeAttribute(attr_name="createdAt", default=now)
     updated_at = UTCDateTimeAttribute(attr_name="updatedAt", default=now)
     last_activity_at = UTCDateTimeAttribute(attr_name="lastActivityAt", default=now)
+    # Where a conversation comes from when not from the API: a messaging channel's {channelId, type, contactId,
+    # contactName?}.
+    source = JSONAttribute(null=True)
 
 
 class MessageRecord(Model):

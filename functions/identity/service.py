@@ -489,6 +489,21 @@ def _active_user(user_id: str) -> UserRecord:
     return user
 
 
+def principal_for_user(user_id: str) -> Principal:
+    """The principal the stage acts as on a user's behalf when no credential of theirs is at hand (a messaging
+    channel's inbound message, answered in their conversations, within their limits): their roles and permissions
+    as stored now. 401 `account_gone` or `account_inactive` for a user who may no longer act."""
+    user = _active_user(user_id)
+    roles = list(user.roles)
+    return Principal(
+        user_id=user.user_id,
+        roles=tuple(roles),
+        permissions=_permissions_for(roles),
+        auth_type="token",
+        verified_at_ms=time.time_ns() // 1_000_000,
+    )
+
+
 def hash_email(email: str) -> str:
     return hashlib.sha256(email.encode()).hexdigest()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from shared.tables import AGENTS, CHAT, CONVERSATIONS, IDENTITY, JOBS, MCP, MEMORIES, REALTIME, TableSpec
+from shared.tables import AGENTS, CHANNELS, CHAT, CONVERSATIONS, IDENTITY, JOBS, MCP, MEMORIES, REALTIME, TableSpec
 
 Workflow = Literal["export", "import", "deletion", "archive"]
 WORKFLOWS: tuple[Workflow, ...] = ("export", "import", "deletion", "archive")
@@ -63,6 +63,8 @@ JOB_CONTEXTS: tuple[JobContext, ...] = (
     JobContext("mcp", "functions.mcp.jobs", (MCP,), frozenset({"export", "deletion"})),
     # The agents a user created: exported; at deletion they stay with the stage, no longer naming their creator.
     JobContext("agents", "functions.agents.jobs", (AGENTS,), frozenset({"export", "deletion"})),
+    # The user's channels (secrets masked in the export) and their contact maps; their conversations are above.
+    JobContext("channels", "functions.channels.jobs", (CHANNELS,), frozenset({"export", "deletion"})),
     # The user's other jobs and their files (the deletion's own job record stays: admins see deletion jobs).
     JobContext("jobs", "functions.jobs.userdata", (JOBS,), frozenset({"deletion"}), uses_export_bucket=True, last=True),
     # Deletion removes the identity after every other context is done (until then the account exists, refused, so

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from shared.tables import create_tables
+
+if TYPE_CHECKING:
+    from infra.catalog import QueueSpec
 
 
 def signing_keys_secret_name(stage: str) -> str:
@@ -37,9 +42,56 @@ def secrets_key_alias(stage: str) -> str:
     return f"alias/stratus-{stage}-secrets"
 
 
+def queue_url(stage: str, region: str, spec: QueueSpec, *, dead_letter: bool = False) -> str:
+    """The URL moto gives a stage's queue (as CDK passes a deployed queue's URL)."""
+    from infra.local.stepfunctions import ACCOUNT_ID
+
+    return f"https://sqs.{region}.amazonaws.com/{ACCOUNT_ID}/{spec.physical_name(stage, dead_letter=dead_letter)}"
+
+
+def queue_environment(stage: str, region: str) -> dict[str, str]:
+    from infra.catalog import QUEUES
+
+    return {spec.env_var: queue_url(stage, region, spec) for spec in QUEUES}
+
+
+def create_queues(stage: str, region: str) -> dict[str, str]:
+    """Every catalog queue with its dead-letter queue and redrive policy, as CDK builds them."""
+    import json
+
+    from infra.catalog import QUEUES
+    from shared.aws import client
+
+    sqs = client("sqs")
+    for spec in QUEUES:
+        fifo = {"FifoQueue": "true"} if spec.fifo else {}
+        dead_letter = sqs.create_queue(
+            QueueName=spec.physical_name(stage, dead_letter=True),
+            Attributes={**fifo, "MessageRetentionPeriod": str(spec.dead_letter_retention_days * 86400)},
+        )
+        dead_letter_arn = sqs.get_queue_attributes(QueueUrl=dead_letter["QueueUrl"], AttributeNames=["QueueArn"])
+        sqs.create_queue(
+            QueueName=spec.physical_name(stage),
+            Attributes={
+                **fifo,
+                "VisibilityTimeout": str(spec.visibility_timeout_seconds),
+                "MessageRetentionPeriod": str(spec.retention_days * 86400),
+                "RedrivePolicy": json.dumps(
+                    {
+                        "deadLetterTargetArn": dead_letter_arn["Attributes"]["QueueArn"],
+                        "maxReceiveCount": spec.max_receive_count,
+                    }
+                ),
+            },
+        )
+    return queue_environment(stage, region)
+
+
 def attached_stage(stage: str) -> dict[str, str]:
     """The environment `provision_stage` returned, for a stage already provisioned on the AWS the clients point
     at: what a second local gateway sharing the first one's moto (another "container") runs with."""
+    import os
+
     from infra.local.stepfunctions import state_machine_arns
     from shared.tables import TABLES
 
@@ -53,6 +105,7 @@ def attached_stage(stage: str) -> dict[str, str]:
         "PROCESSOR_FUNCTION": processor_function_name(stage),
         "VECTOR_BUCKET": vector_bucket_name(stage),
         **state_machine_arns(stage),
+        **queue_environment(stage, os.environ.get("AWS_REGION") or "us-east-1"),
     }
 
 
@@ -98,6 +151,7 @@ def provision_stage(stage: str) -> dict[str, str]:
         "PROCESSOR_FUNCTION": processor_function_name(stage),
         "VECTOR_BUCKET": vectors,
         **create_state_machines(stage, os.environ.get("AWS_REGION") or "us-east-1"),
+        **create_queues(stage, os.environ.get("AWS_REGION") or "us-east-1"),
     }
 
 

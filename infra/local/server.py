@@ -154,7 +154,19 @@ def _serve(args: argparse.Namespace, local_aws: LocalAws) -> tuple[int, int]:
         timeout_graceful_shutdown=5,
     )
     server = LocalServer(config, moto_endpoint=local_aws.endpoint_url, on_listening=local_aws.forward_invocations_to)
-    server.run()
+    if args.port:
+        # Channels' webhook URLs name the gateway, as a deployed stage's name its HTTP API.
+        os.environ.setdefault("PUBLIC_API_URL", f"http://{args.host}:{args.port}/api/v1")
+    from infra.local.gateway import import_handler
+    from infra.local.queues import catalog_pollers
+
+    # The SQS event sources: the queue workers run in this process, on moto's queues.
+    pollers = [poller.start() for poller in catalog_pollers(import_handler)]
+    try:
+        server.run()
+    finally:
+        for poller in pollers:
+            poller.stop()
     return (0 if server.started else 1), gateway.running_invocations
 
 

@@ -739,6 +739,11 @@ def main() -> None:
     if sys.argv[1:] == ["chat"]:
         report_chat_overhead()
         return
+    if sys.argv[1:] == ["channels"]:
+        from tests.bench.channels import report_channels
+
+        report_channels()
+        return
     if sys.argv[1:] == ["jobs"]:
         from tests.bench.jobs import report_jobs
 
@@ -765,6 +770,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "tests.bench", "chat"], cwd=ROOT, env=chat_env, check=True)
     subprocess.run([sys.executable, "-m", "tests.bench", "jobs"], cwd=ROOT, env=chat_env, check=True)
     subprocess.run([sys.executable, "-m", "tests.bench", "agents"], cwd=ROOT, env=chat_env, check=True)
+    subprocess.run([sys.executable, "-m", "tests.bench", "channels"], cwd=ROOT, env=chat_env, check=True)
     subprocess.run([sys.executable, "-m", "tests.bench", "vectors"], cwd=ROOT, env=chat_env, check=True)
 
 

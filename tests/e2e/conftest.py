@@ -40,7 +40,7 @@ _SCRUBBED_NAMES = frozenset(
     }
 )
 _SCRUBBED_PREFIXES = ("AWS_", "POWERTOOLS_")
-_SCRUBBED_SUFFIXES = ("_TABLE",)
+_SCRUBBED_SUFFIXES = ("_TABLE", "_QUEUE_URL", "_API_BASE_URL", "PUBLIC_API_URL")
 
 _running: set[subprocess.Popen[bytes]] = set()
 

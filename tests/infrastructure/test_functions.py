@@ -78,6 +78,7 @@ def _expected_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, A
             '{"ticket_reply":{"label":"Ticket reply","contextKeys":["customerName"],'
             '"system":"You answer support tickets."}}'
         )
+    environment |= _queues_and_public_url(synth, spec)
     if dev:
         environment["PASSWORD_HASH_COST"] = "14"
     return environment
@@ -92,6 +93,32 @@ def _knowledge_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, 
     if spec is AGENTS_FUNCTION:  # it hands documents to the processor
         environment["PROCESSOR_FUNCTION"] = {"Ref": synth.function(AGENTS_PROCESSOR_FUNCTION)[0]}
     return environment
+
+
+def _queues_and_public_url(synth: Synthesized, spec: FunctionSpec) -> dict[str, Any]:
+    environment: dict[str, Any] = {}
+    for access in spec.queues:
+        queue_id = next(
+            resource_id
+            for resource_id, queue in synth.of_type("AWS::SQS::Queue").items()
+            if queue["Properties"]["QueueName"] == access.queue.physical_name(synth.stage)
+        )
+        environment[access.queue.env_var] = {"Ref": queue_id}
+    if spec.names_public_url:
+        environment["PUBLIC_API_URL"] = _HttpApiUrl()
+    return environment
+
+
+class _HttpApiUrl:
+    """Equal to the HTTP API's default stage URL plus `api/v1`, as CloudFormation joins it."""
+
+    def __eq__(self, value: object) -> bool:
+        if not isinstance(value, dict) or "Fn::Join" not in value:
+            return False
+        parts = value["Fn::Join"][1]
+        return str(parts[-1]).endswith("api/v1") and any("execute-api" in str(part) for part in parts)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _code_asset(synth: Synthesized) -> Path:

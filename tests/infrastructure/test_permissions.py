@@ -121,6 +121,8 @@ def test_function_may_use_only_its_logs_traces_tables_and_the_signing_keys(
         allowed.add("kms")
     if spec.vector_access:
         allowed.add("s3vectors")
+    if spec.queues:
+        allowed.add("sqs")
 
     assert services <= allowed
     assert _grants(synth, spec, "logs") == {function["LoggingConfig"]["LogGroup"]["Ref"]: LOG_ACTIONS}

@@ -12,6 +12,8 @@ from infra.catalog import (
     HTTP_FUNCTIONS,
     JOB_TASK_FUNCTIONS,
     KNOWLEDGE_FUNCTIONS,
+    QUEUE_FUNCTIONS,
+    QUEUES,
     STREAMING_FUNCTIONS,
     WEBSOCKET_ACTIONS,
     WEBSOCKET_FUNCTIONS,
@@ -46,7 +48,9 @@ DEPLOYED_LOGICAL_IDS = {
 }
 # Resources CDK adds alongside the ones counted below: a policy per role, invoke permissions per route and
 # authorizer, the bucket's TLS-only policy.
-DERIVED_TYPES = {"AWS::IAM::Policy", "AWS::Lambda::Permission", "AWS::S3::BucketPolicy"}
+DERIVED_TYPES = {
+    "AWS::IAM::Policy", "AWS::Lambda::Permission", "AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy",
+}  # fmt: skip
 
 
 def _expected_counts(synth: Synthesized) -> dict[str, int]:
@@ -57,6 +61,7 @@ def _expected_counts(synth: Synthesized) -> dict[str, int]:
         *WEBSOCKET_FUNCTIONS,
         *JOB_TASK_FUNCTIONS,
         *KNOWLEDGE_FUNCTIONS,
+        *QUEUE_FUNCTIONS,
     )
     # Plus the signing-key initializer and the custom resource framework that calls it.
     functions = len(catalog_functions) + 2
@@ -89,6 +94,11 @@ def _expected_counts(synth: Synthesized) -> dict[str, int]:
         "AWS::ApiGatewayV2::Authorizer": 2,
         "AWS::ApiGatewayV2::Integration": len(HTTP_FUNCTIONS) + 1,  # one per HTTP function, one for realtime
         "AWS::ApiGatewayV2::Route": len(all_routes()) + websocket_routes,
+        # Each catalog queue and its dead-letter queue; an event source per consuming function.
+        "AWS::SQS::Queue": 2 * len(QUEUES),
+        "AWS::Lambda::EventSourceMapping": sum(
+            access.action == "consume" for spec in QUEUE_FUNCTIONS for access in spec.queues
+        ),
     }
 
 
@@ -114,6 +124,7 @@ def test_concern_constructs_put_their_resources_in_the_stack_scope(synth: Synthe
         "Http",
         "Jobs",
         "Knowledge",
+        "QueueWorkers",
         "Storage",
         "Streaming",
         "WebSocket",

@@ -75,7 +75,7 @@ def support_agent(agents: FakeAgents, **settings: Any) -> ChatAgent:
 
 def expected_citations(agents: FakeAgents, agent: ChatAgent) -> list[dict[str, Any]]:
     return [
-        {"documentId": c.citation.document_id, "fileName": c.citation.file_name, "chunkId": c.citation.chunk_id,
+        {"documentId": c.citation.document_id, "title": c.citation.file_name, "chunkId": c.citation.chunk_id,
          "page": c.citation.page, "score": c.citation.score, "snippet": c.citation.snippet}
         for c in agents.chunks[agent.id]
     ]  # fmt: skip
@@ -102,7 +102,7 @@ def test_a_reply_as_an_agent_is_grounded_in_its_sources_and_cites_them_before_th
     events = events_of(api, user, {"message": "How do refunds work?", "agentId": agent.id})
 
     assert [e["type"] for e in events][:3] == ["start", "citations", "content"]
-    assert events[1] == {"type": "citations", "citations": expected_citations(agents, agent)}
+    assert events[1] == {"type": "citations", "items": expected_citations(agents, agent)}
     system = system_sent(anthropic)
     assert system.startswith(INSTRUCTIONS)
     assert system.index(INSTRUCTIONS) < system.index("Always answer in English.") < system.index(REFUND)
@@ -136,7 +136,7 @@ def test_the_buffered_reply_and_a_resumed_stream_carry_the_citations(
     with api.stream("GET", f"{STREAM}/{message_id}", headers=user.auth, params={"after": 1}) as resumed:
         assert resumed.status_code == 200
         replayed = sse_events(resumed.iter_lines())
-    assert replayed[0] == (f"{message_id}:2", {"type": "citations", "citations": expected_citations(agents, agent)})
+    assert replayed[0] == (f"{message_id}:2", {"type": "citations", "items": expected_citations(agents, agent)})
     assert [data for _, data in replayed] == streamed[1:]
 
 
@@ -296,7 +296,7 @@ def test_chat_send_with_an_agent_streams_its_citations_over_the_websocket(
     assert result["status"] == "sent"
     events = [frame["data"] for frame in management.frames("c-member", "chat:response")]
     assert [e["type"] for e in events][:3] == ["start", "citations", "content"]
-    assert events[1]["citations"] == expected_citations(agents, agent)
+    assert events[1]["items"] == expected_citations(agents, agent)
     assert system_sent(anthropic).startswith(INSTRUCTIONS)
 
     send("c-member", {"action": "chat:send", "message": "Refunds?", "agentId": "nope"})

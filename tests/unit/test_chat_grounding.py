@@ -60,7 +60,7 @@ def test_the_citations_name_exactly_the_sources_the_prompt_carries() -> None:
     assert f"[{len(citations)}] manual.pdf, page {len(citations)}" in prompt
     assert f"[{len(citations) + 1}]" not in prompt
     assert citations[0] == {
-        "documentId": "01J0000000000000000000000D", "fileName": "manual.pdf",
+        "documentId": "01J0000000000000000000000D", "title": "manual.pdf",
         "chunkId": "01J0000000000000000000000D:00000", "page": 1, "score": 1.0, "snippet": retrieved[0].text[:240],
     }  # fmt: skip
 

@@ -1,0 +1,1 @@
+"""Messaging channels: WhatsApp, Messenger and Telegram conversations answered through the reply generator."""
