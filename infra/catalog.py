@@ -359,6 +359,8 @@ CHANNELS_FUNCTION = FunctionSpec(
         ("POST", "/channels/{channelId}/test"),
     ),
     tables=(CHANNELS,),
+    # A channel's agent must be one of the stage's (the agents context's service reads it).
+    read_only_tables=(AGENTS,),
     checks_revocations=True,
     secret_contexts=("channels",),
     names_public_url=True,

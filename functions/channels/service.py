@@ -31,7 +31,7 @@ from functions.channels.models import (
     config_for,
 )
 from shared.auth.principal import Principal
-from shared.errors import ValidationFailed
+from shared.errors import NotFound, ValidationFailed
 from shared.ids import is_id, new_id
 from shared.lazy import LazyModule
 from shared.observability import logger
@@ -57,8 +57,23 @@ QUEUE_BATCH = 10
 # The registry -----------------------------------------------------------------------------------------------
 
 
+def _check_agent(principal: Principal, agent_id: str | None) -> None:
+    """A channel's agent must be one of the stage's (422 otherwise): its inbound messages are answered as it."""
+    if agent_id is None:
+        return
+    from functions.agents import service as agents
+
+    try:
+        agents.get_agent(principal, agent_id)
+    except NotFound:
+        raise ValidationFailed(
+            "agentId must name one of the stage's agents", code="validation_error", details=[{"field": "agentId"}]
+        ) from None
+
+
 def create_channel(principal: Principal, request: ChannelCreate) -> ChannelPublic:
     principal.require(MANAGE)
+    _check_agent(principal, request.agent_id)
     channel_id = new_id()
     plain, secrets = _split_config(request.type, request.config)
     # Nothing is stored yet: a masked value is refused.
@@ -94,6 +109,7 @@ def update_channel(principal: Principal, channel_id: str, update: ChannelUpdate)
     if update.enabled is not None:
         changes["enabled"] = update.enabled
     if "agent_id" in update.model_fields_set:
+        _check_agent(principal, update.agent_id)
         changes["agent_id"] = update.agent_id
     if update.config is not None:
         # Fields left out keep their value; a secret sent back as it was shown (masked) keeps the stored one.

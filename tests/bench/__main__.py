@@ -550,6 +550,7 @@ def _chat_over_http(
     cpu: list[float] | None = None,
     setup: Callable[[Any, dict[str, str]], dict[str, Any]] | None = None,
     ends: list[float] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[tuple[list[float], list[float]], list[str]]:
     """Register, then stream replies in one conversation over HTTP; time to the first content event and per later
     content event (first to last), and the DynamoDB calls the last reply made before its first content. `ends` gets
@@ -558,7 +559,7 @@ def _chat_over_http(
     machine schedules it).
 
     With `answers`, the warm-up replies after the one that starts the conversation are recorded, and every
-    measured reply has its DynamoDB calls answered from those recordings."""
+    measured reply has its DynamoDB calls answered from those recordings. `extra` joins every request's body."""
     import json
 
     import httpx
@@ -574,7 +575,9 @@ def _chat_over_http(
                     from functions.chat.limits import forget_stage_spend
 
                     forget_stage_spend()  # the stage's spend, read every few seconds, is among the recorded reads
-            body = {"message": f"run {run}"} | ({"conversationId": conversation} if conversation else {})
+            body = {"message": f"run {run}", **(extra or {})} | (
+                {"conversationId": conversation} if conversation else {}
+            )
             calls.clear()
             started, cpu_started = time.perf_counter(), time.process_time()
             first_at = last_at = None

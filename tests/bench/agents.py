@@ -56,10 +56,13 @@ def report_agents() -> None:
     for name in ("httpx", "mangum.http"):  # a line per request would bury the figures
         logging.getLogger(name).setLevel(logging.WARNING)
     from tests.bench.stack import running_local_stack
+    from tests.fakes.anthropic_server import FakeAnthropic
     from tests.fakes.documents import hundred_page_pdf
 
     data = hundred_page_pdf()
     with (
+        FakeAnthropic() as model,
+        _model_at(model),
         running_local_stack("bench-agents") as base_url,
         httpx.Client(base_url=f"{base_url}/api/v1", timeout=60) as http,
     ):
@@ -104,3 +107,29 @@ def report_agents() -> None:
             searches.append((time.perf_counter() - at) * 1000)
         searches.sort()
         print(f"  search over its chunks: median {searches[len(searches) // 2]:.1f} ms (20 calls through the gateway)")
+        _report_first_tokens(base_url, agent["agentId"])
+
+
+@contextmanager
+def _model_at(model: Any) -> Iterator[None]:
+    from tests.fakes.scripted import Reply
+
+    model.default = Reply(" ".join(f"word{n}" for n in range(50)), input_tokens=100)
+    os.environ.update(ANTHROPIC_API_KEY="bench", ANTHROPIC_BASE_URL=model.base_url)
+    yield
+
+
+def _report_first_tokens(base_url: str, agent_id: str) -> None:
+    """The first token of a chat with the agent (its instructions, the top 5 of its 271 chunks retrieved from the
+    index, in the prompt) beside a plain chat, on the same stack and model, in one run."""
+    import statistics
+
+    from tests.bench.__main__ import CHAT_RUNS, _chat_over_http, percentiles
+
+    (plain, _), _ = _chat_over_http(base_url, [], email="plain@example.com")
+    (grounded, _), _ = _chat_over_http(base_url, [], email="grounded@example.com", extra={"agentId": agent_id})
+    added = statistics.median(grounded) - statistics.median(plain)
+    print(f"\nFirst token with an agent ({CHAT_RUNS} replies each, fake Anthropic)")
+    print(f"  {'plain chat':<40} {percentiles(plain)}")
+    print(f"  {'chat with the agent (5 chunks retrieved)':<40} {percentiles(grounded)}")
+    print(f"  {'added by the agent (p50 difference)':<40} {added:.2f} ms   (goal <= 10 ms)")

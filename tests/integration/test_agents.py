@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +18,9 @@ from fastapi.testclient import TestClient
 from functions.agents import store
 from shared.aws import client
 from tests.fakes import documents as files
+from tests.fakes.anthropic_server import FakeAnthropic
 from tests.integration.conftest import User, error_code, login, register
+from tests.sse import sse_events
 
 AGENTS = "/api/v1/agents"
 PDF, DOCX = "application/pdf", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -516,3 +518,48 @@ def test_a_users_export_holds_the_agents_they_created_and_their_deletion_keeps_t
     assert search(api, member, created[0]["agentId"], PARAPHRASES["markdown"]).json()["items"][0]["documentId"] == (
         document_id
     )
+
+
+# Grounded chat on the real pipeline ------------------------------------------------------------------------------
+
+FACT = "The Zephyr-9 turbine's blades are serviced every 412 operating hours by the Tromsø crew."
+DISTRACTORS = [
+    "Our cafeteria serves soup on Mondays and fresh bread every morning.",
+    "The parking garage closes at midnight; badges open the side gate.",
+    "Quarterly reports are filed with the finance office in Lisbon.",
+]
+
+
+def test_a_member_chatting_with_an_agent_gets_an_answer_grounded_in_its_uploaded_pdf_and_cited(
+    api: TestClient, people: dict[str, User], anthropic_fake: FakeAnthropic, llm_environment: Callable[..., None]
+) -> None:
+    """The issue's whole path with nothing faked but the model: a PDF uploaded through its presigned URL, processed
+    by the processor S3's notification started, embedded offline, indexed in S3 Vectors; a member's chat with the
+    agent sends that chunk to the model and cites it before the content; the stored reply keeps the citation."""
+    llm_environment(ANTHROPIC_API_KEY="test-key", ANTHROPIC_BASE_URL=anthropic_fake.base_url)
+    admin, member = people["admin"], people["member"]
+    agent = create_agent(api, admin, instructions="You answer questions about the plant's maintenance.")
+    pages = [[f"# Site notes {n}", *DISTRACTORS] for n in range(1, 3)] + [["# Turbines", FACT]]
+    pdf = upload(api, admin, agent["agentId"], files.pdf_document(pages), PDF, file_name="maintenance.pdf")
+    assert processed(api, admin, agent["agentId"], pdf)["status"] == "ready"
+    anthropic_fake.reply("Every 412 operating hours [1].")
+
+    with api.stream(
+        "POST", "/api/v1/ai/chat/stream", headers=member.auth,
+        json={"message": "How often do the Zephyr-9 blades get maintenance?", "agentId": agent["agentId"]},
+    ) as response:  # fmt: skip
+        assert response.status_code == 200, response.read()
+        events = [data for _, data in sse_events(response.iter_lines())]
+
+    assert [event["type"] for event in events][:3] == ["start", "citations", "content"]
+    cited = events[1]["items"][0]
+    assert (cited["documentId"], cited["title"], cited["page"]) == (pdf, "maintenance.pdf", 3)
+    assert "412 operating hours" in cited["snippet"]
+    body = anthropic_fake.last_request.body
+    assert body is not None
+    system = body["system"] if isinstance(body["system"], str) else "".join(b["text"] for b in body["system"])
+    assert system.startswith("You answer questions about the plant's maintenance.")
+    assert FACT in system
+    conversation = events[0]["conversationId"]
+    messages = api.get(f"/api/v1/conversations/{conversation}/messages", headers=member.auth).json()["items"]
+    assert messages[-1]["metadata"]["citations"][0]["chunkId"] == cited["chunkId"]

@@ -22,7 +22,7 @@ from shared.settings import get_settings
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.meta_server import FakeMeta
 from tests.fakes.telegram_server import FakeTelegram
-from tests.integration.conftest import User, register
+from tests.integration.conftest import User, error_code, register
 
 CHANNELS = "/api/v1/channels"
 APP_SECRET = "whatsapp-app-secret-0001"
@@ -83,7 +83,9 @@ def owner(api: TestClient) -> User:
     return register(api, "owner@example.com")  # the first user: an admin, with channels.manage
 
 
-def connect(api: TestClient, owner: User, channel_type: str, **config: str) -> dict[str, Any]:
+def connect(
+    api: TestClient, owner: User, channel_type: str, *, agent_id: str | None = None, **config: str
+) -> dict[str, Any]:
     defaults = {
         "whatsapp": {"phoneNumberId": "1065550100", "accessToken": ACCESS_TOKEN, "appSecret": APP_SECRET,
                      "verifyToken": VERIFY_TOKEN},
@@ -92,6 +94,8 @@ def connect(api: TestClient, owner: User, channel_type: str, **config: str) -> d
         "telegram": {"botToken": BOT_TOKEN, "secretToken": SECRET_TOKEN},
     }  # fmt: skip
     body = {"type": channel_type, "name": f"Support on {channel_type}", "config": {**defaults[channel_type], **config}}
+    if agent_id is not None:
+        body["agentId"] = agent_id
     response = api.post(CHANNELS, headers=owner.auth, json=body)
     assert response.status_code == 201, response.text
     return dict(response.json())
@@ -505,3 +509,41 @@ def test_the_account_export_has_the_channels_masked_and_deletion_removes_them_wi
         ExpressionAttributeValues={":pk": {"S": f"CHANNEL#{channels[0]['id']}"}},
     )
     assert partition["Items"] == []
+
+
+# Answered by an agent ---------------------------------------------------------------------------------------
+
+
+def test_a_channel_is_answered_by_its_agent_and_a_new_agent_starts_a_new_conversation(
+    api: TestClient, owner: User, telegram: FakeTelegram, anthropic: FakeAnthropic, worker: QueuePoller
+) -> None:
+    def agent(instructions: str) -> str:
+        created = api.post("/api/v1/agents", headers=owner.auth, json={"name": "Desk", "instructions": instructions})
+        assert created.status_code == 201, created.text
+        return str(created.json()["agentId"])
+
+    refused = api.post(
+        CHANNELS, headers=owner.auth,
+        json={"type": "telegram", "name": "Bot", "agentId": "01J00000000000000000000000", "enabled": True,
+              "config": {"botToken": BOT_TOKEN, "secretToken": SECRET_TOKEN}},
+    )  # fmt: skip
+    assert refused.status_code == 422
+    assert error_code(refused) == "validation_error"
+    first = agent("You are the front desk of the Hotel Aurora.")
+    bot = connect(api, owner, "telegram", agent_id=first)
+    anthropic.reply("Check-in starts at 15:00.")
+    assert post_telegram(api, bot, telegram_update(300, 77, "When is check-in?")).status_code == 200
+    eventually(lambda: len(telegram.sent_texts(77)), 1)
+    system = anthropic.last_request.body["system"]  # type: ignore[index]
+    assert "front desk of the Hotel Aurora" in (system if isinstance(system, str) else system[0]["text"])
+    (conversation,) = conversations_of(api, owner)
+    assert conversation["agentId"] == first
+
+    second = agent("You are the concierge of the Hotel Borealis.")
+    changed = api.put(f"{CHANNELS}/{bot['id']}", headers=owner.auth, json={"agentId": second})
+    assert changed.status_code == 200, changed.text
+    assert post_telegram(api, bot, telegram_update(301, 77, "And check-out?")).status_code == 200
+    eventually(lambda: len(telegram.sent_texts(77)), 2)
+    system = anthropic.last_request.body["system"]  # type: ignore[index]
+    assert "concierge of the Hotel Borealis" in (system if isinstance(system, str) else system[0]["text"])
+    assert sorted(c["agentId"] for c in conversations_of(api, owner)) == sorted([first, second])
