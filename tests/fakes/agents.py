@@ -1,50 +1,29 @@
-"""A stand-in for the agents context's chat-facing service (`functions.agents.service`): the same dataclasses
-and the two calls chat makes, over agents and chunks a test declares. It records every call with a sequence
+"""A stand-in for the agents context's chat-facing service (`functions.agents.service`): its dataclasses and the
+two calls chat makes, over agents and chunks a test declares. It records every call with a sequence
 number shared with the other reads of a reply, so a test can tell what started before what finished."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 import threading
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+from functions.agents.service import ChatAgent, Citation, RetrievedChunk
 from shared.auth.principal import Principal
 from shared.errors import Conflict, NotFound
 
 
-@dataclass(frozen=True)
-class ChatAgent:
-    id: str
-    name: str
-    instructions: str
-    model: str | None = None
-    provider: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    mcp_servers: tuple[str, ...] = ()
-    knowledge_enabled: bool = True
-    top_k: int = 5
-    min_score: float | None = None
-
-
-@dataclass(frozen=True)
-class Citation:
-    document_id: str
-    file_name: str
-    chunk_id: str
-    page: int | None
-    score: float
-    snippet: str
-
-
-@dataclass(frozen=True)
-class RetrievedChunk:
-    citation: Citation
-    text: str
+def an_agent(id: str, name: str, instructions: str, **settings: Any) -> ChatAgent:
+    """An agent as the real service hands chat one, with the defaults of a new agent unless `settings` say."""
+    defaults: dict[str, Any] = {
+        "model": None, "provider": None, "temperature": None, "max_tokens": None, "mcp_servers": (),
+        "knowledge_enabled": True, "top_k": 5, "min_score": None,
+    }  # fmt: skip
+    return ChatAgent(id=id, name=name, instructions=instructions, **(defaults | settings))
 
 
 def chunk(
@@ -114,29 +93,15 @@ class FakeAgents:
 
 @contextmanager
 def installed(fake: FakeAgents) -> Iterator[FakeAgents]:
-    """`fake` imported as `functions.agents.service` until the block ends (its package too, where the agents
-    context is not there)."""
-    names = ("functions.agents", "functions.agents.service")
-    saved = {name: sys.modules.get(name) for name in names}
-    try:
-        package = importlib.import_module("functions.agents")
-    except ImportError:
-        package = types.ModuleType("functions.agents")
-        package.__path__ = []
-        sys.modules["functions.agents"] = package
-    previous = getattr(package, "service", None)
+    """`fake` imported as `functions.agents.service` until the block ends."""
+    import functions.agents as package
+
+    real = sys.modules["functions.agents.service"]
     module = fake.module()
     sys.modules["functions.agents.service"] = module
-    setattr(package, "service", module)  # noqa: B010 - the attribute `from functions.agents import service` reads
+    package.service = module  # type: ignore[attr-defined] # what `from functions.agents import service` reads
     try:
         yield fake
     finally:
-        for name, value in saved.items():
-            if value is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = value
-        if previous is None:
-            delattr(package, "service")
-        else:
-            setattr(package, "service", previous)  # noqa: B010
+        sys.modules["functions.agents.service"] = real
+        package.service = real  # type: ignore[attr-defined]

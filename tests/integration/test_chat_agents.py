@@ -16,7 +16,7 @@ from functions.chat import limits
 from functions.realtime import worker
 from shared.ids import new_id
 from shared.settings import get_settings
-from tests.fakes.agents import ChatAgent, FakeAgents, RetrievedChunk, chunk, installed
+from tests.fakes.agents import ChatAgent, FakeAgents, RetrievedChunk, an_agent, chunk, installed
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.integration.conftest import User, error_code, register
 from tests.integration.test_chat import events_of, in_one_window, stored_reply, text_of
@@ -69,7 +69,7 @@ def sources() -> list[RetrievedChunk]:
 
 
 def support_agent(agents: FakeAgents, **settings: Any) -> ChatAgent:
-    agent = ChatAgent(id=new_id(), name="Support", instructions=INSTRUCTIONS, **settings)
+    agent = an_agent(id=new_id(), name="Support", instructions=INSTRUCTIONS, **settings)
     return agents.add(agent, sources())
 
 
@@ -143,8 +143,8 @@ def test_the_buffered_reply_and_a_resumed_stream_carry_the_citations(
 def test_an_agent_without_knowledge_or_without_a_match_sends_no_citations(
     api: TestClient, user: User, agents: FakeAgents, anthropic: FakeAnthropic
 ) -> None:
-    plain = agents.add(ChatAgent(id=new_id(), name="Plain", instructions=INSTRUCTIONS, knowledge_enabled=False))
-    unmatched = agents.add(ChatAgent(id=new_id(), name="Empty", instructions=INSTRUCTIONS), [])
+    plain = agents.add(an_agent(id=new_id(), name="Plain", instructions=INSTRUCTIONS, knowledge_enabled=False))
+    unmatched = agents.add(an_agent(id=new_id(), name="Empty", instructions=INSTRUCTIONS), [])
 
     anthropic.reply("Hello.")
     events = events_of(api, user, {"message": "Hi", "agentId": plain.id})
@@ -163,7 +163,7 @@ def test_an_unknown_or_inactive_agent_is_refused_before_any_generation_and_not_c
     api: TestClient, user: User, agents: FakeAgents, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     in_one_window(monkeypatch)
-    inactive = agents.add(ChatAgent(id=new_id(), name="Retired", instructions="-"), active=False)
+    inactive = agents.add(an_agent(id=new_id(), name="Retired", instructions="-"), active=False)
     before = requests_left(api, user)
 
     unknown = api.post(STREAM, headers=user.auth, json={"message": "hi", "agentId": new_id()})
@@ -205,7 +205,7 @@ def test_a_conversation_keeps_its_agent_and_refuses_another(
     api: TestClient, user: User, agents: FakeAgents, anthropic: FakeAnthropic
 ) -> None:
     agent = support_agent(agents)
-    other = agents.add(ChatAgent(id=new_id(), name="Sales", instructions="Sell."))
+    other = agents.add(an_agent(id=new_id(), name="Sales", instructions="Sell."))
     anthropic.reply("First.")
     first = events_of(api, user, {"message": "Refunds?", "agentId": agent.id})
     conversation_id = first[0]["conversationId"]
@@ -334,7 +334,7 @@ def test_trying_an_inactive_agent_is_refused_without_counting_against_the_limits
     api: TestClient, admin: User, agents: FakeAgents, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     in_one_window(monkeypatch)
-    inactive = agents.add(ChatAgent(id=new_id(), name="Retired", instructions="-"), active=False)
+    inactive = agents.add(an_agent(id=new_id(), name="Retired", instructions="-"), active=False)
     before = requests_left(api, admin)
     refused = api.post(f"/api/v1/agents/{inactive.id}/test", headers=admin.auth, json={"message": "hi"})
     assert refused.status_code == 409

@@ -10,10 +10,10 @@ from pathlib import Path
 from functions.chat import grounding
 from functions.chat.grounding import Grounding, assemble_system_prompt, source_budget, within_budget
 from shared.llm.providers import estimate_tokens
-from tests.fakes.agents import ChatAgent, RetrievedChunk, chunk
+from tests.fakes.agents import RetrievedChunk, an_agent, chunk
 
 ROOT = Path(__file__).resolve().parents[2]
-AGENT = ChatAgent(id="01J0000000000000000000000A", name="Support", instructions="You are Acme's support agent.")
+AGENT = an_agent(id="01J0000000000000000000000A", name="Support", instructions="You are Acme's support agent.")
 
 
 def chunk_of(tokens: int, ordinal: int, *, page: int | None = None) -> RetrievedChunk:
