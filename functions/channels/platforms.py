@@ -176,8 +176,12 @@ def split_message(text: str, limit: int) -> list[str]:
 
 
 def _client() -> httpx2.Client:
+    import logging
+
     import httpx2
 
+    # The client logs each request's URL at INFO, and a Telegram URL carries the bot's token: never a log line.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     return httpx2.Client(timeout=HTTP_TIMEOUT_SECONDS, trust_env=False, follow_redirects=False)
 
 

@@ -5,6 +5,7 @@ offline model, which quotes the message it answers, or a scripted provider), ans
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -547,3 +548,20 @@ def test_a_channel_is_answered_by_its_agent_and_a_new_agent_starts_a_new_convers
     system = anthropic.last_request.body["system"]  # type: ignore[index]
     assert "concierge of the Hotel Borealis" in (system if isinstance(system, str) else system[0]["text"])
     assert sorted(c["agentId"] for c in conversations_of(api, owner)) == sorted([first, second])
+
+
+@pytest.mark.usefixtures("worker")
+def test_no_log_line_carries_a_channels_secret(
+    api: TestClient, owner: User, telegram: FakeTelegram, anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Telegram's API puts the bot's token in every URL: answering a message logs none of it."""
+    caplog.set_level(logging.DEBUG)
+    anthropic.reply("Hello there.")
+    bot = connect(api, owner, "telegram")
+    assert api.post(f"{CHANNELS}/{bot['id']}/test", headers=owner.auth).json()["ok"] is True
+    assert post_telegram(api, bot, telegram_update(400, 99, "Hi")).status_code == 200
+    eventually(lambda: len(telegram.sent_texts(99)), 1)
+
+    assert caplog.records
+    assert BOT_TOKEN not in caplog.text
+    assert SECRET_TOKEN not in caplog.text
