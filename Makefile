@@ -66,6 +66,12 @@ bench: install-all
 # Lambda layers for arm64 python3.12, built with pip's platform wheels (no Docker). Each requirements.txt is the
 # lock's exact pins (layers/export_requirements.py) for what the layers below it lack: --no-deps keeps pip from
 # resolving again, which would put a second, newer copy of a lower layer's package on top of it.
+# Lambda's /opt is read-only, so bytecode a layer does not ship is compiled again at every cold start (pypdf alone
+# ~1.4 s, the provider SDKs more). Where an interpreter of the runtime's version is found (python3.12 on PATH,
+# or a pyenv 3.12), the layers ship compiled, checked by hash, not by the files' times; elsewhere they ship source
+# only, and say so.
+PYTHON_RUNTIME := $(shell for python in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null); do \
+	$$python -c 'import sys; print(sys.executable)' 2>/dev/null && break; done)
 layers: uv
 	@for requirements in layers/*/requirements.txt; do \
 	  dir=$$(dirname $$requirements); name=$$(basename $$dir); rm -rf $$dir/build; \
@@ -73,7 +79,10 @@ layers: uv
 	  $(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile --no-deps \
 	    --platform manylinux2014_aarch64 --implementation cp --python-version 3.12 --only-binary=:all: \
 	    --target $$dir/build/python -r $$requirements || exit 1; \
+	  $(if $(PYTHON_RUNTIME),$(PYTHON_RUNTIME) -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+	    $$dir/build/python >/dev/null || exit 1;) \
 	done
+	@$(if $(PYTHON_RUNTIME),,echo "layers: no python3.12 on PATH, so the layers ship without bytecode (slower cold starts)")
 
 synth: install-all layers
 	$(CDK) synth $(CDK_CONTEXT) --quiet
