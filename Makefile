@@ -4,6 +4,8 @@ PYTHON ?= python3
 UV_VERSION := 0.13.9
 UV := $(PYTHON) -m uv
 PORT ?= 8000
+# pytest's worker processes (pytest-xdist): the tiers wait on servers, streams and workflows much of the time.
+TEST_WORKERS ?= 2
 STAGE ?= dev
 # Frontend origins for the stage's CORS (required for `synth`/`deploy` outside dev stages), comma-separated.
 CORS_ORIGINS ?=
@@ -49,7 +51,7 @@ test: install-all test-servers
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
-	$(RUN) pytest
+	$(RUN) pytest -n $(TEST_WORKERS)
 
 lint: install-all
 	$(RUN) ruff check .

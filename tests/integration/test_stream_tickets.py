@@ -122,19 +122,23 @@ def test_issuing_needs_a_verified_caller(api: TestClient) -> None:
     assert error_code(refused) == "missing_credentials"
 
 
+# A fixed id: test ids must be the same in every process that collects them (parallel workers).
+SOME_ID = "01J9ZZZZZZZZZZZZZZZZZZZZZZ"
+
+
 @pytest.mark.parametrize(
     "path",
     [
         "/api/v1/ai/chat/stream",
         "/api/v1/ai/chat/stream/",
         "/api/v1/ai/chat/stream/not-a-ulid",
-        f"/api/v1/ai/chat/stream/{new_id().lower()}",
-        f"/api/v1/ai/chat/stream/{new_id()}/",
-        f"/api/v1/ai/chat/stream/{new_id()}?after=3",
-        f"/api/v1/ai/chat/{new_id()}/cancel",
-        f"/ai/stream/{new_id()}",
-        f"https://api.example.com/api/v1/ai/stream/{new_id()}",
-        f"/api/v1/ai/stream/../chat/stream/{new_id()}",
+        f"/api/v1/ai/chat/stream/{SOME_ID.lower()}",
+        f"/api/v1/ai/chat/stream/{SOME_ID}/",
+        f"/api/v1/ai/chat/stream/{SOME_ID}?after=3",
+        f"/api/v1/ai/chat/{SOME_ID}/cancel",
+        f"/ai/stream/{SOME_ID}",
+        f"https://api.example.com/api/v1/ai/stream/{SOME_ID}",
+        f"/api/v1/ai/stream/../chat/stream/{SOME_ID}",
         "/api/v1/memories",
         "",
     ],
