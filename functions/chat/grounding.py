@@ -9,57 +9,17 @@ as the reply's `citations` event and its stored metadata keep them.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from shared.auth.principal import Principal
 from shared.llm.providers import estimate_tokens
 
-
-# What chat reads of the agents service's `ChatAgent`, `Citation` and `RetrievedChunk` (and nothing more).
-class ChatAgent(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def instructions(self) -> str: ...
-    @property
-    def model(self) -> str | None: ...
-    @property
-    def provider(self) -> str | None: ...
-    @property
-    def temperature(self) -> float | None: ...
-    @property
-    def max_tokens(self) -> int | None: ...
-    @property
-    def mcp_servers(self) -> tuple[str, ...]: ...
-    @property
-    def knowledge_enabled(self) -> bool: ...
-
-
-class Citation(Protocol):
-    @property
-    def document_id(self) -> str: ...
-    @property
-    def file_name(self) -> str: ...
-    @property
-    def chunk_id(self) -> str: ...
-    @property
-    def page(self) -> int | None: ...
-    @property
-    def score(self) -> float: ...
-    @property
-    def snippet(self) -> str: ...
-
-
-class RetrievedChunk(Protocol):
-    @property
-    def citation(self) -> Citation: ...
-    @property
-    def text(self) -> str: ...
+if TYPE_CHECKING:
+    from functions.agents.service import ChatAgent, RetrievedChunk
 
 
 # Tokens of sources a prompt may carry: at most this many, and at most this share of the model's context window.
@@ -110,9 +70,10 @@ async def ground(principal: Principal, agent_id: str, message: str) -> Grounding
 def grounding_for(principal: Principal, agent_id: str, message: str) -> Grounding:
     """`ground`, blocking: for callers already on a worker thread."""
     # Loaded on first use only: plain chat never pays for the agents context at cold start.
-    agents = importlib.import_module("functions.agents.service")
-    agent: ChatAgent = agents.agent_for_chat(principal, agent_id)
-    retrieved: list[RetrievedChunk] = agents.retrieve(agent, message) if agent.knowledge_enabled else []
+    from functions.agents import service as agents
+
+    agent = agents.agent_for_chat(principal, agent_id)
+    retrieved = agents.retrieve(agent, message) if agent.knowledge_enabled else []
     return Grounding(agent, tuple(retrieved))
 
 

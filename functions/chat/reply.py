@@ -49,7 +49,8 @@ from shared.llm.types import (
 from shared.observability import logger
 
 if TYPE_CHECKING:
-    from functions.chat.grounding import ChatAgent, Grounding
+    from functions.agents.service import ChatAgent
+    from functions.chat.grounding import Grounding
     from functions.conversations.service import ReplyThread
 
 Event = dict[str, Any]
