@@ -79,7 +79,12 @@ class QueueAccess:
 
 # Inbound channel messages: one per text message, grouped by (channel, contact), deduplicated by platform id.
 CHANNELS_QUEUE = QueueSpec(name="channels")
-QUEUES: tuple[QueueSpec, ...] = (CHANNELS_QUEUE,)
+# What happens in the contexts (shared.events): audit events, webhook events and the analytics' counts, for the
+# events function to record, count and fan out. Standard: its consumers are idempotent by event id.
+EVENTS_QUEUE = QueueSpec(name="events", fifo=False)
+# One webhook delivery (subscription, event, attempt) per message; a retry is the same message sent again with a delay.
+WEBHOOK_DELIVERIES_QUEUE = QueueSpec(name="webhook-deliveries", fifo=False)
+QUEUES: tuple[QueueSpec, ...] = (CHANNELS_QUEUE, EVENTS_QUEUE, WEBHOOK_DELIVERIES_QUEUE)
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,8 @@ class FunctionSpec:
     names_public_url: bool = False
     # Queues it sends to or consumes (an SQS event source), as `export_bucket` grants bucket prefixes.
     queues: tuple[QueueAccess, ...] = ()
+    # Publishes events (shared.events, shared.audit): may send to the events queue, and nothing else of it.
+    publishes_events: bool = False
     # Environment of its own, beyond the resources' names: (name, value) pairs.
     environment: tuple[tuple[str, str], ...] = ()
     layers: tuple[str, ...] = ("base",)
@@ -151,6 +158,12 @@ class FunctionSpec:
     timeout_seconds: int = 29
     # Lambda's /tmp, where a job's upload is read and its archive assembled (512 MB unless raised).
     tmp_storage_mb: int = 512
+
+    @property
+    def queue_accesses(self) -> tuple[QueueAccess, ...]:
+        """Its queues, with the events queue's `send` where it publishes events."""
+        publishing = (QueueAccess(EVENTS_QUEUE, "send"),) if self.publishes_events else ()
+        return (*self.queues, *publishing)
 
 
 def pascal(name: str) -> str:
@@ -164,6 +177,7 @@ def _routes(*specs: tuple[str, str], public: bool = False) -> tuple[Route, ...]:
 
 IDENTITY_FUNCTION = FunctionSpec(
     name="identity",
+    publishes_events=True,
     handler="functions.identity.handler.lambda_handler",
     app="functions.identity.api:app",
     description="Accounts, sessions, profiles, settings, API keys, users and roles",
@@ -209,6 +223,7 @@ IDENTITY_FUNCTION = FunctionSpec(
 
 JOBS_FUNCTION = FunctionSpec(
     name="jobs",
+    publishes_events=True,
     handler="functions.jobs.handler.lambda_handler",
     app="functions.jobs.api:app",
     description="Export, import, account deletion and archiving jobs: starts their workflows, reports progress",
@@ -254,6 +269,7 @@ HEALTH_FUNCTION = FunctionSpec(
 
 CONVERSATIONS_FUNCTION = FunctionSpec(
     name="conversations",
+    publishes_events=True,
     handler="functions.conversations.handler.lambda_handler",
     app="functions.conversations.api:app",
     description="Conversations and their messages, projects and their members, saved prompts",
@@ -293,6 +309,7 @@ CONVERSATIONS_FUNCTION = FunctionSpec(
 
 MEMORIES_FUNCTION = FunctionSpec(
     name="memories",
+    publishes_events=True,
     handler="functions.memories.handler.lambda_handler",
     app="functions.memories.api:app",
     description="Long-term memories injected into prompts",
@@ -315,6 +332,7 @@ MEMORIES_FUNCTION = FunctionSpec(
 
 MCP_FUNCTION = FunctionSpec(
     name="mcp",
+    publishes_events=True,
     handler="functions.mcp.handler.lambda_handler",
     app="functions.mcp.api:app",
     description="MCP server registry; live tools, resources, prompts, tool calls and health",
@@ -347,6 +365,7 @@ MCP_FUNCTION = FunctionSpec(
 
 CHANNELS_FUNCTION = FunctionSpec(
     name="channels",
+    publishes_events=True,
     handler="functions.channels.handler.lambda_handler",
     app="functions.channels.api:app",
     description="Messaging channels (WhatsApp, Messenger, Telegram): connect, change, test",
@@ -403,6 +422,7 @@ USAGE_FUNCTION = FunctionSpec(
 
 CHAT_FUNCTION = FunctionSpec(
     name="chat",
+    publishes_events=True,
     # The Lambda Web Adapter runs this script, which starts uvicorn on the app.
     handler="functions/chat/run.sh",
     app="functions.chat.api:app",
@@ -470,6 +490,7 @@ AUTHORIZER_FUNCTION = FunctionSpec(
 
 AGENTS_FUNCTION = FunctionSpec(
     name="agents",
+    publishes_events=True,
     handler="functions.agents.handler.lambda_handler",
     app="functions.agents.api:app",
     description="Agents, their documents (presigned uploads, status, reprocessing) and semantic search",
@@ -504,6 +525,7 @@ AGENTS_FUNCTION = FunctionSpec(
 # Invoked by the documents bucket's ObjectCreated notification (documents/) and, asynchronously, by a reprocess.
 AGENTS_PROCESSOR_FUNCTION = FunctionSpec(
     name="agents-processor",
+    publishes_events=True,
     handler="functions.agents.processor.lambda_handler",
     description="Processes uploaded documents: extract, chunk, embed, index",
     tables=(AGENTS,),
@@ -564,6 +586,7 @@ WEBSOCKET_AUTHORIZER_FUNCTION = FunctionSpec(
 
 WEBSOCKET_HANDLER_FUNCTION = FunctionSpec(
     name="realtime",
+    publishes_events=True,
     handler="functions.realtime.handler.lambda_handler",
     description="WebSocket connections, rooms, presence, typing; hands chat replies to the worker",
     # The chat table: `chat:tool-approval` answers a reply's pending tool call.
@@ -576,6 +599,7 @@ WEBSOCKET_HANDLER_FUNCTION = FunctionSpec(
 
 WEBSOCKET_WORKER_FUNCTION = FunctionSpec(
     name="realtime-worker",
+    publishes_events=True,
     handler="functions.realtime.worker.lambda_handler",
     description="Streams chat replies to WebSocket connections",
     # What chat needs to produce a reply, plus the realtime table (a gone connection is removed).
@@ -603,6 +627,7 @@ WEBSOCKET_FUNCTIONS: tuple[FunctionSpec, ...] = (
 
 CHANNELS_WORKER_FUNCTION = FunctionSpec(
     name="channels-worker",
+    publishes_events=True,
     handler="functions.channels.worker.lambda_handler",
     description="Answers inbound channel messages through the reply generator and sends them to the platforms",
     # What chat needs to produce a reply, the channels table (dedupe, contact map) and identity to act as the
@@ -620,7 +645,17 @@ CHANNELS_WORKER_FUNCTION = FunctionSpec(
     timeout_seconds=CHAT_FUNCTION.timeout_seconds,
 )
 
-QUEUE_FUNCTIONS: tuple[FunctionSpec, ...] = (CHANNELS_WORKER_FUNCTION,)
+# Reads the events queue (shared.events) and hands each event to its consumers (functions.events.handler).
+EVENTS_FUNCTION = FunctionSpec(
+    name="events",
+    handler="functions.events.handler.lambda_handler",
+    description="Events of every context: the audit log's writer, the analytics counters, the webhooks fan-out",
+    queues=(QueueAccess(EVENTS_QUEUE, "consume"),),
+    memory_mb=512,
+    timeout_seconds=60,
+)
+
+QUEUE_FUNCTIONS: tuple[FunctionSpec, ...] = (CHANNELS_WORKER_FUNCTION, EVENTS_FUNCTION)
 
 
 def all_routes() -> list[tuple[Route, FunctionSpec]]:
@@ -657,6 +692,7 @@ def job_task_function(context: JobContext) -> FunctionSpec:
         uses_payload_bucket=context.uses_payload_bucket,
         export_bucket=grants,
         environment=(("JOB_CONTEXT", context.name),),
+        publishes_events=True,
         memory_mb=1024,
         timeout_seconds=JOB_TASK_TIMEOUT_SECONDS,
     )
@@ -666,6 +702,7 @@ _IMPORTING_CONTEXTS = tuple(context for context in JOB_CONTEXTS if context.impor
 
 JOB_IMPORT_FUNCTION = FunctionSpec(
     name="jobs-import",
+    publishes_events=True,
     handler="functions.jobs.tasks.import_task",
     description="Jobs: reads an uploaded export a page at a time and hands its items to their contexts",
     tables=tuple(dict.fromkeys(table for context in _IMPORTING_CONTEXTS for table in context.tables)),
@@ -679,6 +716,7 @@ JOB_IMPORT_FUNCTION = FunctionSpec(
 
 JOB_STEPS_FUNCTION = FunctionSpec(
     name="jobs-steps",
+    publishes_events=True,
     handler="functions.jobs.steps.lambda_handler",
     description="Jobs: the job record's steps (begin, progress, finish, fail) and the export archive's assembly",
     tables=(JOBS,),

@@ -130,7 +130,7 @@ class Functions(StageConstruct):
             self._grant_vectors(spec.vector_access, function)
         if spec.secret_contexts or spec.unsealed_secret_contexts:
             self._grant_secret_contexts(spec, function)
-        for queue_access in spec.queues:
+        for queue_access in spec.queue_accesses:
             self._grant_queue(queue_access, function)
         return function
 
@@ -237,7 +237,7 @@ class Functions(StageConstruct):
             environment["EXPORT_BUCKET"] = storage.export_bucket.bucket_name
         if spec.documents_bucket:
             environment["DOCUMENTS_BUCKET"] = storage.documents_bucket.bucket_name
-        for queue_access in spec.queues:
+        for queue_access in spec.queue_accesses:
             environment[queue_access.queue.env_var] = storage.queues[queue_access.queue.name].queue_url
         if spec.vector_access:
             environment["VECTOR_BUCKET"] = storage.vector_bucket_name

@@ -134,7 +134,21 @@ AGENTS = TableSpec(context="agents", indexes=(Index("gsi1", "gsi1pk", "gsi1sk"),
 # user's channels.
 CHANNELS = TableSpec(context="channels", indexes=(Index("gsi1", "gsi1pk", "gsi1sk"),))
 
-TABLES: tuple[TableSpec, ...] = (IDENTITY, CONVERSATIONS, MEMORIES, CHAT, REALTIME, MCP, JOBS, AGENTS, CHANNELS)
+# The audit log, append-only: a user's events are one partition; gsi1 is the stage's events by time, in partitions of
+# one time bucket each (so a page is one Query), for the auditor's view. Each user's event-encryption key is an item of
+# its own, deleted with the account (the events stay, pseudonymised).
+AUDIT = TableSpec(context="audit", indexes=(Index("gsi1", "gsi1pk", "gsi1sk"),))
+
+# Outbound webhooks: subscriptions (a user's own in their partition, the stage's in one), each one's deliveries; gsi1
+# finds the subscriptions an event type reaches.
+WEBHOOKS = TableSpec(context="webhooks", indexes=(Index("gsi1", "gsi1pk", "gsi1sk"),))
+
+# Per-day counters of the stage, by dimension (model, agent, channel, conversation length), sharded where hot.
+ANALYTICS = TableSpec(context="analytics")
+
+TABLES: tuple[TableSpec, ...] = (
+    IDENTITY, CONVERSATIONS, MEMORIES, CHAT, REALTIME, MCP, JOBS, AGENTS, CHANNELS, AUDIT, WEBHOOKS, ANALYTICS,
+)  # fmt: skip
 
 
 def create_tables(dynamodb_client: Any, stage: str) -> dict[str, str]:

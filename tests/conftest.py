@@ -86,6 +86,7 @@ def aws() -> Iterator[None]:
     )
     from infra.local.s3vectors import patch_moto_s3vectors
     from infra.local.stepfunctions import catalog_task_runners, patch_moto_step_functions, route_task_invocations
+    from shared import events
     from shared.auth.keys import forget_key_ring
     from shared.auth.revocations import forget_revocations
     from shared.aws import reset_clients
@@ -119,5 +120,7 @@ def aws() -> Iterator[None]:
         assert all(os.environ[name] == value for name, value in environment.items())
         yield
         wait_for_background_runs()
+        # What the test published reaches this test's queue, never the next test's.
+        events.flush()
         forget_key_ring()
         reset_clients()

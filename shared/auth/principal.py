@@ -20,6 +20,10 @@ PERMISSIONS: dict[str, str] = {
     "mcp.manage": "Register and change MCP tool servers",
     "agents.manage": "Create and change the stage's agents and their documents",
     "channels.manage": "Connect WhatsApp, Messenger and Telegram channels to agents",
+    "webhooks.subscribe": "Subscribe own URLs to own events (outbound webhooks)",
+    "webhooks.manage": "Subscribe URLs to every user's events (stage-wide webhook subscriptions)",
+    "analytics.read": "Read the stage's analytics and scrape its Prometheus metrics",
+    "audit.read": "Read every user's security events (the stage's audit log)",
     "apikeys.manage": "Create and revoke own API keys",
     "users.manage": "Invite users, assign roles, define custom roles",
     "users.delete_self": "Delete the caller's own account and all its data, without the password (an API key)",
@@ -28,7 +32,15 @@ PERMISSIONS: dict[str, str] = {
 BUILTIN_ROLES: dict[str, frozenset[str]] = {
     "admin": frozenset({ALL_PERMISSIONS}),
     "member": frozenset(
-        {"ai.chat", "ai.enhance.create", "ai.playground", "mcp.use", "apikeys.manage", "users.delete_self"}
+        {
+            "ai.chat",
+            "ai.enhance.create",
+            "ai.playground",
+            "mcp.use",
+            "apikeys.manage",
+            "webhooks.subscribe",
+            "users.delete_self",
+        }
     ),
     "viewer": frozenset(),
 }

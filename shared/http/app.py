@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from contextvars import ContextVar
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -22,9 +21,8 @@ from shared.errors import DomainError, error_body
 from shared.http.deps import authenticate
 from shared.ids import new_id
 from shared.observability import logger
+from shared.request_context import RequestOrigin, current_request_id, request_id_var, request_origin_var
 from shared.settings import Settings, get_settings
-
-request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 SECURITY_HEADERS = [
     (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
@@ -42,10 +40,6 @@ _STATUS_CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
 }
-
-
-def current_request_id() -> str | None:
-    return request_id_var.get()
 
 
 class StratusApp(FastAPI):
@@ -194,6 +188,7 @@ class EdgeMiddleware:
             return
         request_id = _request_id(scope)
         token = request_id_var.set(request_id)
+        origin_token = request_origin_var.set(_origin(scope, request_id))
         started = False
         limit = self.max_body_bytes
 
@@ -201,6 +196,7 @@ class EdgeMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _send_json(send, 413, _too_large(limit), request_id)
             request_id_var.reset(token)
+            request_origin_var.reset(origin_token)
             return
 
         received = 0
@@ -235,6 +231,7 @@ class EdgeMiddleware:
                 await _send_json(send, 500, body, request_id)
         finally:
             request_id_var.reset(token)
+            request_origin_var.reset(origin_token)
 
 
 def _request_id(scope: Scope) -> str:
@@ -243,6 +240,17 @@ def _request_id(scope: Scope) -> str:
     if from_gateway:
         return str(from_gateway)
     return _header(scope, b"x-request-id") or new_id()
+
+
+def _origin(scope: Scope, request_id: str) -> RequestOrigin:
+    """The caller's address as API Gateway saw it (`requestContext.http.sourceIp`; Mangum and uvicorn put it in
+    `client`), and their user agent, cut to a sane length."""
+    event = scope.get("aws.event") or {}
+    ip = ((event.get("requestContext") or {}).get("http") or {}).get("sourceIp")
+    if not ip and scope.get("client"):
+        ip = scope["client"][0]
+    user_agent = _header(scope, b"user-agent")
+    return RequestOrigin(request_id, str(ip) if ip else None, user_agent[:512] if user_agent else None)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -9,6 +9,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from fastapi import FastAPI
 from mangum import Mangum
 
+from shared import events
 from shared.observability import logger, metrics, tracer, tracing_enabled
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -22,10 +23,14 @@ def lambda_handler_for(app: FastAPI) -> LambdaHandler:
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         nonlocal traced
-        if not tracing_enabled():
-            return adapter(event, context)
-        if traced is None:
-            traced = tracer().capture_lambda_handler(adapter)
-        return traced(event, context)
+        try:
+            if not tracing_enabled():
+                return adapter(event, context)
+            if traced is None:
+                traced = tracer().capture_lambda_handler(adapter)
+            return traced(event, context)
+        finally:
+            # What the request published is on the events queue before the container may be frozen.
+            events.flush()
 
     return handler

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from infra.catalog import AUTHORIZER_CACHE_SECONDS, AUTHORIZER_FUNCTION, FunctionSpec, Route, all_routes
+from infra.catalog import (
+    AUTHORIZER_CACHE_SECONDS,
+    AUTHORIZER_FUNCTION,
+    HTTP_FUNCTIONS,
+    FunctionSpec,
+    Route,
+    all_routes,
+)
 from shared.tables import TABLES
 from tests.infrastructure.conftest import ACME_ORIGINS, Synthesized
 
@@ -68,6 +75,29 @@ def test_route_reaches_the_function_that_serves_it(synth: Synthesized, route: Ro
     assert json.dumps({"Fn::GetAtt": [function_id, "Arn"]}) in json.dumps(
         synth.resources[integration_id]["Properties"]["IntegrationUri"]
     )
+
+
+@pytest.mark.parametrize("spec", HTTP_FUNCTIONS, ids=lambda spec: spec.name)
+def test_each_function_has_one_invoke_permission_for_this_api_alone(synth: Synthesized, spec: FunctionSpec) -> None:
+    """One permission per function, not one per route: the stack's resources stay far from CloudFormation's 500."""
+    function_id, _ = synth.function(spec)
+    (http_id,) = _http(synth, "AWS::ApiGatewayV2::Api")
+    permissions = [
+        permission["Properties"]
+        for permission in synth.of_type("AWS::Lambda::Permission").values()
+        if permission["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
+        and permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    ]
+
+    (permission,) = permissions
+    assert permission["Action"] == "lambda:InvokeFunction"
+    source = json.dumps(permission["SourceArn"])
+    assert json.dumps({"Ref": http_id}) in source
+    assert source.endswith('"/*/*"]]}')
+
+
+def test_stack_stays_well_under_cloudformations_resource_limit(synth: Synthesized) -> None:
+    assert len(synth.resources) < 400
 
 
 def test_authorizer_is_a_cached_simple_lambda_authorizer_on_the_authorization_header(synth: Synthesized) -> None:

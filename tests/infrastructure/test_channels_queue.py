@@ -3,11 +3,19 @@ only send to it, the worker consumes it through an event source that reports fai
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from infra.catalog import CHANNEL_WEBHOOKS_FUNCTION, CHANNELS_FUNCTION, CHANNELS_QUEUE, CHANNELS_WORKER_FUNCTION
+from infra.catalog import (
+    CHANNEL_WEBHOOKS_FUNCTION,
+    CHANNELS_FUNCTION,
+    CHANNELS_QUEUE,
+    CHANNELS_WORKER_FUNCTION,
+    QUEUES,
+    QueueSpec,
+)
 from tests.infrastructure.conftest import Synthesized
 from tests.infrastructure.test_permissions import _statements
 
@@ -21,9 +29,18 @@ def _queues(synth: Synthesized) -> dict[str, dict[str, Any]]:
     }
 
 
-def _sqs_actions(synth: Synthesized, spec: Any) -> set[str]:
+def _sqs_actions(synth: Synthesized, spec: Any, queue: QueueSpec = CHANNELS_QUEUE) -> set[str]:
+    """What `spec`'s role may do to `queue` (every function that publishes events may also send to the events
+    queue: tests/infrastructure/test_permissions)."""
+    (queue_id,) = (
+        lid
+        for lid, resource in synth.of_type("AWS::SQS::Queue").items()
+        if resource["Properties"]["QueueName"] == queue.physical_name(synth.stage)
+    )
     actions: set[str] = set()
     for statement in _statements(synth, spec):
+        if queue_id not in json.dumps(statement["Resource"]):
+            continue
         listed = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         actions |= {action for action in listed if action.startswith("sqs:")}
     return actions
@@ -47,7 +64,7 @@ def test_the_inbound_queue_is_fifo_encrypted_with_a_dead_letter_queue(synth: Syn
         for statement in policy["PolicyDocument"]["Statement"]
         if statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     ]
-    assert len(tls_only) == 2
+    assert len(tls_only) == 2 * len(QUEUES)
 
 
 def test_the_webhook_function_may_only_send_and_the_worker_only_consume(synth: Synthesized) -> None:

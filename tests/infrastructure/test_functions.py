@@ -97,7 +97,7 @@ def _knowledge_environment(synth: Synthesized, spec: FunctionSpec) -> dict[str, 
 
 def _queues_and_public_url(synth: Synthesized, spec: FunctionSpec) -> dict[str, Any]:
     environment: dict[str, Any] = {}
-    for access in spec.queues:
+    for access in spec.queue_accesses:
         queue_id = next(
             resource_id
             for resource_id, queue in synth.of_type("AWS::SQS::Queue").items()

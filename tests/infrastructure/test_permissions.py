@@ -121,7 +121,7 @@ def test_function_may_use_only_its_logs_traces_tables_and_the_signing_keys(
         allowed.add("kms")
     if spec.vector_access:
         allowed.add("s3vectors")
-    if spec.queues:
+    if spec.queue_accesses:
         allowed.add("sqs")
 
     assert services <= allowed
