@@ -30,6 +30,8 @@ from functions.channels.models import (
     InboundMessage,
     config_for,
 )
+from shared import audit
+from shared.audit import Target
 from shared.auth.principal import Principal
 from shared.errors import NotFound, ValidationFailed
 from shared.ids import is_id, new_id
@@ -72,6 +74,14 @@ def _check_agent(principal: Principal, agent_id: str | None) -> None:
 
 
 def create_channel(principal: Principal, request: ChannelCreate) -> ChannelPublic:
+    details = {"name": request.name, "type": request.type}
+    with audit.recorded("channel.created", actor=principal, details=details) as entry:
+        created = _create_channel(principal, request)
+        entry.target = Target("channel", created.id)
+    return created
+
+
+def _create_channel(principal: Principal, request: ChannelCreate) -> ChannelPublic:
     principal.require(MANAGE)
     _check_agent(principal, request.agent_id)
     channel_id = new_id()
@@ -102,6 +112,13 @@ def get_channel(principal: Principal, channel_id: str) -> ChannelPublic:
 
 
 def update_channel(principal: Principal, channel_id: str, update: ChannelUpdate) -> ChannelPublic:
+    # The fields sent, by name: a config's tokens are never recorded.
+    details = {"fields": " ".join(sorted(update.model_fields_set))}
+    with audit.recorded("channel.updated", actor=principal, target=Target("channel", channel_id), details=details):
+        return _update_channel(principal, channel_id, update)
+
+
+def _update_channel(principal: Principal, channel_id: str, update: ChannelUpdate) -> ChannelPublic:
     record = _owned(principal, channel_id)
     changes: dict[str, Any] = {}
     if update.name is not None:
@@ -130,7 +147,8 @@ def update_channel(principal: Principal, channel_id: str, update: ChannelUpdate)
 
 
 def delete_channel(principal: Principal, channel_id: str) -> None:
-    store.delete_channels([_owned(principal, channel_id)])
+    with audit.recorded("channel.deleted", actor=principal, target=Target("channel", channel_id)):
+        store.delete_channels([_owned(principal, channel_id)])
     logger.info("Channel deleted", extra={"channelId": channel_id})
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from functions.jobs import files
 from functions.jobs.contexts import job_contexts
 from functions.jobs.errors import JobInputError
+from shared import events
 from shared.lazy import LazyModule
 from shared.observability import logger
 
@@ -36,7 +37,10 @@ def lambda_handler(event: dict[str, Any], _: Any) -> dict[str, Any]:
     step = _STEPS.get(event.get("action", ""))
     if step is None:
         raise ValueError(f"unknown step {event.get('action')!r}")
-    return step(event)
+    try:
+        return step(event)
+    finally:
+        events.flush()  # what a step published (the end of a deletion) is on the queue before the step returns
 
 
 def begin(event: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +148,8 @@ def finish(event: dict[str, Any]) -> dict[str, Any]:
     ended = store.finish(event["jobId"])
     if ended is not None:
         store.release_lock(ended)
+        if ended.kind == "deletion":
+            _deletion_ended(ended, None)
     return {}
 
 
@@ -161,7 +167,15 @@ def fail(event: dict[str, Any]) -> dict[str, Any]:
     ended = store.fail(event["jobId"], code, message, event.get("context"))
     if ended is not None:
         store.release_lock(ended)
+        if ended.kind == "deletion":
+            _deletion_ended(ended, code)
     return {}
+
+
+def _deletion_ended(record: store.JobRecord, error_code: str | None) -> None:
+    from functions.jobs.service import record_deletion_ended
+
+    record_deletion_ended(record, error_code)
 
 
 _STEPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
