@@ -49,8 +49,8 @@ def start_export(principal: Principal) -> JobPublic:
     """A new export of the caller's data; 409 `job_in_progress` while another of theirs runs."""
     with audit.recorded("export.requested", actor=principal) as entry:
         record = store.new_job(new_id(), "export", principal.user_id)
-        entry.target = Target("job", record.job_id)
         store.create_locked_job(record)
+        entry.target = Target("job", record.job_id)
         _start_workflow(record, {"jobId": record.job_id, "userId": principal.user_id})
     return public_job(record)
 
@@ -108,8 +108,8 @@ def start_archive(admin: Principal) -> JobPublic:
     with audit.recorded("admin.archive_started", actor=admin) as entry:
         admin.require(ARCHIVE_PERMISSION)
         record = store.new_job(new_id(), "archive", None)
-        entry.target = Target("job", record.job_id)
         store.create_job(record)
+        entry.target = Target("job", record.job_id)
         _start_workflow(record, {"jobId": record.job_id})
     return public_job(record)
 
