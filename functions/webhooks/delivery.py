@@ -30,8 +30,10 @@ SIGNATURE_VERSION = "v1"
 TIMEOUT_SECONDS = 10.0
 # Retries go on this long after the event; a subscription failing this long is disabled.
 RETRY_WINDOW = timedelta(hours=24)
-# One wait is at most this long (the backoff doubles up to it).
+# One wait is at most this long (the backoff doubles up to it), and a delivery is tried this often at most (with the
+# default base, 24 hours hold about 14 attempts; a base of 0 retries at once, so this bounds it).
 MAX_RETRY_WAIT_SECONDS = 4 * 3600.0
+MAX_ATTEMPTS = 20
 # What of the receiver's error answer is kept in the log.
 _MAX_ERROR_CHARS = 200
 
@@ -122,11 +124,13 @@ def attempt(url: str, secret: str, event_id: str, body: str, policy: OutboundPol
 def retry_wait_seconds(attempts_made: int, base_seconds: float, *, rng: random.Random | None = None) -> float:
     """The wait before the next attempt: `base * 2^(attempts - 1)` capped, with jitter (between half and all of
     it), so receivers that failed together are not retried together."""
-    ceiling = min(base_seconds * 2 ** max(attempts_made - 1, 0), MAX_RETRY_WAIT_SECONDS)
+    ceiling = min(base_seconds * 2.0 ** min(max(attempts_made - 1, 0), 32), MAX_RETRY_WAIT_SECONDS)
     return (rng or random).uniform(ceiling / 2, ceiling)
 
 
 def retry_at(first_attempt: datetime, attempts_made: int, base_seconds: float, now: datetime) -> datetime | None:
-    """When to try again, or None when that would be past the 24 hours retries last."""
+    """When to try again, or None when that would be past the 24 hours retries last (or the attempts allowed)."""
+    if attempts_made >= MAX_ATTEMPTS:
+        return None
     at = now + timedelta(seconds=retry_wait_seconds(attempts_made, base_seconds))
     return at if at - first_attempt <= RETRY_WINDOW else None
