@@ -164,10 +164,13 @@ def deliveries_of(api: TestClient, user: User, subscription_id: str) -> list[dic
 def test_the_secret_is_shown_once_and_stored_sealed(api: TestClient, receivers: Callable[[], Receiver]) -> None:
     ada = register(api, "ada@example.com")
     created = subscribe(api, ada, receivers(), description="CRM")
-    assert created["secret"].startswith("whsec_") and created["scope"] == "user" and created["enabled"] is True
+    assert created["secret"].startswith("whsec_")
+    assert created["scope"] == "user"
+    assert created["enabled"] is True
     shown = api.get(f"{SUBSCRIPTIONS}/{created['id']}", headers=ada.auth).json()
     listed = api.get(SUBSCRIPTIONS, headers=ada.auth).json()["items"]
-    assert "secret" not in shown and [item["id"] for item in listed] == [created["id"]]
+    assert "secret" not in shown
+    assert [item["id"] for item in listed] == [created["id"]]
     assert all(created["secret"] not in json.dumps(item) for item in listed)
     stored = client("dynamodb").get_item(
         TableName=os.environ["WEBHOOKS_TABLE"], Key={"pk": {"S": f"SUB#{created['id']}"}, "sk": {"S": "META"}}
@@ -184,7 +187,8 @@ def test_subscriptions_are_their_owners_and_stage_ones_need_webhooks_manage(
     own = subscribe(api, ada, receiver)
     assert api.get(f"{SUBSCRIPTIONS}/{own['id']}", headers=admin.auth).status_code == 404
     assert api.delete(f"{SUBSCRIPTIONS}/{own['id']}", headers=admin.auth).status_code == 404
-    refused = api.post(SUBSCRIPTIONS, headers=ada.auth, json={"url": receiver.url, "events": ["ping"], "scope": "stage"})
+    stage_wide = {"url": receiver.url, "events": ["ping"], "scope": "stage"}
+    refused = api.post(SUBSCRIPTIONS, headers=ada.auth, json=stage_wide)
     assert refused.status_code == 403
     stage = subscribe(api, admin, receiver, scope="stage")
     assert api.get(f"{SUBSCRIPTIONS}/{stage['id']}", headers=ada.auth).status_code == 404
@@ -197,7 +201,8 @@ def test_subscriptions_are_their_owners_and_stage_ones_need_webhooks_manage(
 def test_unknown_event_types_are_refused(api: TestClient, receivers: Callable[[], Receiver]) -> None:
     ada = register(api, "ada@example.com")
     response = api.post(SUBSCRIPTIONS, headers=ada.auth, json={"url": receivers().url, "events": ["user.login"]})
-    assert response.status_code == 422 and error_code(response) == "validation_error"
+    assert response.status_code == 422
+    assert error_code(response) == "validation_error"
 
 
 @pytest.mark.usefixtures("dev_webhooks")
@@ -206,7 +211,8 @@ def test_changes_and_deletion_are_in_the_audit_log(api: TestClient, receivers: C
     published()
     created = subscribe(api, ada, receivers())
     changed = api.put(f"{SUBSCRIPTIONS}/{created['id']}", headers=ada.auth, json={"events": ["memory.created"]})
-    assert changed.status_code == 200 and changed.json()["events"] == ["memory.created"]
+    assert changed.status_code == 200
+    assert changed.json()["events"] == ["memory.created"]
     assert api.delete(f"{SUBSCRIPTIONS}/{created['id']}", headers=ada.auth).status_code == 204
     assert api.delete(f"{SUBSCRIPTIONS}/{created['id']}", headers=ada.auth).status_code == 404
     audit = [(event.type, event.data["outcome"]) for event in published() if event.kind == "audit"]
@@ -234,12 +240,17 @@ def test_a_conversation_created_reaches_the_receiver_signed(api: TestClient, rec
     [got] = receiver.received
     assert receiver.bad_signatures == 0
     event = got.event
-    assert event["type"] == "conversation.created" and set(event) == {"id", "type", "createdAt", "data"}
-    assert event["data"]["id"] == conversation["id"] and event["data"]["title"] == "Plans"
+    assert event["type"] == "conversation.created"
+    assert set(event) == {"id", "type", "createdAt", "data"}
+    assert event["data"]["id"] == conversation["id"]
+    assert event["data"]["title"] == "Plans"
     assert got.headers["stratus-event-id"] == event["id"]
     [logged] = deliveries_of(api, ada, subscription["id"])
-    assert logged["eventId"] == event["id"] and logged["status"] == "delivered" and logged["statusCode"] == 200
-    assert logged["attempt"] == 1 and logged["nextRetryAt"] is None
+    assert logged["eventId"] == event["id"]
+    assert logged["status"] == "delivered"
+    assert logged["statusCode"] == 200
+    assert logged["attempt"] == 1
+    assert logged["nextRetryAt"] is None
 
 
 @pytest.mark.usefixtures("dev_webhooks")
@@ -267,7 +278,9 @@ def test_a_receiver_failing_twice_gets_the_event_three_times_with_one_id(
     deliver_events()
     assert run_deliveries() == 3
     ids = {got.headers["stratus-event-id"] for got in receiver.received}
-    assert len(receiver.received) == 3 and len(ids) == 1 and receiver.bad_signatures == 0
+    assert len(receiver.received) == 3
+    assert len(ids) == 1
+    assert receiver.bad_signatures == 0
     assert len({got.body for got in receiver.received}) == 1
     log = deliveries_of(api, ada, subscription["id"])
     assert [(entry["attempt"], entry["statusCode"], entry["status"]) for entry in log] == [
@@ -275,9 +288,12 @@ def test_a_receiver_failing_twice_gets_the_event_three_times_with_one_id(
         (2, 503, "failed"),
         (1, 500, "failed"),
     ]
-    assert log[1]["nextRetryAt"] and log[2]["nextRetryAt"] and log[0]["nextRetryAt"] is None
+    assert log[1]["nextRetryAt"]
+    assert log[2]["nextRetryAt"]
+    assert log[0]["nextRetryAt"] is None
     shown = api.get(f"{SUBSCRIPTIONS}/{subscription['id']}", headers=ada.auth).json()
-    assert shown["failingSince"] is None and shown["enabled"] is True
+    assert shown["failingSince"] is None
+    assert shown["enabled"] is True
 
 
 @pytest.mark.usefixtures("dev_webhooks")
@@ -306,11 +322,14 @@ def test_a_redirect_is_not_followed(api: TestClient, receivers: Callable[[], Rec
     response = api.post(f"{SUBSCRIPTIONS}/{subscription['id']}/test", headers=ada.auth)
     assert response.status_code == 200, response.text
     ping = response.json()
-    assert ping["status"] == "failed" and "redirect" in ping["error"]
-    assert len(receiver.received) == 1 and elsewhere.received == []
+    assert ping["status"] == "failed"
+    assert "redirect" in ping["error"]
+    assert len(receiver.received) == 1
+    assert elsewhere.received == []
     receiver.answers = [(307, {"location": "/hooks/elsewhere"})]
     again = api.post(f"{SUBSCRIPTIONS}/{subscription['id']}/test", headers=ada.auth).json()
-    assert again["status"] == "failed" and again["statusCode"] == 307
+    assert again["status"] == "failed"
+    assert again["statusCode"] == 307
     assert [got.headers.get("stratus-event-id") for got in receiver.received] == [ping["eventId"], again["eventId"]]
 
 
@@ -321,9 +340,13 @@ def test_the_test_route_pings_and_answers_the_delivery(api: TestClient, receiver
     subscription = subscribe(api, ada, receiver)
     response = api.post(f"{SUBSCRIPTIONS}/{subscription['id']}/test", headers=ada.auth)
     ping = response.json()
-    assert ping["status"] == "delivered" and ping["statusCode"] == 200 and ping["latencyMs"] >= 0
+    assert ping["status"] == "delivered"
+    assert ping["statusCode"] == 200
+    assert ping["latencyMs"] >= 0
     [got] = receiver.received
-    assert got.event["type"] == "ping" and got.event["id"] == ping["eventId"] and receiver.bad_signatures == 0
+    assert got.event["type"] == "ping"
+    assert got.event["id"] == ping["eventId"]
+    assert receiver.bad_signatures == 0
     assert [entry["type"] for entry in deliveries_of(api, ada, subscription["id"])] == ["ping"]
 
 
@@ -335,7 +358,8 @@ def test_metadata_addresses_are_refused_even_where_private_ones_are_allowed(api:
     ada = register(api, "ada@example.com")
     for url in ("http://169.254.169.254/latest/meta-data", "http://[fd00:ec2::254]/"):
         response = api.post(SUBSCRIPTIONS, headers=ada.auth, json={"url": url, "events": ["ping"]})
-        assert response.status_code == 422 and error_code(response) == "url_not_allowed", url
+        assert response.status_code == 422, url
+        assert error_code(response) == "url_not_allowed", url
 
 
 def test_a_hostname_resolving_to_a_private_address_is_refused_at_subscribe(
@@ -346,7 +370,8 @@ def test_a_hostname_resolving_to_a_private_address_is_refused_at_subscribe(
     dns["meta.example.test"] = ["169.254.169.254"]
     for host in ("hooks.example.test", "meta.example.test", "127.0.0.1"):
         response = api.post(SUBSCRIPTIONS, headers=ada.auth, json={"url": f"http://{host}/in", "events": ["ping"]})
-        assert response.status_code == 422 and error_code(response) == "url_not_allowed", host
+        assert response.status_code == 422, host
+        assert error_code(response) == "url_not_allowed", host
 
 
 def test_an_address_that_became_private_or_metadata_is_refused_at_delivery(
@@ -362,12 +387,14 @@ def test_an_address_that_became_private_or_metadata_is_refused_at_delivery(
     for answer in (["10.1.2.3"], ["169.254.169.254"]):
         dns["hooks.example.test"] = answer
         ping = api.post(f"{SUBSCRIPTIONS}/{subscription['id']}/test", headers=ada.auth).json()
-        assert ping["status"] == "failed" and ping["error"].startswith("url_not_allowed"), answer
+        assert ping["status"] == "failed", answer
+        assert ping["error"].startswith("url_not_allowed"), answer
     create_conversation(api, ada)
     deliver_events()
     run_deliveries()
     log = deliveries_of(api, ada, subscription["id"])
-    assert log and all(entry["error"].startswith("url_not_allowed") for entry in log)
+    assert log
+    assert all(entry["error"].startswith("url_not_allowed") for entry in log)
     assert connected == []
     get_settings.cache_clear()
 
@@ -403,10 +430,13 @@ def test_a_subscription_failing_for_24_hours_is_disabled_and_its_owner_told(
     clock[0] += timedelta(hours=1, minutes=1)
     one_attempt()
     shown = api.get(f"{SUBSCRIPTIONS}/{subscription['id']}", headers=ada.auth).json()
-    assert shown["enabled"] is False and shown["disabledReason"]
-    assert run_deliveries() == 0 and len(receiver.received) == 3
+    assert shown["enabled"] is False
+    assert shown["disabledReason"]
+    assert run_deliveries() == 0
+    assert len(receiver.received) == 3
     [told] = [event for event in published() if event.type == "webhook.disabled"]
-    assert told.user_id == ada.id and told.data["target"] == {"type": "webhook", "id": subscription["id"]}
+    assert told.user_id == ada.id
+    assert told.data["target"] == {"type": "webhook", "id": subscription["id"]}
     # Enabled again by its owner, it gets events again.
     api.put(f"{SUBSCRIPTIONS}/{subscription['id']}", headers=ada.auth, json={"enabled": True})
     create_conversation(api, ada)
@@ -433,13 +463,14 @@ def test_a_wait_longer_than_sqs_allows_is_chained(api: TestClient, receivers: Ca
     def record(messages: Any, *, delay_seconds: int = 0) -> None:
         sent.extend((message, delay_seconds) for message in messages)
 
-    service._send = record  # type: ignore[assignment]
+    service._send = record
     try:
         service.deliver({"subscriptionId": subscription["id"], "eventId": "x", "attempt": 2, "notBefore": not_before})
     finally:
-        service._send = original  # type: ignore[assignment]
+        service._send = original
     [(message, delay)] = sent
-    assert delay == service.MAX_QUEUE_DELAY_SECONDS and message["notBefore"] == not_before
+    assert delay == service.MAX_QUEUE_DELAY_SECONDS
+    assert message["notBefore"] == not_before
     assert receiver.received == []
 
 
