@@ -103,7 +103,7 @@ def report_webhooks() -> None:
     print(f"  {f'end-of-invocation flush, 1 event, moto SQS ({FLUSHES})':<48} {_percentiles(flushes)}")
     print(f"  {f'created -> receiver, fan-out + delivery ({ROUND_TRIPS})':<48} {_percentiles(trips)}")
     print(f"  {f'one delivery attempt, the test ping ({PINGS})':<48} {_percentiles(pings)}")
-    print("  (the round trip includes the local event sources' 1 s long polls, which Lambda's do not add)")
+    print("  (the round trip is two queues, the fan-out and one attempt, on moto's SQS and DynamoDB)")
 
 
 def _measure(http: Any, receiver: _Receiver) -> tuple[list[float], list[float]]:
