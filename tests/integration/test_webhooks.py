@@ -497,3 +497,57 @@ def test_export_has_no_secret_and_deletion_takes_deliveries_too(
         ExpressionAttributeValues={":pk": {"S": f"SUB#{created['id']}"}},
     )["Items"]
     assert left == []
+
+
+# Where the events are published ---------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("aws")
+def test_each_context_publishes_its_webhook_event_types() -> None:
+    from types import SimpleNamespace
+
+    from functions.agents.processing import _publish_processed
+    from functions.channels.models import InboundMessage
+    from functions.channels.worker import _publish_received
+    from functions.jobs.steps import _publish_completed
+
+    published()
+    for kind in ("export", "import", "deletion", "archive"):
+        job = SimpleNamespace(job_id=f"job-{kind}", kind=kind, user_id="u1", context_counts=lambda: {"memories": 2})
+        _publish_completed(job)  # type: ignore[arg-type]
+    document = SimpleNamespace(agent_id="a1", document_id="d1", file_name="handbook.pdf", created_by="u1")
+    _publish_processed(document, "ready")  # type: ignore[arg-type]
+    _publish_processed(document, "failed", "no_text")  # type: ignore[arg-type]
+    channel = SimpleNamespace(channel_id="c1", type="telegram", owner_id="u1")
+    inbound = InboundMessage(
+        channel_id="c1", type="telegram", message_id="m1", contact_id="42", contact_name="Ann", text="hi"
+    )
+    _publish_received(channel, inbound, "conv1")  # type: ignore[arg-type]
+    got = [(event.type, event.user_id) for event in published()]
+    assert got == [
+        ("export.completed", "u1"),
+        ("import.completed", "u1"),
+        ("account.deleted", "u1"),
+        ("document.processed", "u1"),
+        ("document.processed", "u1"),
+        ("channel.message.received", "u1"),
+    ]
+    assert set(service.DELIVERED_TYPES) == {type_ for type_, _ in got} | {
+        "conversation.created",
+        "message.created",
+        "memory.created",
+    }
+
+
+@pytest.mark.usefixtures("dev_webhooks")
+def test_a_message_appended_publishes_message_created(api: TestClient) -> None:
+    ada = register(api, "ada@example.com")
+    conversation = create_conversation(api, ada)
+    published()
+    response = api.post(
+        f"/api/v1/conversations/{conversation['id']}/messages", headers=ada.auth, json={"role": "user", "content": "Hi"}
+    )
+    assert response.status_code == 201, response.text
+    [event] = [event for event in published() if event.type == "message.created"]
+    assert event.user_id == ada.id
+    assert event.data["content"] == "Hi"
