@@ -28,6 +28,7 @@ import anyio
 
 from functions.chat import limits
 from functions.chat.models import ChatRequest
+from shared import events as shared_events
 from shared.auth.principal import Principal
 from shared.concurrency import complete_despite_cancellation, together
 from shared.errors import Conflict, DomainError, ValidationFailed
@@ -402,7 +403,12 @@ async def streaming(prepared: PreparedReply) -> AsyncIterator[AsyncIterator[Even
                 if prepared.tool_runner is not None:
                     await prepared.tool_runner.aclose()  # its MCP sessions end with the reply
             finally:
-                await prepared.user_message_stored()
+                try:
+                    await prepared.user_message_stored()
+                finally:
+                    # The chat app and the WebSocket and channels workers are no HTTP handler that flushes: what
+                    # storing the messages published (`message.created`...) is on the queue before the reply ends.
+                    await complete_despite_cancellation(asyncio.to_thread(shared_events.flush))
 
 
 @asynccontextmanager
