@@ -83,8 +83,6 @@ JOB_CONTEXTS: tuple[JobContext, ...] = (
     JobContext("agents", "functions.agents.jobs", (AGENTS,), frozenset({"export", "deletion"})),
     # The user's channels (secrets masked in the export) and their contact maps; their conversations are above.
     JobContext("channels", "functions.channels.jobs", (CHANNELS,), frozenset({"export", "deletion"})),
-    # The user's other jobs and their files (the deletion's own job record stays: admins see deletion jobs).
-    JobContext("jobs", "functions.jobs.userdata", (JOBS,), frozenset({"deletion"}), uses_export_bucket=True, last=True),
     # The user's audit log: exported; at deletion the events stay (append-only, the legal hold) and only the user's
     # data key is deleted, so their personal fields no longer open. Its task reads the log and may delete nothing
     # but keys. Late in the deletion, so events recorded while it runs are sealed with the key it then deletes.
@@ -98,6 +96,8 @@ JOB_CONTEXTS: tuple[JobContext, ...] = (
         partition_grants=(PartitionGrant(AUDIT, AUDIT_KEY_PREFIX, ("dynamodb:DeleteItem",)),),
         unsealed_secret_contexts=("audit",),
     ),
+    # The user's other jobs and their files (the deletion's own job record stays: admins see deletion jobs).
+    JobContext("jobs", "functions.jobs.userdata", (JOBS,), frozenset({"deletion"}), uses_export_bucket=True, last=True),
     # Deletion removes the identity after every other context is done (until then the account exists, refused, so
     # a failed deletion can be run again); the export's profile and settings come from it.
     JobContext("identity", "functions.identity.jobs", (IDENTITY,), frozenset({"export", "deletion"}), last=True),

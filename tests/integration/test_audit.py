@@ -45,7 +45,7 @@ def people(api: TestClient) -> dict[str, User]:
 
 
 def principal(user: User, roles: tuple[str, ...] = ("member",)) -> Principal:
-    return Principal(user_id=user.id, roles=roles, permissions=frozenset(), auth_type="access_token")
+    return Principal(user_id=user.id, roles=roles, permissions=frozenset(), auth_type="token")
 
 
 def recorded(action: str, **arguments: Any) -> Event:
@@ -63,7 +63,7 @@ def at(moment: datetime) -> str:
 
 def event_at(when: datetime, action: str, user: User, **data: Any) -> Event:
     """An audit event as `shared.audit` builds it, at a time of the test's choosing."""
-    body = {"action": action, "outcome": "success", "actor": {"userId": user.id, "authType": "access_token"},
+    body = {"action": action, "outcome": "success", "actor": {"userId": user.id, "authType": "token"},
             "requestId": "req-x", **data}  # fmt: skip
     return Event(type=action, data=body, user_id=user.id, kind="audit", at=at(when))
 
@@ -108,7 +108,7 @@ def test_a_recorded_event_reaches_its_users_log_in_the_apis_shape(api: TestClien
         "at": event.at,
         "action": "apikey.created",
         "outcome": "success",
-        "actor": {"userId": alice.id, "authType": "access_token", "ip": IP, "userAgent": AGENT},
+        "actor": {"userId": alice.id, "authType": "token", "ip": IP, "userAgent": AGENT},
         "target": {"type": "apikey", "id": "01KEY"},
         "requestId": event.data["requestId"],
         "details": {"name": "ci"},
@@ -245,7 +245,7 @@ def test_personal_fields_are_stored_encrypted_and_read_in_clear(api: TestClient,
     assert AGENT not in stored
     assert "alice@example.com" not in stored
     (shown,) = ours(items(api, STAGE, admin, userId=alice.id), event)
-    assert shown["actor"] == {"userId": admin.id, "authType": "access_token", "ip": IP, "userAgent": AGENT}
+    assert shown["actor"] == {"userId": admin.id, "authType": "token", "ip": IP, "userAgent": AGENT}
     assert shown["details"] == {"email": "alice@example.com", "roles": "member"}
 
 
@@ -271,13 +271,13 @@ def test_account_deletion_shreds_the_personal_fields_and_keeps_the_events_unchan
     after = raw_items(f"USER#{alice.id}")
     assert [item for item in after if item["eventId"]["S"] != late.id] == before
     found = {item["id"]: item for item in items(api, STAGE, admin, userId=alice.id)}
-    assert found[own.id]["actor"] == {"userId": alice.id, "authType": "access_token"}
+    assert found[own.id]["actor"] == {"userId": alice.id, "authType": "token"}
     assert found[own.id]["details"] == {"permissions": "ai.chat"}  # a name may name a person: it was sealed
     assert "details" not in found[invited.id]  # the email named her: it was sealed with her key
     assert found[invited.id]["actor"]["ip"] == IP  # the admin's address is the admin's, still there
-    assert found[requested.id]["actor"] == {"userId": alice.id, "authType": "access_token"}
+    assert found[requested.id]["actor"] == {"userId": alice.id, "authType": "token"}
     # Recorded after her key was gone: no new key was made, nothing personal kept.
-    assert found[late.id]["actor"] == {"userId": alice.id, "authType": "access_token"}
+    assert found[late.id]["actor"] == {"userId": alice.id, "authType": "token"}
     assert not [item for item in raw_items(f"KEY#{alice.id}") if item["sk"]["S"] == "KEY"]
     assert IP not in json.dumps([item for item in after if item["eventId"]["S"] == late.id])
 
