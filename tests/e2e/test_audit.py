@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -25,7 +26,7 @@ def test_a_login_shows_in_the_users_own_log_and_not_in_anyone_elses(http: httpx.
     body = response.json()
     user_id, auth = body["user"]["id"], {"authorization": f"Bearer {body['accessToken']}"}
 
-    logins: list[dict[str, object]] = []
+    logins: list[dict[str, Any]] = []
     deadline = time.monotonic() + WAIT_SECONDS
     while not logins and time.monotonic() < deadline:
         page = http.get("/api/v1/audit", params={"action": "user.login"}, headers=auth)
