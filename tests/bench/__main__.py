@@ -757,6 +757,11 @@ def main() -> None:
 
         report_agents()
         return
+    if sys.argv[1:] == ["audit"]:
+        from tests.bench.audit import report_audit
+
+        report_audit()
+        return
     if sys.argv[1:] == ["vectors"]:
         from tests.bench.vectors import report_vectors
 
@@ -775,6 +780,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "tests.bench", "agents"], cwd=ROOT, env=chat_env, check=True)
     subprocess.run([sys.executable, "-m", "tests.bench", "channels"], cwd=ROOT, env=chat_env, check=True)
     subprocess.run([sys.executable, "-m", "tests.bench", "vectors"], cwd=ROOT, env=chat_env, check=True)
+    subprocess.run([sys.executable, "-m", "tests.bench", "audit"], cwd=ROOT, env=chat_env, check=True)
 
 
 if __name__ == "__main__":
