@@ -27,7 +27,10 @@ _LATEST = "9999-12-31T23:59:59.999Z"
 
 def _at(moment: datetime) -> str:
     """A bound in the form every event's `at` takes (a time without a zone is UTC)."""
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # a zone that moves it out of the years datetime knows (0001-01-01T00:00+01:00)
+        raise ValidationFailed("`from` and `to` must be times between the years 1 and 9999") from None
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
