@@ -3,10 +3,12 @@ route changes or deletes an event."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BeforeValidator
 
 from functions.audit import service
 from functions.audit.models import AuditEvent
@@ -20,9 +22,19 @@ from shared.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 Cursor = Annotated[str | None, Query(max_length=2048)]
 Action = Annotated[str | None, Query(max_length=64)]
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _iso_8601(value: object) -> object:
+    """Only ISO 8601 text: pydantic would also take a number as seconds since 1970."""
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("must be an ISO 8601 date and time, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
 # ISO 8601; a time without a zone is UTC. Anything else is 422.
-From = Annotated[datetime | None, Query(alias="from")]
-To = Annotated[datetime | None, Query(alias="to")]
+From = Annotated[datetime | None, BeforeValidator(_iso_8601), Query(alias="from")]
+To = Annotated[datetime | None, BeforeValidator(_iso_8601), Query(alias="to")]
 UserId = Annotated[str | None, Query(alias="userId", min_length=1, max_length=64)]
 Auditor = Annotated[Principal, Depends(require_permission("audit.read"))]
 
