@@ -11,6 +11,8 @@ from typing import Literal
 from functions.jobs.contexts import JOB_CONTEXTS, WORKFLOWS, JobContext, Workflow
 from shared.tables import (
     AGENTS,
+    AUDIT,
+    AUDIT_KEY_PREFIX,
     CHANNELS,
     CHAT,
     CONVERSATIONS,
@@ -21,6 +23,7 @@ from shared.tables import (
     REALTIME,
     TABLES,
     WEBHOOKS,
+    PartitionGrant,
     TableSpec,
 )
 
@@ -116,6 +119,11 @@ class FunctionSpec:
     app: str | None = None
     tables: tuple[TableSpec, ...] = ()
     read_only_tables: tuple[TableSpec, ...] = ()
+    # Tables it may only add items to: exactly PutItem, nothing that changes or deletes an item (the audit log's
+    # writer). IAM cannot require the put's `attribute_not_exists` condition: the writer's code always sets it.
+    append_only_tables: tuple[TableSpec, ...] = ()
+    # Actions on the items of some partitions of a table only (dynamodb:LeadingKeys), beyond what `tables` grant.
+    partition_grants: tuple[PartitionGrant, ...] = ()
     # Tables the function may only describe (DescribeTable), never read: readiness checks.
     described_tables: tuple[TableSpec, ...] = ()
     reads_signing_keys: bool = False
@@ -562,6 +570,20 @@ WEBHOOKS_FUNCTION = FunctionSpec(
     memory_mb=512,
 )
 
+AUDIT_FUNCTION = FunctionSpec(
+    name="audit",
+    handler="functions.audit.handler.lambda_handler",
+    app="functions.audit.api:app",
+    description="The audit log: a user's own security events, the stage's for auditors",
+    routes=_routes(("GET", "/audit"), ("GET", "/admin/audit")),
+    # Read only: the events function's writer alone adds events, and nothing changes them.
+    read_only_tables=(AUDIT,),
+    # Opens the users' data keys, to show their events' personal fields.
+    unsealed_secret_contexts=("audit",),
+    checks_revocations=True,
+    memory_mb=512,
+)
+
 # Functions of the knowledge pipeline (infra.knowledge): invoked by S3 and asynchronously, serving no route.
 KNOWLEDGE_FUNCTIONS: tuple[FunctionSpec, ...] = (AGENTS_PROCESSOR_FUNCTION,)
 
@@ -578,6 +600,7 @@ HTTP_FUNCTIONS: tuple[FunctionSpec, ...] = (
     CHANNELS_FUNCTION,
     CHANNEL_WEBHOOKS_FUNCTION,
     WEBHOOKS_FUNCTION,
+    AUDIT_FUNCTION,
 )
 
 # Functions served by their own ASGI app (response streaming), outside the HTTP API.
@@ -683,6 +706,10 @@ EVENTS_FUNCTION = FunctionSpec(
     ),
     # The webhooks fan-out: reads the subscriptions an event reaches, puts one delivery item each.
     tables=(WEBHOOKS,),
+    # The audit writer: puts events (never changes one), reads and makes the users' data keys (sealed: "audit").
+    append_only_tables=(AUDIT,),
+    partition_grants=(PartitionGrant(AUDIT, AUDIT_KEY_PREFIX, ("dynamodb:Query",)),),
+    secret_contexts=("audit",),
     memory_mb=512,
     timeout_seconds=60,
 )
@@ -736,6 +763,9 @@ def job_task_function(context: JobContext) -> FunctionSpec:
         handler="functions.jobs.tasks.context_task",
         description=f"Jobs: the {context.name} context's pages of export, deletion, archiving",
         tables=context.tables,
+        read_only_tables=context.read_only_tables,
+        partition_grants=context.partition_grants,
+        unsealed_secret_contexts=context.unsealed_secret_contexts,
         uses_payload_bucket=context.uses_payload_bucket,
         export_bucket=grants,
         environment=(("JOB_CONTEXT", context.name),),
