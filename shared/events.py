@@ -2,11 +2,13 @@
 (API.md, Outbound webhooks) and the internal ones analytics counts (a reply finished, a connection opened).
 
 `publish` costs the request an append to an in-memory outbox: a sender thread of the container sends the outbox to
-the stage's events queue (SQS, `SendMessageBatch`) while the request goes on, and `flush` (the end of every
-invocation: `shared.http.handler`, the workers, a streamed reply's end) waits until it has, so a container frozen
-after its response loses nothing. The events function (`functions.events`) reads the queue and hands each event to
-its consumers: the audit writer, the analytics counters, the webhooks fan-out, each idempotent by event id (SQS
-delivers at least once).
+the stage's events queue (SQS, `SendMessageBatch`) while the request goes on. Nothing is lost to a container frozen
+after its response: an HTTP function's invocation ends with `end_of_invocation`, and the post-invocation extension
+(`shared.post_invocation`) empties the outbox after the response has gone, before Lambda may freeze the
+environment; the workers, jobs steps and a streamed reply's end, whose callers wait for no response, `flush` before
+they return. The events function (`functions.events`) reads the queue and hands each event to its consumers: the
+audit writer, the analytics counters, the webhooks fan-out, each idempotent by event id (SQS delivers at least
+once).
 """
 
 from __future__ import annotations
@@ -167,3 +169,23 @@ def flush(timeout: float = 10.0) -> bool:
     if not _outbox.unsent:
         return True
     return _outbox.flush(timeout)
+
+
+def send_after_responses() -> bool:
+    """In Lambda, empty the outbox after each response instead of before it (call at init: a handler module's
+    import). True if the post-invocation extension is registered."""
+    from shared import post_invocation
+
+    return post_invocation.register(_outbox.flush)
+
+
+def end_of_invocation() -> None:
+    """The handler is returning its response. With the post-invocation extension, the outbox is emptied after the
+    response has gone; locally nothing freezes and the sender thread goes on by itself; anywhere else (the
+    extension failed to register), it is emptied now."""
+    from shared import post_invocation
+
+    if post_invocation.active():
+        post_invocation.invocation_ended()
+    elif os.environ.get("LOCAL_MODE", "").lower() != "true":
+        flush()

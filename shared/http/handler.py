@@ -18,6 +18,8 @@ LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 def lambda_handler_for(app: FastAPI) -> LambdaHandler:
     adapter = Mangum(app, lifespan="off")
     traced: LambdaHandler | None = None
+    # Init: what a request publishes goes to the events queue after its response (shared.post_invocation).
+    events.send_after_responses()
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
     @metrics.log_metrics
@@ -30,7 +32,7 @@ def lambda_handler_for(app: FastAPI) -> LambdaHandler:
                 traced = tracer().capture_lambda_handler(adapter)
             return traced(event, context)
         finally:
-            # What the request published is on the events queue before the container may be frozen.
-            events.flush()
+            # What the request published reaches the events queue before the container may be frozen.
+            events.end_of_invocation()
 
     return handler
