@@ -11,6 +11,7 @@ from typing import Literal
 from functions.jobs.contexts import JOB_CONTEXTS, WORKFLOWS, JobContext, Workflow
 from shared.tables import (
     AGENTS,
+    ANALYTICS,
     CHANNELS,
     CHAT,
     CONVERSATIONS,
@@ -260,8 +261,12 @@ HEALTH_FUNCTION = FunctionSpec(
         ("GET", "/health/detailed"),
         ("GET", "/health/info"),
         public=True,
-    ),
+    )
+    # Today's counters for Prometheus: a scraper's API key needs analytics.read.
+    + _routes(("GET", "/health/metrics")),
     described_tables=TABLES,
+    read_only_tables=(ANALYTICS,),
+    checks_revocations=True,
     describes_signing_keys=True,
     memory_mb=256,
     timeout_seconds=10,
@@ -540,6 +545,23 @@ AGENTS_PROCESSOR_FUNCTION = FunctionSpec(
 # Functions of the knowledge pipeline (infra.knowledge): invoked by S3 and asynchronously, serving no route.
 KNOWLEDGE_FUNCTIONS: tuple[FunctionSpec, ...] = (AGENTS_PROCESSOR_FUNCTION,)
 
+ANALYTICS_FUNCTION = FunctionSpec(
+    name="analytics",
+    handler="functions.analytics.handler.lambda_handler",
+    app="functions.analytics.api:app",
+    description="The stage's dashboard and breakdowns, read from the per-day counters",
+    routes=_routes(
+        ("GET", "/analytics/dashboard"),
+        ("GET", "/analytics/models"),
+        ("GET", "/analytics/agents"),
+        ("GET", "/analytics/channels"),
+        ("GET", "/analytics/conversations"),
+    ),
+    read_only_tables=(ANALYTICS,),
+    checks_revocations=True,
+    memory_mb=512,
+)
+
 # Functions that serve routes, in the order CDK creates them.
 HTTP_FUNCTIONS: tuple[FunctionSpec, ...] = (
     IDENTITY_FUNCTION,
@@ -552,6 +574,7 @@ HTTP_FUNCTIONS: tuple[FunctionSpec, ...] = (
     AGENTS_FUNCTION,
     CHANNELS_FUNCTION,
     CHANNEL_WEBHOOKS_FUNCTION,
+    ANALYTICS_FUNCTION,
 )
 
 # Functions served by their own ASGI app (response streaming), outside the HTTP API.
@@ -651,6 +674,8 @@ EVENTS_FUNCTION = FunctionSpec(
     handler="functions.events.handler.lambda_handler",
     description="Events of every context: the audit log's writer, the analytics counters, the webhooks fan-out",
     queues=(QueueAccess(EVENTS_QUEUE, "consume"),),
+    # The analytics counters: TransactWriteItems of markers and ADDs (functions.analytics.store).
+    tables=(ANALYTICS,),
     memory_mb=512,
     timeout_seconds=60,
 )
