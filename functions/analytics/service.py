@@ -215,7 +215,11 @@ def metrics_text(stage: str) -> str:
             for dimension, sum_ in sorted(by_model.items())
         ],
     )  # fmt: skip
-    family("stratus_websocket_connections_open", "WebSocket connections open now.", [({}, max(open_connections, 0))])
+    family(
+        "stratus_websocket_connections_open",
+        "WebSocket connections open now.",
+        [({}, max(open_connections, Decimal(0)))],
+    )
     family(
         "stratus_jobs_today",
         "Jobs today (UTC): started, finished, failed.",

@@ -53,11 +53,11 @@ def day_pk(day: str, shard: int) -> str:
     return f"DAY#{day}#{shard}"
 
 
-def _number(value: int | Decimal) -> dict[str, str]:
+def _number(value: int) -> dict[str, str]:
     return {"N": str(int(value))}
 
 
-def _update(pk: str, sk: str, figures: dict[str, int | Decimal], names: dict[str, str] | None = None) -> dict[str, Any]:
+def _update(pk: str, sk: str, figures: dict[str, int], names: dict[str, str] | None = None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     attribute_names: dict[str, str] = {}
     adds = []

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from functions.channels import platforms
 from functions.channels.models import InboundMessage
 from shared.errors import DomainError
+from shared.events import flush as flush_events
 from shared.lazy import LazyModule
 from shared.observability import logger
 
@@ -50,10 +51,13 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         group = str((record.get("attributes") or {}).get("MessageGroupId") or record["messageId"])
         groups.setdefault(group, []).append(record)
     failures: list[str] = []
-    if groups:
-        with ThreadPoolExecutor(max_workers=min(len(groups), MAX_PARALLEL_CONTACTS)) as pool:
-            for failed in pool.map(_answer_group, groups.values()):
-                failures += failed
+    try:
+        if groups:
+            with ThreadPoolExecutor(max_workers=min(len(groups), MAX_PARALLEL_CONTACTS)) as pool:
+                for failed in pool.map(_answer_group, groups.values()):
+                    failures += failed
+    finally:
+        flush_events()  # the replies' `reply.completed`, on the queue before the container may freeze
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}
 
 

@@ -21,9 +21,7 @@ from shared.observability import logger
 Consumer = Callable[[Sequence[Event]], Iterable[str]]
 
 # "module:function" of each consumer, in the order they take a batch.
-CONSUMERS: tuple[str, ...] = (
-    "functions.analytics.consumer:consume",
-)
+CONSUMERS: tuple[str, ...] = ("functions.analytics.consumer:consume",)
 
 
 @cache

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from functions.jobs import files
 from functions.jobs.contexts import job_contexts
 from functions.jobs.errors import JobInputError
+from shared import events
 from shared.lazy import LazyModule
 from shared.observability import logger
 
@@ -36,7 +37,16 @@ def lambda_handler(event: dict[str, Any], _: Any) -> dict[str, Any]:
     step = _STEPS.get(event.get("action", ""))
     if step is None:
         raise ValueError(f"unknown step {event.get('action')!r}")
-    return step(event)
+    try:
+        return step(event)
+    finally:
+        events.flush()  # the job's `job.started` / `job.finished`, on the queue before the container may freeze
+
+
+def _publish_job(type_: str, job_id: str, kind: str, user_id: str | None, **data: Any) -> None:
+    """`job.started` / `job.finished` for the analytics counters, named by the job: a step run twice (Step
+    Functions retries) publishes the same event, counted once."""
+    events.publish(type_, {"jobId": job_id, "kind": kind, **data}, user_id=user_id, event_id=f"{type_}-{job_id}")
 
 
 def begin(event: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +56,8 @@ def begin(event: dict[str, Any]) -> dict[str, Any]:
         store.create_job(store.new_job(job_id, "archive", None))
     contexts = [context.name for context in job_contexts(kind)]
     # An import is one loop of pages over the importing contexts together, not a map over them.
-    store.begin(job_id, contexts, contexts_running=kind == "import")
+    if store.begin(job_id, contexts, contexts_running=kind == "import"):
+        _publish_job("job.started", job_id, kind, event.get("userId"))
     return {}
 
 
@@ -144,6 +155,7 @@ def finish(event: dict[str, Any]) -> dict[str, Any]:
     ended = store.finish(event["jobId"])
     if ended is not None:
         store.release_lock(ended)
+        _publish_job("job.finished", ended.job_id, ended.kind, ended.user_id, status="succeeded")
     return {}
 
 
@@ -161,6 +173,7 @@ def fail(event: dict[str, Any]) -> dict[str, Any]:
     ended = store.fail(event["jobId"], code, message, event.get("context"))
     if ended is not None:
         store.release_lock(ended)
+        _publish_job("job.finished", ended.job_id, ended.kind, ended.user_id, status="failed")
     return {}
 
 

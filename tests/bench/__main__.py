@@ -762,6 +762,11 @@ def main() -> None:
 
         report_vectors()
         return
+    if sys.argv[1:] == ["analytics"]:
+        from tests.bench.analytics import report_analytics
+
+        report_analytics()
+        return
     env = bench_environment()
     print(f"Stratus bench: Python {sys.version.split()[0]}, {os.cpu_count()} cores")
     report_imports(env)
@@ -775,6 +780,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "tests.bench", "agents"], cwd=ROOT, env=chat_env, check=True)
     subprocess.run([sys.executable, "-m", "tests.bench", "channels"], cwd=ROOT, env=chat_env, check=True)
     subprocess.run([sys.executable, "-m", "tests.bench", "vectors"], cwd=ROOT, env=chat_env, check=True)
+    subprocess.run([sys.executable, "-m", "tests.bench", "analytics"], cwd=ROOT, env=chat_env, check=True)
 
 
 if __name__ == "__main__":
