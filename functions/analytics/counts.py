@@ -69,7 +69,10 @@ def day_of(event: Event) -> str:
 
 
 def is_activity(event: Event) -> bool:
-    """Whether the event makes its user one of the day's active users."""
+    """Whether the event makes its user one of the day's active users: not a failed audit action (a wrong password
+    typed against someone's account is not that user's activity)."""
+    if event.kind == "audit" and event.data.get("outcome") == "failure":
+        return False
     return event.user_id is not None and event.type not in _NOT_ACTIVITY
 
 

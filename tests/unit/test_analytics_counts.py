@@ -36,6 +36,8 @@ def test_unknown_types_count_nothing_and_aggregates_make_no_one_active() -> None
     assert increments(requests).figures == {"STAGE": {"requests": 3, "errors": 1}}
     assert not is_activity(requests)
     assert not is_activity(Event(type="connection.closed", data={}, user_id="u"))
+    assert not is_activity(Event(type="user.login", data={"outcome": "failure"}, user_id="u", kind="audit"))
+    assert is_activity(Event(type="user.login", data={"outcome": "success"}, user_id="u", kind="audit"))
 
 
 def test_bad_figures_count_as_nothing_rather_than_failing_the_batch() -> None:
