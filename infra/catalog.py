@@ -193,6 +193,8 @@ IDENTITY_FUNCTION = FunctionSpec(
     )
     + _routes(
         ("POST", "/auth/logout"),
+        ("GET", "/auth/sessions"),
+        ("DELETE", "/auth/sessions/{sessionId}"),
         ("GET", "/auth/me"),
         ("GET", "/auth/verify"),
         ("GET", "/users/profile"),

@@ -75,6 +75,7 @@ def aws() -> Iterator[None]:
     from botocore.client import BaseClient
     from moto import mock_aws
 
+    from functions.channels.service import forget_trusted_channels
     from functions.chat.limits import forget_stage_spend
     from functions.chat.tools import forget_enabled_servers
     from infra.catalog import AGENTS_PROCESSOR_FUNCTION
@@ -116,6 +117,7 @@ def aws() -> Iterator[None]:
         forget_key_ring()
         forget_revocations()
         forget_stage_spend()
+        forget_trusted_channels()
         forget_opened_secrets()
         forget_enabled_servers()
         environment = provision_stage(TEST_STAGE)

@@ -29,6 +29,8 @@ from functions.agents.models import (
     SearchRequest,
     SearchResult,
 )
+from shared import audit
+from shared.audit import Target
 from shared.auth.principal import Principal
 from shared.errors import Conflict, DomainError, ValidationFailed
 from shared.ids import is_id, new_id
@@ -161,6 +163,13 @@ def snippet_of(text: str) -> str:
 
 
 def create_agent(principal: Principal, request: AgentCreate) -> AgentPublic:
+    with audit.recorded("agent.created", actor=principal, details={"name": request.name}) as entry:
+        created = _create_agent(principal, request)
+        entry.target = Target("agent", created.agent_id)
+    return created
+
+
+def _create_agent(principal: Principal, request: AgentCreate) -> AgentPublic:
     principal.require(MANAGE)
     _check_mcp_servers(principal, request.mcp_servers)
     settings = {
@@ -188,6 +197,12 @@ def get_agent(principal: Principal, agent_id: str) -> AgentPublic:
 
 
 def update_agent(principal: Principal, agent_id: str, update: AgentUpdate) -> AgentPublic:
+    details = {"fields": " ".join(sorted(update.model_fields_set))}
+    with audit.recorded("agent.updated", actor=principal, target=Target("agent", agent_id), details=details):
+        return _update_agent(principal, agent_id, update)
+
+
+def _update_agent(principal: Principal, agent_id: str, update: AgentUpdate) -> AgentPublic:
     principal.require(MANAGE)
     record = _agent(agent_id)
     sent = update.model_fields_set
@@ -215,9 +230,10 @@ def delete_agent(principal: Principal, agent_id: str) -> None:
     """The agent, then everything it holds: its index (one DeleteIndex per generation it had), its documents'
     objects and their items. A run processing one of them meanwhile finds the agent gone and cleans up after
     itself (functions.agents.processing)."""
-    principal.require(MANAGE)
-    record = _agent(agent_id)
-    store.delete_agent(record)
+    with audit.recorded("agent.deleted", actor=principal, target=Target("agent", agent_id)):
+        principal.require(MANAGE)
+        record = _agent(agent_id)
+        store.delete_agent(record)
     for generation in range(1, int(record.index_generation or 0) + 1):
         vectors.delete_index(vectors.index_name(agent_id, generation))
     objects = store.delete_objects_under(store.object_key(agent_id, ""))

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,8 @@ from functions.channels.models import (
     InboundMessage,
     config_for,
 )
+from shared import audit
+from shared.audit import Target
 from shared.auth.principal import Principal
 from shared.errors import NotFound, ValidationFailed
 from shared.ids import is_id, new_id
@@ -52,6 +56,12 @@ HINT_MIN_LENGTH = 16
 _MASK_PREFIX = MASK[:4]
 # SendMessageBatch takes ten entries.
 QUEUE_BATCH = 10
+# How long a container trusts a channel it read for a webhook: a platform delivers in bursts, and every delivery
+# would otherwise cost a read before its acknowledgement. A delivery that fails verification against what is
+# trusted reads the channel again (a secret just rotated is accepted at once); the worker reads the channel itself
+# before answering (one deleted or disabled in these seconds answers nothing).
+WEBHOOK_CHANNEL_SECONDS = 30.0
+_WEBHOOK_CHANNELS_KEPT = 1024
 
 
 # The registry -----------------------------------------------------------------------------------------------
@@ -72,6 +82,14 @@ def _check_agent(principal: Principal, agent_id: str | None) -> None:
 
 
 def create_channel(principal: Principal, request: ChannelCreate) -> ChannelPublic:
+    details = {"name": request.name, "type": request.type}
+    with audit.recorded("channel.created", actor=principal, details=details) as entry:
+        created = _create_channel(principal, request)
+        entry.target = Target("channel", created.id)
+    return created
+
+
+def _create_channel(principal: Principal, request: ChannelCreate) -> ChannelPublic:
     principal.require(MANAGE)
     _check_agent(principal, request.agent_id)
     channel_id = new_id()
@@ -102,6 +120,13 @@ def get_channel(principal: Principal, channel_id: str) -> ChannelPublic:
 
 
 def update_channel(principal: Principal, channel_id: str, update: ChannelUpdate) -> ChannelPublic:
+    # The fields sent, by name: a config's tokens are never recorded.
+    details = {"fields": " ".join(sorted(update.model_fields_set))}
+    with audit.recorded("channel.updated", actor=principal, target=Target("channel", channel_id), details=details):
+        return _update_channel(principal, channel_id, update)
+
+
+def _update_channel(principal: Principal, channel_id: str, update: ChannelUpdate) -> ChannelPublic:
     record = _owned(principal, channel_id)
     changes: dict[str, Any] = {}
     if update.name is not None:
@@ -130,7 +155,8 @@ def update_channel(principal: Principal, channel_id: str, update: ChannelUpdate)
 
 
 def delete_channel(principal: Principal, channel_id: str) -> None:
-    store.delete_channels([_owned(principal, channel_id)])
+    with audit.recorded("channel.deleted", actor=principal, target=Target("channel", channel_id)):
+        store.delete_channels([_owned(principal, channel_id)])
     logger.info("Channel deleted", extra={"channelId": channel_id})
 
 
@@ -216,35 +242,81 @@ def exported_channel(record: ChannelRecord) -> dict[str, Any]:
 # Webhooks ---------------------------------------------------------------------------------------------------
 
 
-def _channel_for_webhook(channel_type: str, channel_id: str) -> ChannelRecord | None:
-    record = store.get_channel(channel_id) if is_id(channel_id) else None
+class _TrustedChannels:
+    """Channels read for webhooks, kept `WEBHOOK_CHANNEL_SECONDS` per container (unknown ids are never kept)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[float, ChannelRecord]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, channel_id: str, *, fresh: bool = False) -> ChannelRecord | None:
+        now = time.monotonic()
+        with self._lock:
+            kept = None if fresh else self._kept.get(channel_id)
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        record = store.get_channel(channel_id)
+        with self._lock:
+            if record is None:
+                self._kept.pop(channel_id, None)
+                return None
+            if len(self._kept) >= _WEBHOOK_CHANNELS_KEPT:
+                self._kept = {key: value for key, value in self._kept.items() if value[0] > now}
+            self._kept[channel_id] = (now + WEBHOOK_CHANNEL_SECONDS, record)
+        return record
+
+    def forget(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+
+_trusted_channels = _TrustedChannels()
+
+
+def forget_trusted_channels() -> None:
+    """Tests: a new stage's channels are not the last one's."""
+    _trusted_channels.forget()
+
+
+def _channel_for_webhook(channel_type: str, channel_id: str, *, fresh: bool = False) -> ChannelRecord | None:
+    record = _trusted_channels.get(channel_id, fresh=fresh) if is_id(channel_id) else None
     return record if record is not None and record.type == channel_type else None
+
+
+def _verified(channel_type: str, record: ChannelRecord, body: bytes, headers: Mapping[str, str]) -> bool:
+    secrets = channel_secrets(record)
+    if channel_type == "telegram":
+        return platforms.secret_token_valid(headers.get("x-telegram-bot-api-secret-token"), secrets["secretToken"])
+    return platforms.meta_signature_valid(body, headers.get("x-hub-signature-256"), secrets["appSecret"])
 
 
 def subscription_challenge(channel_type: str, channel_id: str, mode: str | None, token: str | None) -> bool:
     """Meta's subscription check: `hub.mode=subscribe` with the channel's verify token."""
-    record = _channel_for_webhook(channel_type, channel_id)
-    if record is None or mode != "subscribe" or token is None:
+    if mode != "subscribe" or token is None:
         return False
-    return platforms.secret_token_valid(token, channel_secrets(record)["verifyToken"])
+    record = _channel_for_webhook(channel_type, channel_id, fresh=True)
+    return record is not None and platforms.secret_token_valid(token, channel_secrets(record)["verifyToken"])
 
 
 def accept_delivery(channel_type: str, channel_id: str, body: bytes, headers: Mapping[str, str]) -> bool:
     """Verify a delivery (False: refuse it, nothing stored or queued), then queue its text messages. An unknown
     channel is refused like a bad signature, so ids cannot be probed."""
     record = _channel_for_webhook(channel_type, channel_id)
+    verified = record is not None and _verified(channel_type, record, body, headers)
+    if record is not None and not verified:
+        # Perhaps a secret changed since this container read the channel: what is stored now decides.
+        record = _channel_for_webhook(channel_type, channel_id, fresh=True)
+        verified = record is not None and _verified(channel_type, record, body, headers)
     if record is None:
         return False
-    secrets = channel_secrets(record)
-    if channel_type == "telegram":
-        verified = platforms.secret_token_valid(headers.get("x-telegram-bot-api-secret-token"), secrets["secretToken"])
-    else:
-        verified = platforms.meta_signature_valid(body, headers.get("x-hub-signature-256"), secrets["appSecret"])
     if not verified:
         logger.warning("A webhook delivery failed verification", extra={"channelId": channel_id})
         return False
     if not record.enabled:
-        return True
+        # Perhaps enabled since this container read it: a message is dropped only for what is stored now.
+        record = _channel_for_webhook(channel_type, channel_id, fresh=True)
+        if record is None or not record.enabled or not _verified(channel_type, record, body, headers):
+            return True
     try:
         payload = json.loads(body)
     except ValueError:

@@ -24,6 +24,7 @@ from functions.identity.models import (
     RoleCreate,
     RolePublic,
     RolesUpdate,
+    SessionPublic,
     SettingsUpdate,
     TokenStatus,
     UserPublic,
@@ -45,7 +46,10 @@ REFRESH_COOKIE_PATH = "/api/v1/auth"
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 Cursor = Annotated[str | None, Query(max_length=2048)]
 RefreshCookie = Annotated[str | None, Cookie(alias=REFRESH_COOKIE)]
-Admin = Annotated[Principal, Depends(require_permission("users.manage"))]
+Admin = Annotated[Principal, Depends(require_permission(service.USERS_MANAGE))]
+# An administrative change checks `users.manage` in the service, inside what the audit log records: a refused
+# attempt is an event too.
+AdminChange = CurrentPrincipal
 
 public = APIRouter(prefix="/api/v1", tags=["auth"])
 auth = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -141,6 +145,28 @@ def logout(principal: CurrentPrincipal, cookie: RefreshCookie = None, body: Refr
     return response
 
 
+@auth.get("/sessions", response_model=Page[SessionPublic], responses=refusals(400))
+def list_sessions(
+    principal: CurrentPrincipal, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
+) -> Page[SessionPublic]:
+    items, next_cursor = service.list_sessions(principal, limit, cursor)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@auth.delete(
+    "/sessions/{sessionId}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=refusals(404, meaning={404: "No signed-in session of yours has this id (`session_not_found`)"}),
+)
+def revoke_session(
+    principal: CurrentPrincipal, session_id: Annotated[str, Path(alias="sessionId", max_length=26)]
+) -> Response:
+    """Sign that session out: its refresh token and its access tokens are refused from now on."""
+    service.revoke_session(principal, session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @auth.get("/me", response_model=UserPublic)
 def me(principal: CurrentPrincipal) -> UserPublic:
     return service.profile(principal.user_id)
@@ -212,7 +238,7 @@ def create_key(principal: CurrentPrincipal, body: ApiKeyCreate) -> ApiKeyCreated
 
 @api_keys.delete("/{keyId}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses=refusals(404))
 def revoke_key(principal: CurrentPrincipal, key_id: Annotated[str, Path(alias="keyId", max_length=26)]) -> Response:
-    service.revoke_api_key(principal.user_id, key_id)
+    service.revoke_api_key(principal, key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -226,20 +252,20 @@ def list_users(_: Admin, limit: Limit = DEFAULT_PAGE_SIZE, cursor: Cursor = None
 
 
 @admin.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserPublic, responses=refusals(403, 409))
-def invite_user(_: Admin, body: InviteUserRequest) -> UserPublic:
-    return service.invite_user(body)
+def invite_user(principal: AdminChange, body: InviteUserRequest) -> UserPublic:
+    return service.invite_user(principal, body)
 
 
 @admin.put("/users/{userId}/roles", response_model=UserPublic, responses=refusals(403, 404, 409))
 def set_roles(
-    principal: Admin, user_id: Annotated[str, Path(alias="userId", max_length=26)], body: RolesUpdate
+    principal: AdminChange, user_id: Annotated[str, Path(alias="userId", max_length=26)], body: RolesUpdate
 ) -> UserPublic:
     return service.set_roles(principal, user_id, body.roles)
 
 
 @admin.put("/users/{userId}/status", response_model=UserPublic, responses=refusals(403, 404, 409))
 def set_status(
-    principal: Admin, user_id: Annotated[str, Path(alias="userId", max_length=26)], body: UserStatusUpdate
+    principal: AdminChange, user_id: Annotated[str, Path(alias="userId", max_length=26)], body: UserStatusUpdate
 ) -> UserPublic:
     return service.set_status(principal, user_id, body.status)
 
@@ -250,8 +276,8 @@ def list_roles(_: Admin) -> Page[RolePublic]:
 
 
 @admin.post("/roles", status_code=status.HTTP_201_CREATED, response_model=RolePublic, responses=refusals(403, 409))
-def create_role(_: Admin, body: RoleCreate) -> RolePublic:
-    return service.create_role(body)
+def create_role(principal: AdminChange, body: RoleCreate) -> RolePublic:
+    return service.create_role(principal, body)
 
 
 @admin.delete(
@@ -260,8 +286,8 @@ def create_role(_: Admin, body: RoleCreate) -> RolePublic:
     response_class=Response,
     responses=refusals(403, 404, 409),
 )
-def delete_role(_: Admin, role_name: Annotated[str, Path(alias="roleName", max_length=40)]) -> Response:
-    service.delete_role(role_name)
+def delete_role(principal: AdminChange, role_name: Annotated[str, Path(alias="roleName", max_length=40)]) -> Response:
+    service.delete_role(principal, role_name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

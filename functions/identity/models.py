@@ -92,6 +92,18 @@ class TokenStatus(ApiModel):
     auth_type: Literal["token", "api_key"]
 
 
+class SessionPublic(ApiModel):
+    """A signed-in session (a refresh-token family): where it was last used from, and whether the caller's
+    credential is from it."""
+
+    session_id: str
+    created_at: datetime
+    last_used_at: datetime
+    user_agent: str | None
+    ip: str | None
+    current: bool
+
+
 class ProfileUpdate(ApiModel):
     name: Name | None = None
     avatar_url: Annotated[str, StringConstraints(pattern=r"^https://\S+$", max_length=2048)] | None = None

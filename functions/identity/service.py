@@ -10,6 +10,7 @@ import importlib
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -23,11 +24,14 @@ from functions.identity.models import (
     ProfileUpdate,
     RoleCreate,
     RolePublic,
+    SessionPublic,
     SettingsUpdate,
     UserPublic,
     UserSettings,
 )
 from functions.identity.notifier import notifier
+from shared import audit
+from shared.audit import DetailValue, Target
 from shared.auth.principal import (
     ALL_PERMISSIONS,
     BUILTIN_ROLES,
@@ -39,23 +43,26 @@ from shared.auth.principal import (
 from shared.errors import (
     BadRequest,
     Conflict,
+    DomainError,
     Forbidden,
     NotFound,
     RateLimited,
     Unauthorized,
     ValidationFailed,
 )
-from shared.ids import new_id
+from shared.ids import is_id, new_id
 from shared.lazy import LazyModule
+from shared.request_context import current_origin
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
     from functions.identity import store
-    from functions.identity.store import ApiKeyRecord, LoginFailureRecord, UserRecord
+    from functions.identity.store import ApiKeyRecord, LoginFailureRecord, SessionRecord, UserRecord
 else:
     store = LazyModule("functions.identity.store")
 
 BAD_CREDENTIALS = "The email or password is wrong"
+USERS_MANAGE = "users.manage"
 
 
 @dataclass(frozen=True)
@@ -63,13 +70,19 @@ class SignedIn:
     body: AuthResponse
     refresh_token: str
     refresh_expires_at: int
+    session_id: str
 
 
 # Accounts and sessions ------------------------------------------------------------------------------------
 
 
 def register(email: str, password: str, name: str | None) -> SignedIn:
-    """Create an account and sign it in. The stage's first account becomes its admin."""
+    """Create an account and sign it in. The stage's first account becomes its admin. Recorded as
+    `user.registered` alone: the sign-in that comes with it is no second event."""
+    return _recorded_sign_in("user.registered", hash_email(email), None, lambda: _register(email, password, name))
+
+
+def _register(email: str, password: str, name: str | None) -> SignedIn:
     passwords.check_policy(password)
     settings = get_settings()
     password_hash = passwords.hash_password(password, settings.password_hash_cost)
@@ -91,21 +104,64 @@ def register(email: str, password: str, name: str | None) -> SignedIn:
 
 
 def login(email: str, password: str) -> SignedIn:
-    """Sign in; a wrong password and an unknown email are indistinguishable, in answer and in time."""
-    settings = get_settings()
+    """Sign in; a wrong password and an unknown email are indistinguishable, in answer and in time. A failed
+    attempt is recorded in the log of the account the email names, if one does (the email hashed, as the
+    lockout counts it)."""
     email_hash = hash_email(email)
-    failures = _failures_below_lockout(email_hash)
     user = store.find_user_by_email(email)
+    owner_id = user.user_id if user is not None else None
+    return _recorded_sign_in("user.login", email_hash, owner_id, lambda: _login(email_hash, user, password))
+
+
+def _login(email_hash: str, user: UserRecord | None, password: str) -> SignedIn:
+    settings = get_settings()
+    failures = _failures_below_lockout(email_hash)
     stored_hash = user.password_hash if user is not None and user.password_hash else None
     matches = passwords.verify_password(password, stored_hash or passwords.decoy_hash(settings.password_hash_cost))
     if user is None or stored_hash is None or not matches or user.status != "active":
-        store.record_login_failure(email_hash, settings.login_lockout_seconds)
+        _count_failed_sign_in(email_hash, user.user_id if user is not None else None)
         raise Unauthorized(BAD_CREDENTIALS, code="invalid_credentials")
     if failures is not None:
         store.clear_login_failures(email_hash)
     if passwords.needs_rehash(stored_hash, settings.password_hash_cost):
         store.update_user(user, password_hash=passwords.hash_password(password, settings.password_hash_cost))
     return _sign_in(user)
+
+
+def _recorded_sign_in(action: str, email_hash: str, owner_id: str | None, sign_in: Callable[[], SignedIn]) -> SignedIn:
+    """Record a sign-up or sign-in: by the user now signed in, or a failure with no actor (whoever tried is no
+    one the stage knows), in the log of `owner_id` when the email names an account."""
+    details: dict[str, DetailValue] = {"emailHash": email_hash}
+    try:
+        signed_in = sign_in()
+    except DomainError as error:
+        audit.record(
+            action, outcome="failure", user_id=owner_id, target=_user_target(owner_id),
+            details={**details, "error": error.error_code},
+        )  # fmt: skip
+        raise
+    user = signed_in.body.user
+    actor = Principal(
+        user_id=user.id, roles=tuple(user.roles), permissions=frozenset(), auth_type="token",
+        session_id=signed_in.session_id,
+    )  # fmt: skip
+    audit.record(action, actor=actor, target=Target("user", user.id), details=details)
+    return signed_in
+
+
+def _user_target(user_id: str | None) -> Target | None:
+    return Target("user", user_id) if user_id else None
+
+
+def _count_failed_sign_in(email_hash: str, user_id: str | None) -> None:
+    """Count a wrong password towards the email's lockout; the failure that locks it is recorded `user.locked`."""
+    settings = get_settings()
+    failures = store.record_login_failure(email_hash, settings.login_lockout_seconds)
+    if failures == settings.login_max_failures:
+        audit.record(
+            "user.locked", user_id=user_id, target=_user_target(user_id),
+            details={"emailHash": email_hash, "failures": failures, "lockedSeconds": settings.login_lockout_seconds},
+        )  # fmt: skip
 
 
 def _failures_below_lockout(email_hash: str) -> LoginFailureRecord | None:
@@ -133,18 +189,31 @@ def refresh(refresh_token: str) -> SignedIn:
     if session is None or session.revoked:
         raise Unauthorized("This session has ended; sign in again", code="session_revoked")
     if session.current_jti != jti:
-        store.revoke_session(user_id, family_id)
-        raise Unauthorized(
-            "This refresh token was already used; the session is now closed", code="refresh_token_reused"
-        )
+        raise _reused(user_id, family_id)
     user = _active_user(user_id)
     next_refresh = issue_token(key_ring(), settings, token_type="refresh", subject=user_id, claims={"sid": family_id})
-    if not store.rotate_session(session, spent_jti=jti, next_jti=next_refresh.jti, expires_at=next_refresh.expires_at):
-        store.revoke_session(user_id, family_id)
-        raise Unauthorized(
-            "This refresh token was already used; the session is now closed", code="refresh_token_reused"
-        )
+    origin = current_origin()
+    rotated = store.rotate_session(
+        session, spent_jti=jti, next_jti=next_refresh.jti, expires_at=next_refresh.expires_at,
+        user_agent=origin.user_agent, ip=origin.ip,
+    )  # fmt: skip
+    if not rotated:
+        raise _reused(user_id, family_id)
     return _signed_in(user, family_id, next_refresh.token, next_refresh.expires_at)
+
+
+def _reused(user_id: str, family_id: str) -> Unauthorized:
+    """A spent refresh token presented again: the family is closed, and the log of its user says so (a refused
+    attempt by someone holding a copy: `failure`, no actor)."""
+    store.revoke_session(user_id, family_id)
+    refused = Unauthorized(
+        "This refresh token was already used; the session is now closed", code="refresh_token_reused"
+    )
+    audit.record(
+        "session.refresh_reused", outcome="failure", user_id=user_id, target=Target("session", family_id),
+        details={"error": refused.error_code},
+    )  # fmt: skip
+    return refused
 
 
 def logout(principal: Principal, refresh_token: str | None) -> None:
@@ -160,8 +229,36 @@ def logout(principal: Principal, refresh_token: str | None) -> None:
             claims = {}
         if claims.get("sub") == principal.user_id:
             family_id = str(claims.get("sid") or family_id)
-    if family_id:
-        store.revoke_session(principal.user_id, family_id)
+    with audit.recorded("user.logout", actor=principal, target=Target("session", family_id) if family_id else None):
+        if family_id:
+            store.revoke_session(principal.user_id, family_id)
+
+
+def list_sessions(principal: Principal, limit: int, cursor: str | None) -> tuple[list[SessionPublic], str | None]:
+    """The caller's signed-in sessions, newest first; the one their credential is from is `current`."""
+    records, next_cursor = store.active_sessions(principal.user_id, limit=limit, cursor=cursor)
+    return [_public_session(record, principal.session_id) for record in records], next_cursor
+
+
+def revoke_session(principal: Principal, session_id: str) -> None:
+    """Sign one of the caller's sessions out, as logging out of it would: its refresh token and its access tokens
+    are refused from now on. Another user's session, like an unknown one, is not found."""
+    with audit.recorded("session.revoked", actor=principal, target=Target("session", session_id)):
+        session = store.get_session(principal.user_id, session_id) if is_id(session_id) else None
+        if session is None or session.revoked:
+            raise NotFound("Session not found", code="session_not_found")
+        store.revoke_session(principal.user_id, session_id)
+
+
+def _public_session(record: SessionRecord, current_session_id: str | None) -> SessionPublic:
+    return SessionPublic(
+        session_id=record.family_id,
+        created_at=record.created_at,
+        last_used_at=record.last_used_at or record.created_at,
+        user_agent=record.user_agent,
+        ip=record.ip,
+        current=record.family_id == current_session_id,
+    )
 
 
 def _sign_in(user: UserRecord) -> SignedIn:
@@ -172,7 +269,10 @@ def _sign_in(user: UserRecord) -> SignedIn:
     issued = issue_token(
         key_ring(), get_settings(), token_type="refresh", subject=user.user_id, claims={"sid": family_id}
     )
-    store.start_session(user.user_id, family_id, issued.jti, issued.expires_at)
+    origin = current_origin()
+    store.start_session(
+        user.user_id, family_id, issued.jti, issued.expires_at, user_agent=origin.user_agent, ip=origin.ip
+    )
     return _signed_in(user, family_id, issued.token, issued.expires_at)
 
 
@@ -192,7 +292,7 @@ def _signed_in(user: UserRecord, family_id: str, refresh_token: str, refresh_exp
         refresh_token=refresh_token,
         expires_in=settings.access_token_ttl_seconds,
     )
-    return SignedIn(body, refresh_token, refresh_expires_at)
+    return SignedIn(body, refresh_token, refresh_expires_at, family_id)
 
 
 # Password reset and invitations ---------------------------------------------------------------------------
@@ -201,16 +301,27 @@ def _signed_in(user: UserRecord, family_id: str, refresh_token: str, refresh_exp
 def forgot_password(email: str) -> None:
     """Send a one-time reset token if the account exists; the answer is the same either way."""
     user = store.find_user_by_email(email)
-    if user is not None:
-        _send_reset(user, invitation=False)
+    details: dict[str, DetailValue] = {"emailHash": hash_email(email)}
+    if user is None:
+        # The answer says nothing; the stage's log does.
+        audit.record("password.reset_requested", outcome="failure", details={**details, "error": "user_not_found"})
+        return
+    _send_reset(user, invitation=False)
+    audit.record("password.reset_requested", user_id=user.user_id, target=_user_target(user.user_id), details=details)
 
 
 def reset_password(token: str, password: str) -> None:
     """Set a new password with a one-time token; every existing session of the account ends."""
-    passwords.check_policy(password)
-    user_id = store.spend_reset_token(_token_hash(token))
-    if user_id is None:
-        raise BadRequest("The reset link is invalid or has expired", code="invalid_reset_token")
+    with audit.recorded("password.reset") as entry:
+        passwords.check_policy(password)
+        user_id = store.spend_reset_token(_token_hash(token))
+        if user_id is None:
+            raise BadRequest("The reset link is invalid or has expired", code="invalid_reset_token")
+        entry.user_id, entry.target = user_id, Target("user", user_id)
+        _reset_password(user_id, password)
+
+
+def _reset_password(user_id: str, password: str) -> None:
     user = store.get_user(user_id)
     cost = get_settings().password_hash_cost
     # Setting a password activates an invited account, never a disabled one.
@@ -271,6 +382,14 @@ def settings_of(user: UserRecord) -> UserSettings:
 def create_api_key(principal: Principal, request: ApiKeyCreate) -> ApiKeyCreated:
     """A new key, shown once. It can hold only permissions its owner holds, and only a signed-in user (not
     another key) can mint one, so a leaked key cannot outlive its own revocation."""
+    with audit.recorded("apikey.created", actor=principal, details={"name": request.name}) as entry:
+        created = _create_api_key(principal, request)
+        entry.target = Target("apikey", created.id)
+        entry.details["permissions"] = " ".join(created.permissions)
+    return created
+
+
+def _create_api_key(principal: Principal, request: ApiKeyCreate) -> ApiKeyCreated:
     from shared.auth.api_keys import generate_api_key, hash_api_key
 
     if principal.auth_type != "token":
@@ -297,8 +416,9 @@ def list_api_keys(user_id: str, limit: int, cursor: str | None) -> tuple[list[Ap
     return [_public_key(record) for record in records], next_cursor
 
 
-def revoke_api_key(user_id: str, key_id: str) -> None:
-    store.delete_api_key(user_id, key_id)
+def revoke_api_key(principal: Principal, key_id: str) -> None:
+    with audit.recorded("apikey.revoked", actor=principal, target=Target("apikey", key_id)):
+        store.delete_api_key(principal.user_id, key_id)
 
 
 def _public_key(record: ApiKeyRecord) -> ApiKeyPublic:
@@ -320,8 +440,17 @@ def list_users(limit: int, cursor: str | None) -> tuple[list[UserPublic], str | 
     return [public_user(record) for record in records], next_cursor
 
 
-def invite_user(request: InviteUserRequest) -> UserPublic:
+def invite_user(admin: Principal, request: InviteUserRequest) -> UserPublic:
     """Create an account with no password yet; the invitation carries a one-time token to set one."""
+    roles = " ".join(sorted(set(request.roles)))
+    with audit.recorded("user.invited", actor=admin, details={"roles": roles}) as entry:
+        admin.require(USERS_MANAGE)
+        invited = _invite_user(request)
+        entry.user_id, entry.target = invited.id, Target("user", invited.id)
+    return invited
+
+
+def _invite_user(request: InviteUserRequest) -> UserPublic:
     _require_known_roles(request.roles)
     user_id = new_id()
     user = store.UserRecord(
@@ -335,6 +464,15 @@ def invite_user(request: InviteUserRequest) -> UserPublic:
 
 def set_roles(admin: Principal, user_id: str, roles: list[str]) -> UserPublic:
     """Replace a user's roles. Admins cannot drop their own admin role, so a stage never locks itself out."""
+    details: dict[str, DetailValue] = {"roles": " ".join(sorted(set(roles)))}
+    with audit.recorded(
+        "user.roles_changed", actor=admin, user_id=user_id, target=Target("user", user_id), details=details
+    ):
+        admin.require(USERS_MANAGE)
+        return _set_roles(admin, user_id, roles)
+
+
+def _set_roles(admin: Principal, user_id: str, roles: list[str]) -> UserPublic:
     _require_known_roles(roles)
     if user_id == admin.user_id and "admin" in admin.roles and "admin" not in roles:
         raise Conflict("You cannot remove your own admin role", code="last_admin")
@@ -350,6 +488,13 @@ def set_roles(admin: Principal, user_id: str, roles: list[str]) -> UserPublic:
 def set_status(admin: Principal, user_id: str, status: Literal["active", "disabled"]) -> UserPublic:
     """Disable a user (every session, token and API key of theirs refused at once) or let them back in.
     Admins cannot disable themselves, so a stage never locks itself out."""
+    target = Target("user", user_id)
+    with audit.recorded("user.status_changed", actor=admin, user_id=user_id, target=target, details={"status": status}):
+        admin.require(USERS_MANAGE)
+        return _set_status(admin, user_id, status)
+
+
+def _set_status(admin: Principal, user_id: str, status: Literal["active", "disabled"]) -> UserPublic:
     if user_id == admin.user_id and status == "disabled":
         raise Conflict("You cannot disable your own account", code="last_admin")
     user = store.get_user(user_id)
@@ -385,15 +530,18 @@ def delete_account(principal: Principal, password: str | None) -> str:
     way around it); an API key needs `users.delete_self` instead. Before the job starts, every credential of
     the user is refused: sign-in, refresh, access tokens and API keys.
     """
-    user = _active_user(principal.user_id)
-    if principal.auth_type == "api_key":
-        principal.require("users.delete_self")
-    else:
-        _check_password(user, password)
-    _refuse_every_credential(user, status="deleting")
-    # The jobs context starts the deletion workflow; loaded here only, the rare path that needs it.
-    jobs = importlib.import_module("functions.jobs.service")
-    job_id: str = jobs.start_deletion(user.user_id)
+    target = Target("user", principal.user_id)
+    with audit.recorded("account.deletion_requested", actor=principal, target=target) as entry:
+        user = _active_user(principal.user_id)
+        if principal.auth_type == "api_key":
+            principal.require("users.delete_self")
+        else:
+            _check_password(user, password)
+        _refuse_every_credential(user, status="deleting")
+        # The jobs context starts the deletion workflow; loaded here only, the rare path that needs it.
+        jobs = importlib.import_module("functions.jobs.service")
+        job_id: str = jobs.start_deletion(user.user_id)
+        entry.details["jobId"] = job_id
     return job_id
 
 
@@ -403,7 +551,7 @@ def _check_password(user: UserRecord, password: str | None) -> None:
     _failures_below_lockout(email_hash)
     stored_hash = user.password_hash or passwords.decoy_hash(settings.password_hash_cost)
     if not password or not passwords.verify_password(password, stored_hash) or not user.password_hash:
-        store.record_login_failure(email_hash, settings.login_lockout_seconds)
+        _count_failed_sign_in(email_hash, user.user_id)
         raise Unauthorized("The password is wrong", code="invalid_credentials")
 
 
@@ -419,7 +567,14 @@ def list_roles() -> list[RolePublic]:
     return builtin + custom
 
 
-def create_role(request: RoleCreate) -> RolePublic:
+def create_role(admin: Principal, request: RoleCreate) -> RolePublic:
+    details: dict[str, DetailValue] = {"permissions": " ".join(sorted(set(request.permissions)))}
+    with audit.recorded("role.created", actor=admin, target=Target("role", request.name), details=details):
+        admin.require(USERS_MANAGE)
+        return _create_role(request)
+
+
+def _create_role(request: RoleCreate) -> RolePublic:
     if request.name in BUILTIN_ROLES:
         raise Conflict(f"'{request.name}' is a built-in role", code="role_exists")
     unknown = [p for p in request.permissions if p != ALL_PERMISSIONS and p not in PERMISSIONS]
@@ -431,13 +586,15 @@ def create_role(request: RoleCreate) -> RolePublic:
     )
 
 
-def delete_role(name: str) -> None:
+def delete_role(admin: Principal, name: str) -> None:
     """Remove a custom role; users still naming it simply stop getting its permissions."""
-    if name in BUILTIN_ROLES:
-        raise Conflict(f"'{name}' is a built-in role and cannot be deleted", code="builtin_role")
-    store.delete_role(name)
-    # Credentials verified while the role still granted something are refused; fresh ones lack it.
-    store.record_revocation("role", name)
+    with audit.recorded("role.deleted", actor=admin, target=Target("role", name)):
+        admin.require(USERS_MANAGE)
+        if name in BUILTIN_ROLES:
+            raise Conflict(f"'{name}' is a built-in role and cannot be deleted", code="builtin_role")
+        store.delete_role(name)
+        # Credentials verified while the role still granted something are refused; fresh ones lack it.
+        store.record_revocation("role", name)
 
 
 def _require_known_roles(roles: list[str]) -> None:

@@ -6,7 +6,8 @@ the service loads lazily so a handler's cold start does not pay for them.
 Items (pk / sk):
   USER#<id> / PROFILE            a user; gsi1 USERS / <id> lists users in sign-up order
   EMAIL#<email> / EMAIL          reserves an email for one user
-  USER#<id> / SESSION#<family>   a refresh-token family: the one refresh token still spendable
+  USER#<id> / SESSION#<family>   a refresh-token family (a signed-in session): the one refresh token still
+                                 spendable, when it began and was last refreshed, from which address and agent
   APIKEY#<sha256> / APIKEY       an API key by its hash; gsi1 USER#<id>#APIKEYS / <key id> lists a user's keys
   ROLE#<name> / ROLE             a custom role; gsi1 ROLES / <name>
   LOGINFAIL#<sha256> / LOGINFAIL failed logins for an email in the current window
@@ -103,7 +104,15 @@ class SessionRecord(Model):
     current_jti = UnicodeAttribute(attr_name="currentJti")
     revoked = BooleanAttribute(default=False)
     created_at = UTCDateTimeAttribute(attr_name="createdAt", default=_now)
+    # Sessions from before these were kept read as last used when they began, from nowhere known.
+    last_used_at = UTCDateTimeAttribute(attr_name="lastUsedAt", null=True)
+    user_agent = UnicodeAttribute(attr_name="userAgent", null=True)
+    ip = UnicodeAttribute(null=True)
     ttl = TTLAttribute()
+
+    @property
+    def family_id(self) -> str:
+        return self.sk.removeprefix("SESSION#")
 
 
 class ApiKeyRecord(Model):
@@ -252,11 +261,23 @@ def session_key(user_id: str, family_id: str) -> tuple[str, str]:
     return f"USER#{user_id}", f"SESSION#{family_id}"
 
 
-def start_session(user_id: str, family_id: str, jti: str, expires_at: int) -> None:
+def start_session(
+    user_id: str, family_id: str, jti: str, expires_at: int, *, user_agent: str | None, ip: str | None
+) -> None:
     pk, sk = session_key(user_id, family_id)
-    SessionRecord(pk=pk, sk=sk, current_jti=jti, ttl=datetime.fromtimestamp(expires_at, UTC)).save(
-        condition=SessionRecord.pk.does_not_exist()
-    )
+    moment = _now()
+    SessionRecord(
+        pk=pk, sk=sk, current_jti=jti, created_at=moment, last_used_at=moment, user_agent=_clipped(user_agent),
+        ip=ip, ttl=datetime.fromtimestamp(expires_at, UTC),
+    ).save(condition=SessionRecord.pk.does_not_exist())  # fmt: skip
+
+
+def _clipped(user_agent: str | None) -> str | None:
+    return user_agent[:_MAX_USER_AGENT] if user_agent else None
+
+
+# A user agent is the client's to say; what a session keeps of it stays small.
+_MAX_USER_AGENT = 512
 
 
 def get_session(user_id: str, family_id: str) -> SessionRecord | None:
@@ -266,13 +287,26 @@ def get_session(user_id: str, family_id: str) -> SessionRecord | None:
         return None
 
 
-def rotate_session(session: SessionRecord, *, spent_jti: str, next_jti: str, expires_at: int) -> bool:
-    """Make `next_jti` the family's spendable token if `spent_jti` still is; False if someone spent it first."""
+def rotate_session(
+    session: SessionRecord,
+    *,
+    spent_jti: str,
+    next_jti: str,
+    expires_at: int,
+    user_agent: str | None,
+    ip: str | None,
+) -> bool:
+    """Make `next_jti` the family's spendable token if `spent_jti` still is, the session last used now from where
+    the refresh came; False if someone spent it first."""
+    seen: list[Any] = [SessionRecord.last_used_at.set(_now())]
+    seen += [SessionRecord.user_agent.set(agent)] if (agent := _clipped(user_agent)) else []
+    seen += [SessionRecord.ip.set(ip)] if ip else []
     try:
         session.update(
             actions=[
                 SessionRecord.current_jti.set(next_jti),
                 SessionRecord.ttl.set(datetime.fromtimestamp(expires_at, UTC)),
+                *seen,
             ],
             condition=(SessionRecord.current_jti == spent_jti) & (SessionRecord.revoked == False),  # noqa: E712
         )
@@ -292,6 +326,20 @@ def revoke_session(user_id: str, family_id: str) -> None:
     except UpdateError as error:
         if not condition_failed(error):
             raise
+
+
+def active_sessions(user_id: str, *, limit: int, cursor: str | None) -> tuple[list[SessionRecord], str | None]:
+    """The user's sessions still signed in, newest first (a family's id is a ULID: its sort key is its start)."""
+    partition = f"USER#{user_id}"
+    start = decode_cursor(cursor, partition={"pk": partition}, sort_prefixes={"sk": "SESSION#"})
+    results = SessionRecord.query(
+        partition, SessionRecord.sk.startswith("SESSION#"),
+        # Expired families linger until TTL removes them: not signed in any more.
+        filter_condition=(SessionRecord.revoked == False) & (SessionRecord.ttl > _now()),  # noqa: E712
+        limit=limit, last_evaluated_key=start, scan_index_forward=False,
+    )  # fmt: skip
+    sessions = list(results)
+    return sessions, encode_cursor(results.last_evaluated_key)
 
 
 def revoke_all_sessions(user_id: str) -> int:

@@ -18,7 +18,9 @@ from functions.jobs.formats.items import ImportFormat
 from functions.jobs.formats.limits import DEFAULT_LIMITS
 from functions.jobs.models import ImportUpload, JobError, JobProgress, JobPublic
 from functions.jobs.ports import IMPORT_KINDS
-from shared.errors import Conflict, ValidationFailed
+from shared import audit
+from shared.audit import Target
+from shared.errors import Conflict, DomainError, ValidationFailed
 from shared.ids import new_id
 from shared.lazy import LazyModule
 from shared.observability import logger
@@ -26,11 +28,14 @@ from shared.observability import logger
 if TYPE_CHECKING:
     from functions.jobs import store
     from functions.jobs.store import JobRecord
+    from shared.auth.principal import Principal
 else:
     store = LazyModule("functions.jobs.store")
 
 WORKFLOW_VARIABLES: dict[str, str] = {workflow: workflow_env_var(workflow) for workflow in WORKFLOWS}
 NOT_STARTED_MESSAGE = "The job could not be started; please try again later"
+# Who may run the archiving workflow now (POST /admin/jobs/archive), checked where the attempt is recorded.
+ARCHIVE_PERMISSION = "users.manage"
 
 
 def empty_import_result() -> dict[str, Any]:
@@ -40,11 +45,13 @@ def empty_import_result() -> dict[str, Any]:
 # Starting jobs ----------------------------------------------------------------------------------------------
 
 
-def start_export(user_id: str) -> JobPublic:
-    """A new export of the user's data; 409 `job_in_progress` while another of theirs runs."""
-    record = store.new_job(new_id(), "export", user_id)
-    store.create_locked_job(record)
-    _start_workflow(record, {"jobId": record.job_id, "userId": user_id})
+def start_export(principal: Principal) -> JobPublic:
+    """A new export of the caller's data; 409 `job_in_progress` while another of theirs runs."""
+    with audit.recorded("export.requested", actor=principal) as entry:
+        record = store.new_job(new_id(), "export", principal.user_id)
+        store.create_locked_job(record)
+        entry.target = Target("job", record.job_id)
+        _start_workflow(record, {"jobId": record.job_id, "userId": principal.user_id})
     return public_job(record)
 
 
@@ -61,9 +68,16 @@ def create_import(user_id: str, import_format: ImportFormat) -> ImportUpload:
     )
 
 
-def start_import(user_id: str, job_id: str) -> JobPublic:
+def start_import(principal: Principal, job_id: str) -> JobPublic:
     """Run the import of the uploaded file: 422 `upload_missing` before the upload, 422 `import_too_large` (and
     the job failed) past `maxBytes`, 409 `job_already_started` the second time."""
+    with audit.recorded("import.started", actor=principal, target=Target("job", job_id)) as entry:
+        started = _start_import(principal.user_id, job_id)
+        entry.details["format"] = started.import_format
+    return public_job(started)
+
+
+def _start_import(user_id: str, job_id: str) -> JobRecord:
     record = store.get_user_job(user_id, job_id, "import")
     if record.status != "queued" or record.started_at is not None:
         raise Conflict("This import has already been started", code="job_already_started")
@@ -78,7 +92,7 @@ def start_import(user_id: str, job_id: str) -> JobPublic:
     if not store.mark_import_started(job_id):
         raise Conflict("This import has already been started", code="job_already_started")
     _start_workflow(record, {"jobId": job_id, "userId": user_id, "format": record.import_format})
-    return public_job(store.get_job(job_id))
+    return store.get_job(job_id)
 
 
 def start_deletion(user_id: str) -> str:
@@ -89,12 +103,26 @@ def start_deletion(user_id: str) -> str:
     return record.job_id
 
 
-def start_archive() -> JobPublic:
+def start_archive(admin: Principal) -> JobPublic:
     """Run the archiving workflow now, as its daily schedule does."""
-    record = store.new_job(new_id(), "archive", None)
-    store.create_job(record)
-    _start_workflow(record, {"jobId": record.job_id})
+    with audit.recorded("admin.archive_started", actor=admin) as entry:
+        admin.require(ARCHIVE_PERMISSION)
+        record = store.new_job(new_id(), "archive", None)
+        store.create_job(record)
+        entry.target = Target("job", record.job_id)
+        _start_workflow(record, {"jobId": record.job_id})
     return public_job(record)
+
+
+def record_deletion_ended(record: JobRecord, error_code: str | None) -> None:
+    """The deletion workflow's end, in the log of the user who is gone: `account.deletion_completed`, a failure
+    with the job's `error_code` (their data is then partly there still). Called once, by the step that ended the
+    job; no actor: the stage did it."""
+    audit.record(
+        "account.deletion_completed", outcome="failure" if error_code else "success", user_id=record.user_id,
+        target=Target("user", record.user_id) if record.user_id else None,
+        details={"jobId": record.job_id, **({"error": error_code} if error_code else {})},
+    )  # fmt: skip
 
 
 def _start_workflow(record: JobRecord, execution_input: dict[str, Any]) -> None:
@@ -119,9 +147,22 @@ def _start_workflow(record: JobRecord, execution_input: dict[str, Any]) -> None:
 # Reading jobs -----------------------------------------------------------------------------------------------
 
 
-def get_export(user_id: str, job_id: str) -> JobPublic:
-    """The user's export; once it succeeded, with a link to its archive valid 15 minutes."""
-    return public_job(store.get_user_job(user_id, job_id, "export"), with_download=True)
+def get_export(principal: Principal, job_id: str) -> JobPublic:
+    """The caller's export; once it succeeded, with a link to its archive valid 15 minutes. Handing out that link
+    is `export.downloaded` (the archive itself is fetched from storage, where no function sees it); asking for an
+    export that is not the caller's is its failure."""
+    target = Target("job", job_id)
+    try:
+        job = public_job(store.get_user_job(principal.user_id, job_id, "export"), with_download=True)
+    except DomainError as error:
+        audit.record(
+            "export.downloaded", outcome="failure", actor=principal, target=target,
+            details={"error": error.error_code},
+        )  # fmt: skip
+        raise
+    if job.result and "downloadUrl" in job.result:
+        audit.record("export.downloaded", actor=principal, target=target)
+    return job
 
 
 def get_import(user_id: str, job_id: str) -> JobPublic:

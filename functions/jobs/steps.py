@@ -40,7 +40,8 @@ def lambda_handler(event: dict[str, Any], _: Any) -> dict[str, Any]:
     try:
         return step(event)
     finally:
-        events.flush()  # the job's `job.started` / `job.finished`, on the queue before the container may freeze
+        # What a step published (the job's start and end, a deletion's end) is on the queue before the step returns.
+        events.flush()
 
 
 def _publish_job(type_: str, job_id: str, kind: str, user_id: str | None, **data: Any) -> None:
@@ -156,6 +157,8 @@ def finish(event: dict[str, Any]) -> dict[str, Any]:
     if ended is not None:
         store.release_lock(ended)
         _publish_job("job.finished", ended.job_id, ended.kind, ended.user_id, status="succeeded")
+        if ended.kind == "deletion":
+            _deletion_ended(ended, None)
     return {}
 
 
@@ -174,7 +177,15 @@ def fail(event: dict[str, Any]) -> dict[str, Any]:
     if ended is not None:
         store.release_lock(ended)
         _publish_job("job.finished", ended.job_id, ended.kind, ended.user_id, status="failed")
+        if ended.kind == "deletion":
+            _deletion_ended(ended, code)
     return {}
+
+
+def _deletion_ended(record: store.JobRecord, error_code: str | None) -> None:
+    from functions.jobs.service import record_deletion_ended
+
+    record_deletion_ended(record, error_code)
 
 
 _STEPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {

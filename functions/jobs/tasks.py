@@ -20,6 +20,7 @@ from functions.jobs import files
 from functions.jobs.contexts import JobContext, context_named, job_contexts
 from functions.jobs.errors import JobInputError
 from functions.jobs.ports import IMPORT_KINDS, PAGE_ITEMS
+from shared import events
 
 if TYPE_CHECKING:
     from functions.jobs.formats.items import ImportedItem, RejectedItem
@@ -31,7 +32,14 @@ REJECTED_PER_PAGE = 100
 def context_task(event: dict[str, Any], _: Any) -> dict[str, Any]:
     """One page of the event's context: `export`, `delete` or `archive`. A deployed task function is its context's
     alone (`JOB_CONTEXT`, and its role reaches only that context's tables); local mode runs every context in one
-    process."""
+    process. What the page published is on the events queue before it returns."""
+    try:
+        return _context_page(event)
+    finally:
+        events.flush()
+
+
+def _context_page(event: dict[str, Any]) -> dict[str, Any]:
     name = str(event.get("context"))
     own = os.environ.get("JOB_CONTEXT")
     if own and name != own:
@@ -67,7 +75,15 @@ def _export_page(module: Any, event: dict[str, Any], cursor: str | None) -> dict
 
 def import_task(event: dict[str, Any], _: Any) -> dict[str, Any]:
     """One page of an import: the items after the first `cursor` of the uploaded file, handed to the contexts
-    that store them, with what was rejected."""
+    that store them, with what was rejected; what the contexts published is on the events queue before it
+    returns."""
+    try:
+        return _import_page(event)
+    finally:
+        events.flush()
+
+
+def _import_page(event: dict[str, Any]) -> dict[str, Any]:
     from shared.errors import ValidationFailed
 
     user_id, job_id = event["userId"], event["jobId"]

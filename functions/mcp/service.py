@@ -23,6 +23,8 @@ from functions.mcp.models import (
     ServerUpdate,
     ToolResult,
 )
+from shared import audit
+from shared.audit import Target
 from shared.auth.principal import Principal
 from shared.errors import Conflict, ValidationFailed
 from shared.ids import is_id, new_id
@@ -74,6 +76,14 @@ def use_resolver(resolver: Resolver) -> Resolver:
 
 
 def create_server(principal: Principal, request: ServerCreate) -> ServerPublic:
+    details = {"name": request.name, "scope": request.scope, "type": request.type}
+    with audit.recorded("mcp_server.created", actor=principal, details=details) as entry:
+        created = _create_server(principal, request)
+        entry.target = Target("mcp_server", created.id)
+    return created
+
+
+def _create_server(principal: Principal, request: ServerCreate) -> ServerPublic:
     principal.require(USE)
     if request.scope == "stage" or request.type == "stdio":
         principal.require(MANAGE)
@@ -111,6 +121,13 @@ def get_server(principal: Principal, server_id: str) -> ServerPublic:
 
 
 def update_server(principal: Principal, server_id: str, update: ServerUpdate) -> ServerPublic:
+    # The fields sent, by name: what a config or a header secret holds is never recorded.
+    details = {"fields": " ".join(sorted(update.model_fields_set))}
+    with audit.recorded("mcp_server.updated", actor=principal, target=Target("mcp_server", server_id), details=details):
+        return _update_server(principal, server_id, update)
+
+
+def _update_server(principal: Principal, server_id: str, update: ServerUpdate) -> ServerPublic:
     record = _changeable(principal, server_id)
     changes: dict[str, Any] = {}
     if update.display_name is not None:
@@ -138,7 +155,8 @@ def update_server(principal: Principal, server_id: str, update: ServerUpdate) ->
 
 
 def delete_server(principal: Principal, server_id: str) -> None:
-    store.delete_server(_changeable(principal, server_id))
+    with audit.recorded("mcp_server.deleted", actor=principal, target=Target("mcp_server", server_id)):
+        store.delete_server(_changeable(principal, server_id))
     logger.info("MCP server deleted", extra={"serverId": server_id})
 
 

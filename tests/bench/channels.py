@@ -8,7 +8,10 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from unittest.mock import patch
 
 ACKS = 200
 ROUND_TRIPS = 20
@@ -45,14 +48,40 @@ def report_channels() -> None:
             # alone, not the webhook sharing this process's GIL with replies being generated.
             pollers = catalog_pollers(import_handler)
             try:
-                with httpx.Client(base_url=base_url, timeout=60) as http:
+                with httpx.Client(base_url=base_url, timeout=60) as http, _timed_queue_sends() as sends:
                     acks, trips = _measure(http, telegram, start_worker=lambda: [poller.start() for poller in pollers])
+                # The acknowledgements' own sends (the first is the warm-up's): what the fake SQS costs each, and
+                # what the webhook costs without it.
+                queue_sends = sends[1 : ACKS + 1]
+                rest = [ack - send for ack, send in zip(acks, queue_sends, strict=True)]
             finally:
                 for poller in pollers:
                     poller.stop()
     print("\nChannels on the local stack (Telegram, fake Bot API, offline model)")
     print(f"  {f'webhook acknowledgement ({ACKS} updates)':<44} {_percentiles(acks)}   (goal p50 <= 20 ms)")
+    print(f"  {'  of which the queue send (moto SQS)':<44} {_percentiles(queue_sends)}")
+    print(f"  {'  the rest (gateway, verify, parse)':<44} {_percentiles(rest)}")
     print(f"  {f'inbound to outbound ({ROUND_TRIPS} messages)':<44} {_percentiles(trips)}")
+
+
+@contextmanager
+def _timed_queue_sends() -> Iterator[list[float]]:
+    """The milliseconds of each inbound-queue send (SendMessageBatch) the webhook makes, while the block runs."""
+    from botocore.client import BaseClient
+
+    sends: list[float] = []
+    make_api_call = BaseClient._make_api_call  # type: ignore[attr-defined]
+
+    def timed(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return make_api_call(client, operation, params)
+        finally:
+            if operation == "SendMessageBatch" and str(params.get("QueueUrl", "")).endswith(".fifo"):
+                sends.append(_ms(started))
+
+    with patch.object(BaseClient, "_make_api_call", timed):
+        yield sends
 
 
 def _measure(http: object, telegram: object, *, start_worker: Callable[[], object]) -> tuple[list[float], list[float]]:

@@ -114,3 +114,28 @@ def test_forgotten_password_is_reset_with_the_token_from_the_local_log(
     new_password = "a different passphrase"
     assert http.post("/api/v1/auth/reset-password", json={"token": token, "password": new_password}).status_code == 204
     assert http.post("/api/v1/auth/login", json={"email": email, "password": new_password}).status_code == 200
+
+
+def test_a_user_lists_their_sessions_and_signs_one_out(http: httpx.Client) -> None:
+    email = _email("sessions")
+    phone = _register(http, email)
+    laptop = http.post(
+        "/api/v1/auth/login", json={"email": email, "password": PASSWORD}, headers={"user-agent": "E2E-Laptop/1.0"}
+    ).json()
+    listed = http.get("/api/v1/auth/sessions", headers=_bearer(phone["access"])).json()
+    assert [session["current"] for session in listed["items"]] == [False, True]
+    newest = listed["items"][0]
+    assert newest["userAgent"] == "E2E-Laptop/1.0"
+    assert newest["ip"]
+
+    signed_out = http.delete(f"/api/v1/auth/sessions/{newest['sessionId']}", headers=_bearer(phone["access"]))
+    assert signed_out.status_code == 204
+    refused = http.post("/api/v1/auth/refresh", json={"refreshToken": laptop["refreshToken"]})
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "session_revoked"
+    # Its access token too (the authorizer's cached answer is checked against revocations by the function).
+    assert http.get("/api/v1/auth/me", headers=_bearer(laptop["accessToken"])).status_code == 401
+    assert http.get("/api/v1/auth/me", headers=_bearer(phone["access"])).status_code == 200
+    other = _register(http, _email("other"))
+    mine = http.get("/api/v1/auth/sessions", headers=_bearer(other["access"])).json()["items"][0]["sessionId"]
+    assert http.delete(f"/api/v1/auth/sessions/{mine}", headers=_bearer(phone["access"])).status_code == 404

@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from functions.channels.platforms import meta_signature
+from functions.channels.service import forget_trusted_channels
 from infra.catalog import CHANNELS_QUEUE, CHANNELS_WORKER_FUNCTION
 from infra.local.gateway import import_handler
 from infra.local.queues import QueuePoller
@@ -322,6 +323,36 @@ def test_a_wrong_signature_or_secret_is_refused_and_nothing_is_stored(
     assert no_secret.status_code == 403
     assert queued_messages() == 0
     assert conversations_of(api, owner) == []
+
+
+def test_a_channel_changed_after_a_delivery_is_verified_against_what_is_stored_now(
+    api: TestClient, owner: User
+) -> None:
+    """The webhook trusts a channel it read for a few seconds; a secret rotated or a channel re-enabled in those
+    seconds is what counts at once."""
+    bot = connect(api, owner, "telegram")
+    assert post_telegram(api, bot, telegram_update(1, 42, "first")).status_code == 200
+    assert queued_messages() == 1
+
+    rotated = api.put(f"{CHANNELS}/{bot['id']}", headers=owner.auth,
+                      json={"config": {"secretToken": "a-rotated-secret-token-43"}})  # fmt: skip
+    assert rotated.status_code == 200, rotated.text
+    assert (
+        post_telegram(api, bot, telegram_update(2, 42, "new secret"), secret="a-rotated-secret-token-43").status_code
+        == 200
+    )
+    assert queued_messages() == 2
+
+    # Disabled: the container still trusting the channel may queue a delivery (the worker, which reads the channel
+    # itself, answers none); a container that read it disabled drops deliveries until it reads it enabled again.
+    secret = "a-rotated-secret-token-43"
+    assert api.put(f"{CHANNELS}/{bot['id']}", headers=owner.auth, json={"enabled": False}).status_code == 200
+    forget_trusted_channels()
+    assert post_telegram(api, bot, telegram_update(3, 42, "while disabled"), secret=secret).status_code == 200
+    assert queued_messages() == 2
+    assert api.put(f"{CHANNELS}/{bot['id']}", headers=owner.auth, json={"enabled": True}).status_code == 200
+    assert post_telegram(api, bot, telegram_update(4, 42, "enabled again"), secret=secret).status_code == 200
+    assert queued_messages() == 3
 
 
 def test_another_channels_id_with_a_signature_valid_for_a_different_channel_is_refused(
