@@ -21,6 +21,7 @@ from shared.tables import (
     MEMORIES,
     REALTIME,
     TABLES,
+    WEBHOOKS,
     TableSpec,
 )
 
@@ -544,6 +545,28 @@ AGENTS_PROCESSOR_FUNCTION = FunctionSpec(
     timeout_seconds=300,
 )
 
+WEBHOOKS_FUNCTION = FunctionSpec(
+    name="webhooks",
+    publishes_events=True,
+    handler="functions.webhooks.handler.lambda_handler",
+    app="functions.webhooks.api:app",
+    description="Outbound webhook subscriptions, their test ping and delivery log",
+    routes=_routes(
+        ("POST", "/webhook-subscriptions"),
+        ("GET", "/webhook-subscriptions"),
+        ("GET", "/webhook-subscriptions/{subscriptionId}"),
+        ("PUT", "/webhook-subscriptions/{subscriptionId}"),
+        ("DELETE", "/webhook-subscriptions/{subscriptionId}"),
+        ("POST", "/webhook-subscriptions/{subscriptionId}/test"),
+        ("GET", "/webhook-subscriptions/{subscriptionId}/deliveries"),
+    ),
+    tables=(WEBHOOKS,),
+    # Seals a subscription's secret at creation; unseals it to sign the test ping.
+    secret_contexts=("webhooks",),
+    checks_revocations=True,
+    memory_mb=512,
+)
+
 # Functions of the knowledge pipeline (infra.knowledge): invoked by S3 and asynchronously, serving no route.
 KNOWLEDGE_FUNCTIONS: tuple[FunctionSpec, ...] = (AGENTS_PROCESSOR_FUNCTION,)
 
@@ -576,6 +599,7 @@ HTTP_FUNCTIONS: tuple[FunctionSpec, ...] = (
     AGENTS_FUNCTION,
     CHANNELS_FUNCTION,
     CHANNEL_WEBHOOKS_FUNCTION,
+    WEBHOOKS_FUNCTION,
     ANALYTICS_FUNCTION,
 )
 
@@ -675,14 +699,34 @@ EVENTS_FUNCTION = FunctionSpec(
     name="events",
     handler="functions.events.handler.lambda_handler",
     description="Events of every context: the audit log's writer, the analytics counters, the webhooks fan-out",
-    queues=(QueueAccess(EVENTS_QUEUE, "consume"),),
-    # The analytics counters: TransactWriteItems of markers and ADDs (functions.analytics.store).
-    tables=(ANALYTICS,),
+    queues=(
+        QueueAccess(EVENTS_QUEUE, "consume"),
+        # The webhooks fan-out: one message per delivery.
+        QueueAccess(WEBHOOK_DELIVERIES_QUEUE, "send"),
+    ),
+    # The webhooks fan-out: reads the subscriptions an event reaches, puts one delivery item each. The analytics
+    # counters: TransactWriteItems of markers and ADDs (functions.analytics.store).
+    tables=(WEBHOOKS, ANALYTICS),
     memory_mb=512,
     timeout_seconds=60,
 )
 
-QUEUE_FUNCTIONS: tuple[FunctionSpec, ...] = (CHANNELS_WORKER_FUNCTION, EVENTS_FUNCTION)
+# Makes one attempt per message (signed POST through the outbound guard); a retry is the message sent again with a
+# delay. Its timeout covers a batch of slow receivers (10 s each, ten at once).
+WEBHOOK_DELIVERY_FUNCTION = FunctionSpec(
+    name="webhook-delivery",
+    handler="functions.webhooks.worker.lambda_handler",
+    description="Outbound webhooks: signs and POSTs each delivery, retries with backoff, disables what fails 24 h",
+    tables=(WEBHOOKS,),
+    unsealed_secret_contexts=("webhooks",),
+    queues=(QueueAccess(WEBHOOK_DELIVERIES_QUEUE, "consume"), QueueAccess(WEBHOOK_DELIVERIES_QUEUE, "send")),
+    # A subscription disabled after 24 hours of failures is told in the audit log (`webhook.disabled`).
+    publishes_events=True,
+    memory_mb=256,
+    timeout_seconds=60,
+)
+
+QUEUE_FUNCTIONS: tuple[FunctionSpec, ...] = (CHANNELS_WORKER_FUNCTION, EVENTS_FUNCTION, WEBHOOK_DELIVERY_FUNCTION)
 
 
 def all_routes() -> list[tuple[Route, FunctionSpec]]:

@@ -152,6 +152,11 @@ class Settings(BaseModel):
     # The embedder that indexes and searches agents' documents (shared.llm.embeddings); unset, the stage picks one
     # from the providers it has.
     embedding_model: str = ""
+    # Outbound webhooks: the first retry's wait (each next one doubles, with jitter; 0 retries at once, for tests),
+    # and (dev stages only) whether subscriptions may point at loopback and private addresses.
+    webhook_retry_base_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    webhooks_allow_private: bool = False
+    webhook_deliveries_queue_url: str = ""
     # Analytics: how many partitions a day's counters are split over (a busy stage's writes spread; the dashboards
     # read days x shards items), and how often a container publishes its request and error counts (0: never).
     analytics_shards: Annotated[int, Field(ge=1, le=32)] = 4
@@ -210,6 +215,8 @@ class Settings(BaseModel):
             raise ValueError(f"password_hash_cost below {MINIMUM_DEPLOYED_PASSWORD_HASH_COST} is for dev stages only")
         if self.mcp_allow_private:
             raise ValueError("mcp_allow_private is for dev stages only")
+        if self.webhooks_allow_private:
+            raise ValueError("webhooks_allow_private is for dev stages only")
         if "*" in self.cors_allow_origins:
             raise ValueError("cors_allow_origins may not be '*' outside dev stages: name the frontends")
         return self

@@ -69,7 +69,25 @@ def documents_in(event: Mapping[str, Any]) -> list[DocumentRef]:
 
 def handle_event(event: Mapping[str, Any]) -> dict[str, str]:
     """Process every document the event names; their outcomes by document id."""
-    return {ref.document_id: process_document(ref.agent_id, ref.document_id) for ref in documents_in(event)}
+    from shared import events
+
+    outcomes = {ref.document_id: process_document(ref.agent_id, ref.document_id) for ref in documents_in(event)}
+    # The processor is its own Lambda entry point: its `document.processed` events are on the queue before it ends.
+    events.flush()
+    return outcomes
+
+
+def _publish_processed(document: DocumentRecord, outcome: str, error_code: str | None = None) -> None:
+    """`document.processed` (a webhook event) to the document's uploader: ready, or failed with its code."""
+    from shared import events
+
+    data: dict[str, Any] = {
+        "agentId": document.agent_id, "documentId": document.document_id, "fileName": document.file_name,
+        "status": outcome,
+    }  # fmt: skip
+    if error_code:
+        data["errorCode"] = error_code
+    events.publish("document.processed", data, user_id=document.created_by)
 
 
 def process_document(agent_id: str, document_id: str) -> str:
@@ -142,6 +160,7 @@ def _process(agent: AgentRecord, document: DocumentRecord, attempt: int, previou
         "Document ready",
         extra={"agentId": agent_id, "documentId": document_id, "chunks": len(chunks), "embedder": embedder.info.id},
     )
+    _publish_processed(document, OUTCOME_READY)
     return OUTCOME_READY
 
 
@@ -200,6 +219,7 @@ def _fail(
          "processed_at": store.now(), "processing_deadline": None},
     )  # fmt: skip
     logger.info("Document failed", extra={"agentId": agent.agent_id, "documentId": document.document_id, "code": code})
+    _publish_processed(document, OUTCOME_FAILED, code)
     return OUTCOME_FAILED
 
 

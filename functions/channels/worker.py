@@ -23,8 +23,8 @@ from pydantic import ValidationError
 
 from functions.channels import platforms
 from functions.channels.models import InboundMessage
+from shared import events as shared_events
 from shared.errors import DomainError
-from shared.events import flush as flush_events
 from shared.lazy import LazyModule
 from shared.observability import logger
 
@@ -51,13 +51,12 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         group = str((record.get("attributes") or {}).get("MessageGroupId") or record["messageId"])
         groups.setdefault(group, []).append(record)
     failures: list[str] = []
-    try:
-        if groups:
-            with ThreadPoolExecutor(max_workers=min(len(groups), MAX_PARALLEL_CONTACTS)) as pool:
-                for failed in pool.map(_answer_group, groups.values()):
-                    failures += failed
-    finally:
-        flush_events()  # the replies' `reply.completed`, on the queue before the container may freeze
+    if groups:
+        with ThreadPoolExecutor(max_workers=min(len(groups), MAX_PARALLEL_CONTACTS)) as pool:
+            for failed in pool.map(_answer_group, groups.values()):
+                failures += failed
+    # A queue worker is its own entry point: what it published is on the events queue before it returns.
+    shared_events.flush()
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}
 
 
@@ -97,6 +96,7 @@ def answer_inbound(message: InboundMessage) -> None:
     conversation_id = _conversation_for(owner, channel, message)
     answer = claim.answer
     if answer is None:
+        _publish_received(channel, message, conversation_id)
         try:
             answer = asyncio.run(generate_answer(owner, message.text, conversation_id))
         except DomainError as refusal:  # over the owner's limits, the agent gone...: no retry helps
@@ -105,6 +105,18 @@ def answer_inbound(message: InboundMessage) -> None:
             return
         store.keep_answer(claim, answer)
     _send_answer(owner, channel, claim, recipient=message.contact_id, answer=answer, conversation_id=conversation_id)
+
+
+def _publish_received(channel: ChannelRecord, message: InboundMessage, conversation_id: str) -> None:
+    """`channel.message.received` (a webhook event) to the channel's owner, once per platform message (a retry
+    that kept the answer already did)."""
+    data: dict[str, Any] = {
+        "channelId": channel.channel_id, "type": channel.type, "messageId": message.message_id,
+        "contactId": message.contact_id, "text": message.text, "conversationId": conversation_id,
+    }  # fmt: skip
+    if message.contact_name:
+        data["contactName"] = message.contact_name
+    shared_events.publish("channel.message.received", data, user_id=channel.owner_id)
 
 
 async def generate_answer(owner: Principal, text: str, conversation_id: str) -> str:

@@ -28,6 +28,7 @@ import anyio
 
 from functions.chat import limits
 from functions.chat.models import ChatRequest
+from shared import events as shared_events
 from shared.auth.principal import Principal
 from shared.concurrency import complete_despite_cancellation, together
 from shared.errors import Conflict, DomainError, ValidationFailed
@@ -406,11 +407,10 @@ async def streaming(prepared: PreparedReply) -> AsyncIterator[AsyncIterator[Even
                 try:
                     await prepared.user_message_stored()
                 finally:
-                    # What the reply published (its `reply.completed`) is on the events queue before the container
-                    # may be frozen: the chat app runs under uvicorn, outside the buffered contexts' handler.
-                    from shared.events import flush as flush_events
-
-                    await complete_despite_cancellation(anyio.to_thread.run_sync(flush_events))
+                    # The chat app and the WebSocket and channels workers are no HTTP handler that flushes: what
+                    # storing the messages published (`message.created`...) and the reply's `reply.completed` are on
+                    # the queue before the reply ends.
+                    await complete_despite_cancellation(asyncio.to_thread(shared_events.flush))
 
 
 @asynccontextmanager

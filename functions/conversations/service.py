@@ -32,6 +32,7 @@ from functions.conversations.models import (
     PromptUpdate,
     SearchHit,
 )
+from shared import events
 from shared.auth.principal import Principal
 from shared.concurrency import together
 from shared.errors import Conflict, Forbidden, NotFound
@@ -47,6 +48,8 @@ else:
 
 DEFAULT_TITLE = "New conversation"
 SNIPPET_CHARS = 160
+# A message's content in its `message.created` webhook event, at most.
+EVENT_CONTENT_CHARS = 16_000
 _CAN_WRITE: frozenset[Access] = frozenset({"owner", "editor"})
 # Histories this container has read or written, for the next reply to the same conversation.
 _histories = HistoryCache()
@@ -147,6 +150,11 @@ def _create(
         source=source.model_dump(by_alias=True, exclude_none=True) if source is not None else None,
     )
     store.create_conversation(conversation)
+    events.publish(
+        "conversation.created",
+        _public_conversation(conversation, "owner").model_dump(mode="json", by_alias=True),
+        user_id=principal.user_id,
+    )
     return conversation
 
 
@@ -315,7 +323,19 @@ def _append(
     store.put_message(message, content)
     public = _public_message(message, content)
     _histories.extend(conversation.conversation_id, public)
+    events.publish("message.created", _message_event(public), user_id=conversation.owner_id)
     return public
+
+
+def _message_event(message: MessagePublic) -> dict[str, Any]:
+    """A message as its webhook event carries it: its content cut at `EVENT_CONTENT_CHARS` (an event is one SQS
+    message; the whole text is one GET away)."""
+    data = message.model_dump(mode="json", by_alias=True)
+    content = data.get("content")
+    if isinstance(content, str) and len(content) > EVENT_CONTENT_CHARS:
+        data["content"] = content[:EVENT_CONTENT_CHARS]
+        data["contentTruncated"] = True
+    return data
 
 
 def list_messages(principal: Principal, conversation_id: str, *, limit: int, cursor: str | None) -> Page[MessagePublic]:

@@ -21,7 +21,10 @@ from shared.observability import logger
 Consumer = Callable[[Sequence[Event]], Iterable[str]]
 
 # "module:function" of each consumer, in the order they take a batch.
-CONSUMERS: tuple[str, ...] = ("functions.analytics.consumer:consume",)
+CONSUMERS: tuple[str, ...] = (
+    "functions.webhooks.fanout:consume",
+    "functions.analytics.consumer:consume",
+)
 
 
 @cache

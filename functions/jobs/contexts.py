@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from shared.tables import AGENTS, CHANNELS, CHAT, CONVERSATIONS, IDENTITY, JOBS, MCP, MEMORIES, REALTIME, TableSpec
+from shared.tables import WEBHOOKS as WEBHOOKS_TABLE
 
 Workflow = Literal["export", "import", "deletion", "archive"]
 WORKFLOWS: tuple[Workflow, ...] = ("export", "import", "deletion", "archive")
@@ -65,6 +66,8 @@ JOB_CONTEXTS: tuple[JobContext, ...] = (
     JobContext("agents", "functions.agents.jobs", (AGENTS,), frozenset({"export", "deletion"})),
     # The user's channels (secrets masked in the export) and their contact maps; their conversations are above.
     JobContext("channels", "functions.channels.jobs", (CHANNELS,), frozenset({"export", "deletion"})),
+    # The user's own webhook subscriptions (exported without their secret), deleted with deliveries and log.
+    JobContext("webhooks", "functions.webhooks.jobs", (WEBHOOKS_TABLE,), frozenset({"export", "deletion"})),
     # The user's other jobs and their files (the deletion's own job record stays: admins see deletion jobs).
     JobContext("jobs", "functions.jobs.userdata", (JOBS,), frozenset({"deletion"}), uses_export_bucket=True, last=True),
     # Deletion removes the identity after every other context is done (until then the account exists, refused, so

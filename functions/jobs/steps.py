@@ -152,6 +152,10 @@ def _lines(keys: list[str]) -> Iterator[dict[str, Any]]:
         yield from files.read_lines(key)
 
 
+# The webhook event a job's success is (API.md, Outbound webhooks); archiving runs are the stage's, no user's.
+_COMPLETED_EVENTS = {"export": "export.completed", "import": "import.completed", "deletion": "account.deleted"}
+
+
 def finish(event: dict[str, Any]) -> dict[str, Any]:
     ended = store.finish(event["jobId"])
     if ended is not None:
@@ -159,7 +163,22 @@ def finish(event: dict[str, Any]) -> dict[str, Any]:
         _publish_job("job.finished", ended.job_id, ended.kind, ended.user_id, status="succeeded")
         if ended.kind == "deletion":
             _deletion_ended(ended, None)
+        _publish_completed(ended)
     return {}
+
+
+def _publish_completed(job: store.JobRecord) -> None:
+    from shared import events
+
+    event_type = _COMPLETED_EVENTS.get(job.kind)
+    if event_type is None or not job.user_id:
+        return
+    data: dict[str, Any] = {"jobId": job.job_id, "kind": job.kind, "status": "succeeded"}
+    if job.kind == "deletion":
+        data = {"userId": job.user_id, "jobId": job.job_id}
+    elif counts := job.context_counts():
+        data["counts"] = counts
+    events.publish(event_type, data, user_id=job.user_id)  # on the queue before the step returns: lambda_handler
 
 
 def fail(event: dict[str, Any]) -> dict[str, Any]:

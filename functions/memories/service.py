@@ -26,6 +26,7 @@ from functions.memories.models import (
     MemoryUpdate,
     RejectedMemory,
 )
+from shared import events
 from shared.errors import Conflict, NotFound
 from shared.ids import is_id, new_id
 from shared.lazy import LazyModule
@@ -53,7 +54,14 @@ def create_memory(user_id: str, request: MemoryCreate) -> MemoryPublic:
     if store_within_limit(user_id, [record]) == 0:
         limit = get_settings().memory_limit_per_user
         raise Conflict(f"You already keep the most memories allowed ({limit})", code="memory_limit_reached")
-    return public_memory(record)
+    public = public_memory(record)
+    _publish_created([public], user_id)
+    return public
+
+
+def _publish_created(memories: Sequence[MemoryPublic], user_id: str) -> None:
+    for memory in memories:
+        events.publish("memory.created", memory.model_dump(mode="json", by_alias=True), user_id=user_id)
 
 
 def get_memory(user_id: str, memory_id: str) -> MemoryPublic:
@@ -161,6 +169,7 @@ def bulk_import(user_id: str, request: BulkImportRequest) -> BulkImportResult:
         else:
             accepted.append((index, _new_record(user_id, memory)))
     imported = store_within_limit(user_id, [record for _, record in accepted])
+    _publish_created([public_memory(record) for _, record in accepted[:imported]], user_id)
     rejected += [RejectedMemory(index=index, reason=LIMIT_REACHED_REASON) for index, _ in accepted[imported:]]
     return BulkImportResult(imported=imported, rejected=sorted(rejected, key=lambda rejection: rejection.index))
 

@@ -738,34 +738,24 @@ async def _chat_direct(cpu: list[float]) -> tuple[list[float], list[float]]:
     return first, per_chunk
 
 
+# The parts run in interpreters of their own (`python -m tests.bench <part>`): "module:function".
+PARTS = {
+    "chat": "tests.bench.__main__:report_chat_overhead",
+    "channels": "tests.bench.channels:report_channels",
+    "jobs": "tests.bench.jobs:report_jobs",
+    "agents": "tests.bench.agents:report_agents",
+    "webhooks": "tests.bench.webhooks:report_webhooks",
+    "vectors": "tests.bench.vectors:report_vectors",
+    "analytics": "tests.bench.analytics:report_analytics",
+}
+
+
 def main() -> None:
-    if sys.argv[1:] == ["chat"]:
-        report_chat_overhead()
-        return
-    if sys.argv[1:] == ["channels"]:
-        from tests.bench.channels import report_channels
+    if len(sys.argv) == 2 and sys.argv[1] in PARTS:
+        import importlib
 
-        report_channels()
-        return
-    if sys.argv[1:] == ["jobs"]:
-        from tests.bench.jobs import report_jobs
-
-        report_jobs()
-        return
-    if sys.argv[1:] == ["agents"]:
-        from tests.bench.agents import report_agents
-
-        report_agents()
-        return
-    if sys.argv[1:] == ["vectors"]:
-        from tests.bench.vectors import report_vectors
-
-        report_vectors()
-        return
-    if sys.argv[1:] == ["analytics"]:
-        from tests.bench.analytics import report_analytics
-
-        report_analytics()
+        module, function = PARTS[sys.argv[1]].split(":")
+        getattr(importlib.import_module(module), function)()
         return
     env = bench_environment()
     print(f"Stratus bench: Python {sys.version.split()[0]}, {os.cpu_count()} cores")
@@ -780,6 +770,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "tests.bench", "agents"], cwd=ROOT, env=chat_env, check=True)
     subprocess.run([sys.executable, "-m", "tests.bench", "channels"], cwd=ROOT, env=chat_env, check=True)
     subprocess.run([sys.executable, "-m", "tests.bench", "vectors"], cwd=ROOT, env=chat_env, check=True)
+    subprocess.run([sys.executable, "-m", "tests.bench", "webhooks"], cwd=ROOT, env=chat_env, check=True)
     subprocess.run([sys.executable, "-m", "tests.bench", "analytics"], cwd=ROOT, env=chat_env, check=True)
 
 

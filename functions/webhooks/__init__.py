@@ -1,0 +1,1 @@
+"""Outbound webhooks: subscriptions, the fan-out of events to them, and their signed, retried deliveries."""
