@@ -12,6 +12,8 @@ from functions.jobs.contexts import JOB_CONTEXTS, WORKFLOWS, JobContext, Workflo
 from shared.tables import (
     AGENTS,
     ANALYTICS,
+    AUDIT,
+    AUDIT_KEY_PREFIX,
     CHANNELS,
     CHAT,
     CONVERSATIONS,
@@ -22,6 +24,7 @@ from shared.tables import (
     REALTIME,
     TABLES,
     WEBHOOKS,
+    PartitionGrant,
     TableSpec,
 )
 
@@ -117,6 +120,11 @@ class FunctionSpec:
     app: str | None = None
     tables: tuple[TableSpec, ...] = ()
     read_only_tables: tuple[TableSpec, ...] = ()
+    # Tables it may only add items to: exactly PutItem, nothing that changes or deletes an item (the audit log's
+    # writer). IAM cannot require the put's `attribute_not_exists` condition: the writer's code always sets it.
+    append_only_tables: tuple[TableSpec, ...] = ()
+    # Actions on the items of some partitions of a table only (dynamodb:LeadingKeys), beyond what `tables` grant.
+    partition_grants: tuple[PartitionGrant, ...] = ()
     # Tables the function may only describe (DescribeTable), never read: readiness checks.
     described_tables: tuple[TableSpec, ...] = ()
     reads_signing_keys: bool = False
@@ -567,6 +575,20 @@ WEBHOOKS_FUNCTION = FunctionSpec(
     memory_mb=512,
 )
 
+AUDIT_FUNCTION = FunctionSpec(
+    name="audit",
+    handler="functions.audit.handler.lambda_handler",
+    app="functions.audit.api:app",
+    description="The audit log: a user's own security events, the stage's for auditors",
+    routes=_routes(("GET", "/audit"), ("GET", "/admin/audit")),
+    # Read only: the events function's writer alone adds events, and nothing changes them.
+    read_only_tables=(AUDIT,),
+    # Opens the users' data keys, to show their events' personal fields.
+    unsealed_secret_contexts=("audit",),
+    checks_revocations=True,
+    memory_mb=512,
+)
+
 # Functions of the knowledge pipeline (infra.knowledge): invoked by S3 and asynchronously, serving no route.
 KNOWLEDGE_FUNCTIONS: tuple[FunctionSpec, ...] = (AGENTS_PROCESSOR_FUNCTION,)
 
@@ -600,6 +622,7 @@ HTTP_FUNCTIONS: tuple[FunctionSpec, ...] = (
     CHANNELS_FUNCTION,
     CHANNEL_WEBHOOKS_FUNCTION,
     WEBHOOKS_FUNCTION,
+    AUDIT_FUNCTION,
     ANALYTICS_FUNCTION,
 )
 
@@ -707,6 +730,10 @@ EVENTS_FUNCTION = FunctionSpec(
     # The webhooks fan-out: reads the subscriptions an event reaches, puts one delivery item each. The analytics
     # counters: TransactWriteItems of markers and ADDs (functions.analytics.store).
     tables=(WEBHOOKS, ANALYTICS),
+    # The audit writer: puts events (never changes one), reads and makes the users' data keys (sealed: "audit").
+    append_only_tables=(AUDIT,),
+    partition_grants=(PartitionGrant(AUDIT, AUDIT_KEY_PREFIX, ("dynamodb:Query",)),),
+    secret_contexts=("audit",),
     memory_mb=512,
     timeout_seconds=60,
 )
@@ -760,6 +787,9 @@ def job_task_function(context: JobContext) -> FunctionSpec:
         handler="functions.jobs.tasks.context_task",
         description=f"Jobs: the {context.name} context's pages of export, deletion, archiving",
         tables=context.tables,
+        read_only_tables=context.read_only_tables,
+        partition_grants=context.partition_grants,
+        unsealed_secret_contexts=context.unsealed_secret_contexts,
         uses_payload_bucket=context.uses_payload_bucket,
         export_bucket=grants,
         environment=(("JOB_CONTEXT", context.name),),

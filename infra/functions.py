@@ -204,7 +204,13 @@ class Functions(StageConstruct):
             "ARCHIVE_CONVERSATIONS_AFTER_DAYS": str(self.config.settings.archive_conversations_after_days),
             **{
                 table.env_var: storage.tables[table.context].table_name
-                for table in (*spec.tables, *spec.read_only_tables, *spec.described_tables)
+                for table in (
+                    *spec.tables,
+                    *spec.read_only_tables,
+                    *spec.described_tables,
+                    *spec.append_only_tables,
+                    *(grant.table for grant in spec.partition_grants),
+                )
             },
         }
         environment |= self._storage_environment(spec)
@@ -213,6 +219,8 @@ class Functions(StageConstruct):
                 raise LookupError(f"{spec.name} starts the {workflow} workflow, which is not built yet (infra.jobs)")
             environment[workflow_env_var(workflow)] = self.workflows[workflow].state_machine_arn
         environment.update(dict(spec.environment))
+        if spec.append_only_tables:
+            environment["AUDIT_RETENTION_DAYS"] = str(self.config.settings.audit_retention_days)
         if self.config.is_dev:
             environment["PASSWORD_HASH_COST"] = str(DEV_PASSWORD_HASH_COST)
         if spec.enhances_text and self.config.settings.enhance_field_types:
@@ -249,6 +257,21 @@ class Functions(StageConstruct):
             tables[table.context].grant(function, *TABLE_READ_ACTIONS, *TABLE_WRITE_ACTIONS)
         for table in spec.read_only_tables:
             tables[table.context].grant(function, *TABLE_READ_ACTIONS)
+        for table in spec.append_only_tables:
+            # PutItem alone, on the table itself (not its indexes): the function adds items and can neither change
+            # nor delete one. That each put is conditional (attribute_not_exists) is the code's to keep: IAM has no
+            # condition key for a request's ConditionExpression.
+            function.add_to_role_policy(
+                iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[tables[table.context].table_arn])
+            )
+        for grant in spec.partition_grants:
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=list(grant.actions),
+                    resources=[tables[grant.table.context].table_arn],
+                    conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{grant.prefix}*"]}},
+                )
+            )
         if spec.described_tables:
             function.add_to_role_policy(
                 iam.PolicyStatement(

@@ -29,7 +29,8 @@ class StageConfig:
     outside dev stages), `throttleRateLimit` and `throttleBurstLimit` (requests per second across an API),
     `bedrock` (true lets the functions that call models use Bedrock with their own role),
     `archiveConversationsAfterDays` (the stage's `ARCHIVE_CONVERSATIONS_AFTER_DAYS`; 0 turns archiving off),
-    `enhanceFieldTypes` (the stage's own text-enhancement field types, JSON: its `ENHANCE_FIELD_TYPES`)."""
+    `enhanceFieldTypes` (the stage's own text-enhancement field types, JSON: its `ENHANCE_FIELD_TYPES`),
+    `auditRetentionDays` (the stage's `AUDIT_RETENTION_DAYS`: how long the audit log keeps an event)."""
 
     settings: Settings
     bedrock_enabled: bool = False
@@ -45,6 +46,7 @@ class StageConfig:
                 context("corsOrigins"),
                 context("archiveConversationsAfterDays"),
                 enhance_field_types=context("enhanceFieldTypes"),
+                audit_retention_days=context("auditRetentionDays"),
             ),
             bedrock_enabled=str(context("bedrock") or "").lower() == "true",
             throttle_rate=float(context("throttleRateLimit") or DEFAULT_THROTTLE_RATE),
@@ -98,7 +100,12 @@ class StageConstruct(Construct):
 
 
 def deployment_settings(
-    stage: str, cors_origins: str | None, archive_after_days: object = None, *, enhance_field_types: object = None
+    stage: str,
+    cors_origins: str | None,
+    archive_after_days: object = None,
+    *,
+    enhance_field_types: object = None,
+    audit_retention_days: object = None,
 ) -> Settings:
     """The stage's settings given at deploy (CORS origins, the archiving cutoff, its enhancement field types),
     validated by the same rules the functions apply at cold start."""
@@ -113,6 +120,8 @@ def deployment_settings(
             chosen["archive_conversations_after_days"] = archive_after_days
         if enhance_field_types is not None:
             chosen["enhance_field_types"] = enhance_field_types
+        if audit_retention_days is not None:
+            chosen["audit_retention_days"] = audit_retention_days
         settings = Settings(stage=stage, cors_allow_origins=cors_origins or "*", **chosen)
     except ValidationError as error:
         first = error.errors()[0]

@@ -120,6 +120,8 @@ class Settings(BaseModel):
     memory_limit_per_user: Annotated[int, Field(ge=1, le=100_000)] = 1000
     # The daily archiving run archives conversations idle this many days; 0 turns it off.
     archive_conversations_after_days: Annotated[int, Field(ge=0, le=3650)] = 90
+    # The audit log keeps an event this many days (its TTL), then DynamoDB deletes it.
+    audit_retention_days: Annotated[int, Field(ge=1, le=3650)] = 365
 
     # Chat limits, per user and per window, and the stage's daily cost ceiling (USD).
     chat_window_seconds: Annotated[int, Field(ge=60, le=31 * 86400)] = 3600

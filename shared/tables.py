@@ -146,6 +146,20 @@ WEBHOOKS = TableSpec(context="webhooks", indexes=(Index("gsi1", "gsi1pk", "gsi1s
 # Per-day counters of the stage, by dimension (model, agent, channel, conversation length), sharded where hot.
 ANALYTICS = TableSpec(context="analytics")
 
+
+@dataclass(frozen=True)
+class PartitionGrant:
+    """DynamoDB actions on the items of one table whose partition key starts with `prefix` only (IAM's
+    `dynamodb:LeadingKeys`): the audit log's keys, deleted with an account while its events stay."""
+
+    table: TableSpec
+    prefix: str
+    actions: tuple[str, ...]
+
+
+# The audit log's per-user data keys (functions.audit.store): `KEY#<user>` partitions.
+AUDIT_KEY_PREFIX = "KEY#"
+
 TABLES: tuple[TableSpec, ...] = (
     IDENTITY, CONVERSATIONS, MEMORIES, CHAT, REALTIME, MCP, JOBS, AGENTS, CHANNELS, AUDIT, WEBHOOKS, ANALYTICS,
 )  # fmt: skip

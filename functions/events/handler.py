@@ -22,6 +22,7 @@ Consumer = Callable[[Sequence[Event]], Iterable[str]]
 
 # "module:function" of each consumer, in the order they take a batch.
 CONSUMERS: tuple[str, ...] = (
+    "functions.audit.writer:consume",
     "functions.webhooks.fanout:consume",
     "functions.analytics.consumer:consume",
 )

@@ -7,7 +7,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from shared.tables import AGENTS, CHANNELS, CHAT, CONVERSATIONS, IDENTITY, JOBS, MCP, MEMORIES, REALTIME, TableSpec
+from shared.tables import (
+    AGENTS,
+    AUDIT,
+    AUDIT_KEY_PREFIX,
+    CHANNELS,
+    CHAT,
+    CONVERSATIONS,
+    IDENTITY,
+    JOBS,
+    MCP,
+    MEMORIES,
+    REALTIME,
+    PartitionGrant,
+    TableSpec,
+)
 from shared.tables import WEBHOOKS as WEBHOOKS_TABLE
 
 Workflow = Literal["export", "import", "deletion", "archive"]
@@ -38,6 +52,10 @@ class JobContext:
     """The kinds of imported item it stores (`functions.jobs.formats.items`): project, conversation, prompt, memory."""
     last: bool = False
     """Deletion runs it after every other context, in the order listed, instead of alongside them."""
+    read_only_tables: tuple[TableSpec, ...] = ()
+    partition_grants: tuple[PartitionGrant, ...] = ()
+    """What its task may do beyond `tables`: read these, act on these partitions only (the audit log's keys)."""
+    unsealed_secret_contexts: tuple[str, ...] = ()
 
 
 JOB_CONTEXTS: tuple[JobContext, ...] = (
@@ -68,6 +86,19 @@ JOB_CONTEXTS: tuple[JobContext, ...] = (
     JobContext("channels", "functions.channels.jobs", (CHANNELS,), frozenset({"export", "deletion"})),
     # The user's own webhook subscriptions (exported without their secret), deleted with deliveries and log.
     JobContext("webhooks", "functions.webhooks.jobs", (WEBHOOKS_TABLE,), frozenset({"export", "deletion"})),
+    # The user's audit log: exported; at deletion the events stay (append-only, the legal hold) and only the user's
+    # data key is deleted, so their personal fields no longer open. Its task reads the log and may delete nothing
+    # but keys. Late in the deletion, so events recorded while it runs are sealed with the key it then deletes.
+    JobContext(
+        "audit",
+        "functions.audit.jobs",
+        (),
+        frozenset({"export", "deletion"}),
+        last=True,
+        read_only_tables=(AUDIT,),
+        partition_grants=(PartitionGrant(AUDIT, AUDIT_KEY_PREFIX, ("dynamodb:DeleteItem",)),),
+        unsealed_secret_contexts=("audit",),
+    ),
     # The user's other jobs and their files (the deletion's own job record stays: admins see deletion jobs).
     JobContext("jobs", "functions.jobs.userdata", (JOBS,), frozenset({"deletion"}), uses_export_bucket=True, last=True),
     # Deletion removes the identity after every other context is done (until then the account exists, refused, so

@@ -738,23 +738,28 @@ async def _chat_direct(cpu: list[float]) -> tuple[list[float], list[float]]:
     return first, per_chunk
 
 
-# The parts run in interpreters of their own (`python -m tests.bench <part>`): "module:function".
-PARTS = {
-    "chat": "tests.bench.__main__:report_chat_overhead",
-    "channels": "tests.bench.channels:report_channels",
+# The parts `make bench` runs each in a fresh interpreter (the local stack points every client at its own moto
+# server): `python -m tests.bench <part>` runs one. "module:function" of each, beside chat's, which is above.
+PARTS: dict[str, str] = {
     "jobs": "tests.bench.jobs:report_jobs",
     "agents": "tests.bench.agents:report_agents",
-    "webhooks": "tests.bench.webhooks:report_webhooks",
+    "channels": "tests.bench.channels:report_channels",
     "vectors": "tests.bench.vectors:report_vectors",
+    "webhooks": "tests.bench.webhooks:report_webhooks",
+    "audit": "tests.bench.audit:report_audit",
     "analytics": "tests.bench.analytics:report_analytics",
 }
 
 
 def main() -> None:
-    if len(sys.argv) == 2 and sys.argv[1] in PARTS:
-        import importlib
+    import importlib
 
-        module, function = PARTS[sys.argv[1]].split(":")
+    part = sys.argv[1] if len(sys.argv) == 2 else None
+    if part == "chat":
+        report_chat_overhead()
+        return
+    if part in PARTS:
+        module, function = PARTS[part].split(":")
         getattr(importlib.import_module(module), function)()
         return
     env = bench_environment()
@@ -763,15 +768,9 @@ def main() -> None:
     report_warm_latency(env)
     report_mcp()
     sys.stdout.flush()
-    # A fresh interpreter: the local stack points every client at its own moto server.
     chat_env = {name: value for name, value in os.environ.items() if not name.endswith("_TABLE")}
-    subprocess.run([sys.executable, "-m", "tests.bench", "chat"], cwd=ROOT, env=chat_env, check=True)
-    subprocess.run([sys.executable, "-m", "tests.bench", "jobs"], cwd=ROOT, env=chat_env, check=True)
-    subprocess.run([sys.executable, "-m", "tests.bench", "agents"], cwd=ROOT, env=chat_env, check=True)
-    subprocess.run([sys.executable, "-m", "tests.bench", "channels"], cwd=ROOT, env=chat_env, check=True)
-    subprocess.run([sys.executable, "-m", "tests.bench", "vectors"], cwd=ROOT, env=chat_env, check=True)
-    subprocess.run([sys.executable, "-m", "tests.bench", "webhooks"], cwd=ROOT, env=chat_env, check=True)
-    subprocess.run([sys.executable, "-m", "tests.bench", "analytics"], cwd=ROOT, env=chat_env, check=True)
+    for name in ("chat", *PARTS):
+        subprocess.run([sys.executable, "-m", "tests.bench", name], cwd=ROOT, env=chat_env, check=True)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,13 @@ def test_the_archiving_cutoff_given_at_deploy_is_checked_as_the_functions_check_
         deployment_settings("acme", "https://a.example", "-1")
 
 
+def test_the_audit_logs_retention_is_a_deploy_choice_checked_like_the_functions_do() -> None:
+    assert deployment_settings("acme", "https://a.example", audit_retention_days="30").audit_retention_days == 30
+    assert deployment_settings("acme", "https://a.example").audit_retention_days == 365
+    with pytest.raises(ConfigurationError, match="audit_retention_days"):
+        deployment_settings("acme", "https://a.example", audit_retention_days="0")
+
+
 def test_the_stages_field_types_given_at_deploy_are_checked_as_the_functions_check_them() -> None:
     given = '{"ticket_reply": {"label": "Ticket reply", "system": "You answer support tickets."}}'
     settings = deployment_settings("acme", "https://a.example", enhance_field_types=given)

@@ -16,7 +16,7 @@ def test_the_functions_dispatch_through_the_list_cdk_builds_from() -> None:
     assert [spec.name for spec in catalog.JOB_TASK_FUNCTIONS][: len(JOB_CONTEXTS)] == [
         f"jobs-{context.name}" for context in JOB_CONTEXTS
     ]
-    assert [context.name for context in job_contexts("deletion") if context.last] == ["jobs", "identity"]
+    assert [context.name for context in job_contexts("deletion") if context.last] == ["audit", "jobs", "identity"]
     assert context_named("jobs").module == "functions.jobs.userdata"
     assert {kind for context in job_contexts("import") for kind in context.imports} == {
         "project", "conversation", "prompt", "memory",
