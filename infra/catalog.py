@@ -11,6 +11,7 @@ from typing import Literal
 from functions.jobs.contexts import JOB_CONTEXTS, WORKFLOWS, JobContext, Workflow
 from shared.tables import (
     AGENTS,
+    ANALYTICS,
     AUDIT,
     AUDIT_KEY_PREFIX,
     CHANNELS,
@@ -271,8 +272,12 @@ HEALTH_FUNCTION = FunctionSpec(
         ("GET", "/health/detailed"),
         ("GET", "/health/info"),
         public=True,
-    ),
+    )
+    # Today's counters for Prometheus: a scraper's API key needs analytics.read.
+    + _routes(("GET", "/health/metrics")),
     described_tables=TABLES,
+    read_only_tables=(ANALYTICS,),
+    checks_revocations=True,
     describes_signing_keys=True,
     memory_mb=256,
     timeout_seconds=10,
@@ -587,6 +592,23 @@ AUDIT_FUNCTION = FunctionSpec(
 # Functions of the knowledge pipeline (infra.knowledge): invoked by S3 and asynchronously, serving no route.
 KNOWLEDGE_FUNCTIONS: tuple[FunctionSpec, ...] = (AGENTS_PROCESSOR_FUNCTION,)
 
+ANALYTICS_FUNCTION = FunctionSpec(
+    name="analytics",
+    handler="functions.analytics.handler.lambda_handler",
+    app="functions.analytics.api:app",
+    description="The stage's dashboard and breakdowns, read from the per-day counters",
+    routes=_routes(
+        ("GET", "/analytics/dashboard"),
+        ("GET", "/analytics/models"),
+        ("GET", "/analytics/agents"),
+        ("GET", "/analytics/channels"),
+        ("GET", "/analytics/conversations"),
+    ),
+    read_only_tables=(ANALYTICS,),
+    checks_revocations=True,
+    memory_mb=512,
+)
+
 # Functions that serve routes, in the order CDK creates them.
 HTTP_FUNCTIONS: tuple[FunctionSpec, ...] = (
     IDENTITY_FUNCTION,
@@ -601,6 +623,7 @@ HTTP_FUNCTIONS: tuple[FunctionSpec, ...] = (
     CHANNEL_WEBHOOKS_FUNCTION,
     WEBHOOKS_FUNCTION,
     AUDIT_FUNCTION,
+    ANALYTICS_FUNCTION,
 )
 
 # Functions served by their own ASGI app (response streaming), outside the HTTP API.
@@ -704,8 +727,9 @@ EVENTS_FUNCTION = FunctionSpec(
         # The webhooks fan-out: one message per delivery.
         QueueAccess(WEBHOOK_DELIVERIES_QUEUE, "send"),
     ),
-    # The webhooks fan-out: reads the subscriptions an event reaches, puts one delivery item each.
-    tables=(WEBHOOKS,),
+    # The webhooks fan-out: reads the subscriptions an event reaches, puts one delivery item each. The analytics
+    # counters: TransactWriteItems of markers and ADDs (functions.analytics.store).
+    tables=(WEBHOOKS, ANALYTICS),
     # The audit writer: puts events (never changes one), reads and makes the users' data keys (sealed: "audit").
     append_only_tables=(AUDIT,),
     partition_grants=(PartitionGrant(AUDIT, AUDIT_KEY_PREFIX, ("dynamodb:Query",)),),

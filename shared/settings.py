@@ -159,6 +159,10 @@ class Settings(BaseModel):
     webhook_retry_base_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
     webhooks_allow_private: bool = False
     webhook_deliveries_queue_url: str = ""
+    # Analytics: how many partitions a day's counters are split over (a busy stage's writes spread; the dashboards
+    # read days x shards items), and how often a container publishes its request and error counts (0: never).
+    analytics_shards: Annotated[int, Field(ge=1, le=32)] = 4
+    request_counts_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
 
     @field_validator("stage")
     @classmethod

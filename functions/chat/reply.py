@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from functions.agents.service import ChatAgent
     from functions.chat.grounding import Grounding
     from functions.conversations.service import ReplyThread
+    from functions.usage.models import ReplyUsage
 
 Event = dict[str, Any]
 # Who may serve a model request: a provider and the model id it knows it by.
@@ -407,7 +408,8 @@ async def streaming(prepared: PreparedReply) -> AsyncIterator[AsyncIterator[Even
                     await prepared.user_message_stored()
                 finally:
                     # The chat app and the WebSocket and channels workers are no HTTP handler that flushes: what
-                    # storing the messages published (`message.created`...) is on the queue before the reply ends.
+                    # storing the messages published (`message.created`...) and the reply's `reply.completed` are on
+                    # the queue before the reply ends.
                     await complete_despite_cancellation(asyncio.to_thread(shared_events.flush))
 
 
@@ -712,9 +714,12 @@ class _Progress:
 
         thread = await prepared.user_message_stored()
 
+        stored_seq: list[int] = []
+
         def store_reply() -> None:
             assert thread is not None
-            thread.append("assistant", content or " ", metadata=metadata, message_id=prepared.message_id)
+            message = thread.append("assistant", content or " ", metadata=metadata, message_id=prepared.message_id)
+            stored_seq.append(message.seq)
 
         def write() -> None:
             spent = self.usage.input_tokens + self.usage.output_tokens
@@ -725,7 +730,38 @@ class _Progress:
             )
 
         await anyio.to_thread.run_sync(write)
+        _publish_completed(reply_usage, self.stop_reason, thread, stored_seq[0] if stored_seq else None, prepared)
         return cost
+
+
+def _publish_completed(
+    reply_usage: ReplyUsage,
+    stop_reason: str | None,
+    thread: ReplyThread | None,
+    message_count: int | None,
+    prepared: PreparedReply,
+) -> None:
+    """`reply.completed` for the analytics counters (an internal event, never delivered to webhooks): what the
+    reply used and how it went, where it came from (agent, channel), and its conversation's length."""
+    from shared import events
+
+    conversation = thread.conversation if thread is not None else None
+    source = conversation.source if conversation is not None else None
+    events.publish(
+        "reply.completed",
+        {
+            "conversationId": prepared.conversation_id, "messageId": prepared.message_id,
+            "provider": reply_usage.provider, "model": reply_usage.model, "source": prepared.source,
+            "inputTokens": reply_usage.input_tokens, "outputTokens": reply_usage.output_tokens,
+            "cost": format(reply_usage.cost_usd, "f"), "latencyMs": reply_usage.latency_ms,
+            "timeToFirstTokenMs": reply_usage.time_to_first_token_ms,
+            "agentId": conversation.agent_id if conversation is not None else None,
+            "channel": source.type if source is not None else None,
+            "citations": len(prepared.citations), "failed": stop_reason == "error", "stopReason": stop_reason,
+            "messageCount": message_count,
+        },
+        user_id=prepared.principal.user_id,
+    )  # fmt: skip
 
 
 def _preferences_and_servers(principal: Principal, want_servers: bool) -> tuple[Any, list[Any]]:

@@ -21,7 +21,11 @@ from shared.observability import logger
 Consumer = Callable[[Sequence[Event]], Iterable[str]]
 
 # "module:function" of each consumer, in the order they take a batch.
-CONSUMERS: tuple[str, ...] = ("functions.audit.writer:consume", "functions.webhooks.fanout:consume")
+CONSUMERS: tuple[str, ...] = (
+    "functions.audit.writer:consume",
+    "functions.webhooks.fanout:consume",
+    "functions.analytics.consumer:consume",
+)
 
 
 @cache

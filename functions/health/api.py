@@ -1,18 +1,25 @@
-"""Health routes: `/health` (liveness), `/health/ready`, `/health/detailed` and `/health/info`."""
+"""Health routes: `/health` (liveness), `/health/ready`, `/health/detailed`, `/health/info` (public), and
+`/health/metrics` (the stage's counters of today for Prometheus; needs `analytics.read`)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from functions.health.checks import Check, run_checks
 from shared.http.app import create_app
+from shared.http.deps import require_permission
 from shared.http.models import ApiModel
 from shared.settings import get_settings
 
 router = APIRouter(prefix="/api/v1/health", tags=["health"])
+metrics_router = APIRouter(
+    prefix="/api/v1/health", tags=["health"], dependencies=[Depends(require_permission("analytics.read"))]
+)
+# Prometheus' text exposition format.
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Liveness(ApiModel):
@@ -74,6 +81,16 @@ def info() -> Info:
     return Info(name="stratus", version=settings.version, stage=settings.stage, region=settings.region)
 
 
+@metrics_router.get(
+    "/metrics", response_class=PlainTextResponse, responses={200: {"content": {PROMETHEUS_CONTENT_TYPE: {}}}}
+)
+def metrics() -> PlainTextResponse:
+    from functions.analytics import service as analytics
+
+    text = analytics.metrics_text(get_settings().stage)
+    return PlainTextResponse(text, media_type=PROMETHEUS_CONTENT_TYPE)
+
+
 def _status(checks: list[Check]) -> Literal["ready", "unavailable"]:
     return "ready" if all(check.healthy for check in checks) else "unavailable"
 
@@ -84,4 +101,4 @@ def _report(report: Readiness | DetailedHealth) -> JSONResponse:
     return JSONResponse(report.model_dump(by_alias=True), status_code=status_code)
 
 
-app = create_app(title="Stratus health", public=[router])
+app = create_app(title="Stratus health", public=[router], protected=[metrics_router])

@@ -40,7 +40,14 @@ def lambda_handler(event: dict[str, Any], _: Any) -> dict[str, Any]:
     try:
         return step(event)
     finally:
-        events.flush()  # what a step published (the end of a deletion) is on the queue before the step returns
+        # What a step published (the job's start and end, a deletion's end) is on the queue before the step returns.
+        events.flush()
+
+
+def _publish_job(type_: str, job_id: str, kind: str, user_id: str | None, **data: Any) -> None:
+    """`job.started` / `job.finished` for the analytics counters, named by the job: a step run twice (Step
+    Functions retries) publishes the same event, counted once."""
+    events.publish(type_, {"jobId": job_id, "kind": kind, **data}, user_id=user_id, event_id=f"{type_}-{job_id}")
 
 
 def begin(event: dict[str, Any]) -> dict[str, Any]:
@@ -50,7 +57,8 @@ def begin(event: dict[str, Any]) -> dict[str, Any]:
         store.create_job(store.new_job(job_id, "archive", None))
     contexts = [context.name for context in job_contexts(kind)]
     # An import is one loop of pages over the importing contexts together, not a map over them.
-    store.begin(job_id, contexts, contexts_running=kind == "import")
+    if store.begin(job_id, contexts, contexts_running=kind == "import"):
+        _publish_job("job.started", job_id, kind, event.get("userId"))
     return {}
 
 
@@ -152,6 +160,7 @@ def finish(event: dict[str, Any]) -> dict[str, Any]:
     ended = store.finish(event["jobId"])
     if ended is not None:
         store.release_lock(ended)
+        _publish_job("job.finished", ended.job_id, ended.kind, ended.user_id, status="succeeded")
         if ended.kind == "deletion":
             _deletion_ended(ended, None)
         _publish_completed(ended)
@@ -186,6 +195,7 @@ def fail(event: dict[str, Any]) -> dict[str, Any]:
     ended = store.fail(event["jobId"], code, message, event.get("context"))
     if ended is not None:
         store.release_lock(ended)
+        _publish_job("job.finished", ended.job_id, ended.kind, ended.user_id, status="failed")
         if ended.kind == "deletion":
             _deletion_ended(ended, code)
     return {}

@@ -52,6 +52,8 @@ class Poster:
                 raise
             logger.info("connection gone", extra={"connectionId": connection_id})
             departure = store.remove_connection(connection_id)
+            if departure.user_id is not None:
+                connection_closed(connection_id, departure.user_id)
             with self._departures_lock:
                 self._departures.append(departure)
             return False
@@ -104,3 +106,22 @@ class Poster:
 def presence_data(room: str, user_id: str, status: str, members: list[store.Member]) -> dict[str, Any]:
     users = sorted({member.user_id for member in members})
     return {"conversationId": room, "userId": user_id, "status": status, "members": users}
+
+
+def connection_opened(connection_id: str, user_id: str) -> None:
+    """`connection.opened` for the analytics counters (open WebSocket connections), named by the connection."""
+    from shared import events
+
+    events.publish(
+        "connection.opened", {"connectionId": connection_id}, user_id=user_id, event_id=f"opened-{connection_id}"
+    )
+
+
+def connection_closed(connection_id: str, user_id: str) -> None:
+    """`connection.closed`, named by the connection: found gone by a post and then disconnected by API Gateway, it
+    is published twice and counted once."""
+    from shared import events
+
+    events.publish(
+        "connection.closed", {"connectionId": connection_id}, user_id=user_id, event_id=f"closed-{connection_id}"
+    )

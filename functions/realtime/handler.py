@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from functions.realtime import frames, store
-from functions.realtime.connections import Poster, management_endpoint, presence_data
+from functions.realtime.connections import (
+    Poster,
+    connection_closed,
+    connection_opened,
+    management_endpoint,
+    presence_data,
+)
+from shared import events
 from shared.auth.principal import Principal
 from shared.aws import client
 from shared.errors import DomainError
@@ -27,6 +34,13 @@ _PRINCIPAL_KEYS = ("userId", "roles", "permissions", "authType", "sessionId", "a
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+    try:
+        return _handle(event)
+    finally:
+        events.flush()  # `connection.opened` / `connection.closed`, on the queue before the container may freeze
+
+
+def _handle(event: dict[str, Any]) -> dict[str, Any]:
     request_context = event.get("requestContext") or {}
     route = request_context.get("routeKey")
     connection_id = str(request_context.get("connectionId") or "")
@@ -50,12 +64,14 @@ def on_connect(connection_id: str, request_context: Mapping[str, Any]) -> dict[s
     principal = {key: str(authorizer[key]) for key in _PRINCIPAL_KEYS if authorizer.get(key) not in (None, "")}
     connected_at = request_context.get("connectedAt")
     store.put_connection(connection_id, str(user_id), principal, int(connected_at) // 1000 if connected_at else None)
+    connection_opened(connection_id, str(user_id))
     return {"statusCode": 200}
 
 
 def on_disconnect(connection_id: str, poster: Poster) -> None:
     departure = store.remove_connection(connection_id)
     if departure.user_id is not None:  # None: already removed, and announced, when it was found gone
+        connection_closed(connection_id, departure.user_id)
         for room in departure.rooms:
             poster.presence(room, departure.user_id, "left")
 

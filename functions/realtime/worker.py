@@ -18,6 +18,7 @@ import anyio
 from functions.realtime.connections import Poster
 from shared.auth.principal import Principal
 from shared.errors import DomainError
+from shared.events import flush as flush_events
 from shared.observability import logger
 
 
@@ -31,6 +32,7 @@ def lambda_handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     finally:
         loop.close()
         poster.announce_departures()
+        flush_events()  # the reply's `reply.completed`, a gone connection's `connection.closed`
 
 
 async def run(event: dict[str, Any], poster: Poster) -> dict[str, Any]:

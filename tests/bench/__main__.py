@@ -747,6 +747,7 @@ PARTS: dict[str, str] = {
     "vectors": "tests.bench.vectors:report_vectors",
     "webhooks": "tests.bench.webhooks:report_webhooks",
     "audit": "tests.bench.audit:report_audit",
+    "analytics": "tests.bench.analytics:report_analytics",
 }
 
 

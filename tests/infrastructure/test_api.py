@@ -97,7 +97,8 @@ def test_each_function_has_one_invoke_permission_for_this_api_alone(synth: Synth
 
 
 def test_stack_stays_well_under_cloudformations_resource_limit(synth: Synthesized) -> None:
-    assert len(synth.resources) < 400
+    # 500 is CloudFormation's limit per stack: the next contexts go into nested stacks before this is reached.
+    assert len(synth.resources) < 450
 
 
 def test_authorizer_is_a_cached_simple_lambda_authorizer_on_the_authorization_header(synth: Synthesized) -> None:

@@ -384,3 +384,25 @@ def test_an_open_connection_of_a_signed_out_session_is_refused_on_its_next_frame
         lambda_context(),
     )  # fmt: skip
     assert result == {"status": "refused", "code": "session_revoked"}
+
+
+def test_open_connections_are_counted_once_each_however_they_close(
+    api: TestClient, users: tuple[User, User], management: StubManagementApi
+) -> None:
+    from functions.analytics import store as analytics
+    from tests.fakes.events import deliver_events
+
+    ada, bob = users
+    room = both_in_a_room(api, ada, bob)  # c-ada and c-bob connected
+    management.gone.add("c-bob")
+    send("c-ada", {"action": "chat:typing", "conversationId": room, "isTyping": True})  # finds Bob gone: closed
+    disconnect("c-bob")  # the late $disconnect finds nothing to remove
+    connect_as(bob, "c-bob-2")
+    disconnect("c-bob-2")
+
+    published = deliver_events()
+
+    assert sorted(event.type for event in published if event.type.startswith("connection.")) == [
+        "connection.closed", "connection.closed", "connection.opened", "connection.opened", "connection.opened",
+    ]  # fmt: skip
+    assert sum(item.figures["open"] for item in analytics.gauge_items()) == 1  # Ada's
