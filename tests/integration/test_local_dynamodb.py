@@ -21,7 +21,16 @@ def _item(sk: str) -> dict[str, Any] | None:
     return client("dynamodb").get_item(TableName=CHAT.name_from_env(), Key=_key(sk)).get("Item")
 
 
-def test_a_failed_transaction_changes_no_item_and_a_good_one_changes_every_item() -> None:
+def test_a_failed_transaction_changes_no_item_and_a_good_one_changes_every_item(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rolled back from the items it wrote, never from a copy of the table: a copy costs what the table holds."""
+    from moto.dynamodb.models.table import Table
+
+    def no_copy(self: Table, memo: Any) -> Table:
+        raise AssertionError("a transaction copied a whole table")
+
+    monkeypatch.setattr(Table, "__deepcopy__", no_copy, raising=False)
     dynamodb, table = client("dynamodb"), CHAT.name_from_env()
     dynamodb.put_item(TableName=table, Item={**_key("A"), "n": {"N": "1"}})
     writes = [
