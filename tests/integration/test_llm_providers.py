@@ -4,6 +4,7 @@ what streams back, and how every failure maps to a ProviderError."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from collections.abc import Callable
 from dataclasses import replace
@@ -194,6 +195,39 @@ def test_anthropic_replies_reuse_one_connection(anthropic_fake: FakeAnthropic) -
 
     assert all(reply[-1] == Finished("end_turn") for reply in replies)
     assert len({request.client for request in anthropic_fake.requests}) == 1
+
+
+@pytest.mark.parametrize("sdk", ["anthropic", "openai"])
+def test_a_client_outliving_its_event_loop_is_let_go_without_a_task_on_the_next_loop(
+    sdk: str, anthropic_fake: FakeAnthropic, openai_fake: FakeOpenAI
+) -> None:
+    # The SDKs' own HTTP client, collected later, would close its closed loop's sockets from the running loop.
+    provider: list[Provider] = [
+        anthropic_provider(anthropic_fake) if sdk == "anthropic" else openai_provider(openai_fake)
+    ]
+    failures: list[dict[str, Any]] = []
+
+    def watch_the_loop() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: failures.append(context))
+
+    async def reply() -> None:
+        watch_the_loop()
+        async for _ in provider[0].stream(CONVERSATION):
+            pass
+
+    async def collect_garbage() -> None:
+        watch_the_loop()
+        gc.collect()
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    gc.collect()
+    asyncio.run(reply())
+    asyncio.run(reply())
+    provider.clear()
+    asyncio.run(collect_garbage())
+
+    assert failures == []
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,11 @@ def prompt_text(request: ModelRequest) -> str:
 
 class LoopBound(Generic[ClientT]):
     """One SDK client per event loop: an async HTTP client's pooled connections belong to the loop that opened
-    them. Lambda runs one loop, so one client per provider per container; tests may run many loops."""
+    them. Lambda runs one loop, so one client per provider per container; tests may run many loops.
+
+    A client is built with an HTTP client of its own (the SDK's `DefaultAsyncHttpxClient`) rather than the SDK's
+    wrapper, whose finaliser schedules its close on whatever loop runs when it is collected: the client of an
+    ended loop would then close sockets of that closed loop from a task of the running one, and fail there."""
 
     def __init__(self, build: Callable[[], ClientT]) -> None:
         self._build = build

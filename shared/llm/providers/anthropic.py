@@ -61,12 +61,14 @@ class AnthropicProvider:
         import anthropic
         import httpx2
 
+        # `read` bounds the wait for the first byte and every gap between streamed chunks.
+        timeout = httpx2.Timeout(self._read_timeout, connect=self._connect_timeout)
         return anthropic.AsyncAnthropic(
             api_key=self._api_key,
             base_url=self._base_url,  # None: the SDK reads ANTHROPIC_BASE_URL, else its default
             max_retries=0,
-            # `read` bounds the wait for the first byte and every gap between streamed chunks.
-            timeout=httpx2.Timeout(self._read_timeout, connect=self._connect_timeout),
+            timeout=timeout,
+            http_client=anthropic.DefaultAsyncHttpxClient(timeout=timeout),  # see LoopBound
         )
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:

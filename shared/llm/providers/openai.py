@@ -80,9 +80,15 @@ class OpenAIProvider:
         import openai
 
         timeout = httpx2.Timeout(self._read_timeout, connect=self._connect_timeout)
-        if self._base_url is None:  # the SDK reads OPENAI_BASE_URL, else its default
-            return openai.AsyncOpenAI(api_key=self._api_key, max_retries=0, timeout=timeout)
-        return openai.AsyncOpenAI(api_key=self._api_key, base_url=self._base_url, max_retries=0, timeout=timeout)
+        options: dict[str, Any] = {} if self._base_url is None else {"base_url": self._base_url}
+        # Without `base_url` the SDK reads OPENAI_BASE_URL, else its default; the HTTP client: see LoopBound.
+        return openai.AsyncOpenAI(
+            api_key=self._api_key,
+            max_retries=0,
+            timeout=timeout,
+            http_client=openai.DefaultAsyncHttpxClient(timeout=timeout),
+            **options,
+        )
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
         try:
