@@ -81,6 +81,7 @@ def aws() -> Iterator[None]:
     from infra.catalog import AGENTS_PROCESSOR_FUNCTION
     from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
     from infra.local.provision import provision_stage
+    from infra.local.quick_sqs import make_moto_sqs_count_once
     from infra.local.s3events import (
         deliver_s3_notifications,
         route_event_invocations,
@@ -96,6 +97,7 @@ def aws() -> Iterator[None]:
     from shared.secrets import forget_opened_secrets
 
     make_moto_dynamodb_atomic()
+    make_moto_sqs_count_once()
     patch_moto_step_functions()
     patch_moto_s3vectors()
     make_api_call = BaseClient._make_api_call

@@ -45,11 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     from moto.server import ThreadedMotoServer
 
     from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
+    from infra.local.quick_sqs import make_moto_sqs_count_once
     from infra.local.s3events import deliver_s3_notifications, post_to_gateway
     from infra.local.s3vectors import patch_moto_s3vectors
     from infra.local.stepfunctions import InvocationForwarder, patch_moto_step_functions
 
     make_moto_dynamodb_atomic()
+    make_moto_sqs_count_once()
     patch_moto_step_functions()
     patch_moto_s3vectors()
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
