@@ -27,22 +27,14 @@ COST_QUANTUM = Decimal("0.00000001")
 _PER_MILLION = Decimal(1_000_000)
 
 # Order matters: a provider's first model is its default (see registry.default_model_for).
-# claude-sonnet-4-5 is listed but not first: anthropic 2.12 flags it deprecated (end of life 2026-11-30).
+# Claude Sonnet 4.5 reached its end of life on 2026-11-30; Sonnet 4.6, its drop-in successor, is listed at the same
+# price. The Claude 5 models are left to MODEL_CATALOG until the provider handles what they changed (Sonnet 5.5
+# refuses forced tool use, which a compatible-API client may ask for).
 _BUILT_IN: tuple[ModelInfo, ...] = (
     ModelInfo(
         "claude-opus-4-5", "anthropic", 200_000, 5.0, 25.0, 0.5, 6.25, "Claude Opus 4.5", ("claude-opus-4-5-20251101",)
     ),
-    ModelInfo(
-        "claude-sonnet-4-5",
-        "anthropic",
-        200_000,
-        3.0,
-        15.0,
-        0.3,
-        3.75,
-        "Claude Sonnet 4.5",
-        ("claude-sonnet-4-5-20250929",),
-    ),
+    ModelInfo("claude-sonnet-4-6", "anthropic", 1_000_000, 3.0, 15.0, 0.3, 3.75, "Claude Sonnet 4.6", ()),
     ModelInfo(
         "claude-haiku-4-5",
         "anthropic",

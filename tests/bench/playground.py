@@ -18,7 +18,7 @@ from tests.fakes.scripted import Reply, ScriptedServer
 RUNS = 5
 WORDS = 25
 # Seconds between words: the three models' speeds (multiples of the fake's 20 ms sleep step, so each is exact).
-PACES = {"claude-haiku-4-5": 0.02, "claude-sonnet-4-5": 0.04, "claude-opus-4-5": 0.08}
+PACES = {"claude-haiku-4-5": 0.02, "claude-sonnet-4-6": 0.04, "claude-opus-4-5": 0.08}
 
 
 def _reply(pace: float) -> Reply:

@@ -85,8 +85,8 @@ def test_a_comparison_whose_client_went_away_runs_to_its_end_and_is_kept(
 ) -> None:
     fast = Reply("one two three four five", chunk_delay=0.2)
     slow = Reply("six seven eight nine ten eleven", chunk_delay=0.3)
-    slow_models.for_model("claude-haiku-4-5", fast).for_model("claude-sonnet-4-5", slow)
-    body = {"prompt": "Count for me", "models": ["claude-haiku-4-5", "claude-sonnet-4-5"]}
+    slow_models.for_model("claude-haiku-4-5", fast).for_model("claude-sonnet-4-6", slow)
+    body = {"prompt": "Count for me", "models": ["claude-haiku-4-5", "claude-sonnet-4-6"]}
     with httpx.Client(base_url=slow_stack.base_url, timeout=30) as http:
         auth = registered(http)
         with http.stream("POST", "/api/v1/ai/playground", headers=auth, json=body) as response:

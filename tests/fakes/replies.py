@@ -16,7 +16,7 @@ def reply_events(
     stop_reason: str | None = None,
     stop_sequence: str | None = None,
     failure: str | None = None,
-    model: str = "claude-sonnet-4-5",
+    model: str = "claude-sonnet-4-6",
     provider: str = "anthropic",
 ) -> list[dict[str, Any]]:
     """A reply of `chunks` of text, then `tool_calls` (id, name, input); `failure` ends it with a provider error."""

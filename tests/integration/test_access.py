@@ -94,11 +94,11 @@ def test_settings_merge_partial_updates_and_validate_ranges(api: TestClient) -> 
     defaults = api.get("/api/v1/users/settings", headers=user.auth).json()
     assert defaults["memoryEnabled"] is True
     assert defaults["enabledMcpServers"] == []
-    api.put("/api/v1/users/settings", headers=user.auth, json={"defaultModel": "claude-sonnet-4-5", "temperature": 0.3})
+    api.put("/api/v1/users/settings", headers=user.auth, json={"defaultModel": "claude-sonnet-4-6", "temperature": 0.3})
     response = api.put("/api/v1/users/settings", headers=user.auth, json={"maxTokens": 2048, "memoryEnabled": False})
     assert response.status_code == 200
     assert response.json() | {} == defaults | {
-        "defaultModel": "claude-sonnet-4-5", "temperature": 0.3, "maxTokens": 2048, "memoryEnabled": False,
+        "defaultModel": "claude-sonnet-4-6", "temperature": 0.3, "maxTokens": 2048, "memoryEnabled": False,
     }  # fmt: skip
     # What the document says is a number or a boolean must be one: no false for 0, no 0 for false, no "5" for 5.
     coerced = ({"temperature": False}, {"memoryEnabled": 0}, {"memoryEnabled": "yes"}, {"maxTokens": "5"})

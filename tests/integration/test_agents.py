@@ -110,7 +110,7 @@ def index_names() -> list[str]:
 
 def test_an_admin_creates_changes_lists_and_deletes_an_agent(api: TestClient, people: dict[str, User]) -> None:
     admin = people["admin"]
-    agent = create_agent(api, admin, model="claude-sonnet-4-5", temperature=0.2, knowledge={"topK": 7})
+    agent = create_agent(api, admin, model="claude-sonnet-4-6", temperature=0.2, knowledge={"topK": 7})
     assert agent["knowledge"] == {"enabled": True, "topK": 7, "minScore": None}
     assert (agent["status"], agent["mcpServers"], agent["index"]) == ("active", [], None)
     second = create_agent(api, admin, name="Sales")
@@ -127,7 +127,7 @@ def test_an_admin_creates_changes_lists_and_deletes_an_agent(api: TestClient, pe
     assert changed.status_code == 200, changed.text
     assert changed.json()["instructions"] == "Cite the handbook."
     assert changed.json()["temperature"] is None
-    assert changed.json()["model"] == "claude-sonnet-4-5"
+    assert changed.json()["model"] == "claude-sonnet-4-6"
     assert changed.json()["status"] == "inactive"
 
     deleted = api.delete(f"{AGENTS}/{agent['agentId']}", headers=admin.auth)

@@ -135,7 +135,7 @@ def test_openai_buffered_completion_answered_by_anthropic_with_its_usage(
     anthropic_only.reply("Paris is warmer.", input_tokens=41, output_tokens=5)
 
     completion = openai_client(stage, key).chat.completions.create(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         messages=[{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Which is warmer?"}],
         max_completion_tokens=200,
         stop=["END"],
@@ -148,14 +148,14 @@ def test_openai_buffered_completion_answered_by_anthropic_with_its_usage(
     sent = anthropic_only.last_request.body
     assert sent is not None
     assert (sent["model"], sent["system"], sent["max_tokens"], sent["stop_sequences"]) == (
-        "claude-sonnet-4-5",
+        "claude-sonnet-4-6",
         "Be terse.",
         200,
         ["END"],
     )
     # Recorded as chat's replies are, priced by the catalog, under the API that asked.
-    cost = _catalog_cost("claude-sonnet-4-5", 41, 5)
-    assert _usage_records(user.id) == [("openai", "claude-sonnet-4-5", 41, 5, cost)]
+    cost = _catalog_cost("claude-sonnet-4-6", 41, 5)
+    assert _usage_records(user.id) == [("openai", "claude-sonnet-4-6", 41, 5, cost)]
 
 
 def test_openai_stream_with_usage_parses_chunk_by_chunk(stage: str, key: str, anthropic_only: FakeAnthropic) -> None:
@@ -188,14 +188,14 @@ def test_openai_tool_round_trip_through_a_streamed_call_and_a_tool_message(
     tools: Any = [{"type": "function", "function": {"name": "get_weather", "parameters": WEATHER}}]
     question: Any = {"role": "user", "content": "Weather in Paris?"}
 
-    with client.chat.completions.stream(model="claude-sonnet-4-5", messages=[question], tools=tools) as stream:
+    with client.chat.completions.stream(model="claude-sonnet-4-6", messages=[question], tools=tools) as stream:
         first = stream.get_final_completion()
     call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
     assert first.choices[0].finish_reason == "tool_calls"
     assert (call.id, call.function.name, call.function.arguments) == ("toolu_7", "get_weather", '{"city": "Paris"}')
 
     answer = client.chat.completions.create(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         tools=tools,
         messages=[
             question,
@@ -219,7 +219,7 @@ def test_openai_models_list_shows_the_default_and_the_servable_models(
     listed = [model.id for model in openai_client(stage, key).models.list()]
 
     assert listed[0] == "stratus-auto"
-    assert "claude-sonnet-4-5" in listed
+    assert "claude-sonnet-4-6" in listed
     assert not any(model.startswith("gpt-") for model in listed)  # OpenAI is not configured on this stage
 
 
@@ -270,7 +270,7 @@ def test_openai_provider_failure_before_any_output_is_a_server_error(
 
     with pytest.raises(openai.InternalServerError) as failed:
         openai_client(stage, key).chat.completions.create(
-            model="claude-sonnet-4-5", messages=[{"role": "user", "content": "hi"}], stream=True
+            model="claude-sonnet-4-6", messages=[{"role": "user", "content": "hi"}], stream=True
         )
     assert failed.value.status_code == 502
 
@@ -495,7 +495,7 @@ def test_a_stop_sequence_is_named_back_to_an_anthropic_client_streamed_and_buffe
     anthropic_only.reply("Three steps. END and more")
     client = anthropic_client(stage, key)
     ask: Any = {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-4-6",
         "max_tokens": 100,
         "stop_sequences": ["###", "END"],
         "messages": [{"role": "user", "content": "How many steps?"}],

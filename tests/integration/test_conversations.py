@@ -57,12 +57,12 @@ def bob(api: TestClient) -> User:
 
 
 def test_new_conversation_has_defaults_and_is_owned(api: TestClient, ada: User) -> None:
-    created = _create(api, ada, model="claude-sonnet-4-5", systemPrompt="Be brief.")
+    created = _create(api, ada, model="claude-sonnet-4-6", systemPrompt="Be brief.")
     assert created["title"] == "New conversation"
     assert created["access"] == "owner"
     assert created["messageCount"] == 0
     assert created["ownerId"] == ada.id
-    assert created["model"] == "claude-sonnet-4-5"
+    assert created["model"] == "claude-sonnet-4-6"
 
 
 def test_list_is_newest_activity_first(api: TestClient, ada: User) -> None:

@@ -34,7 +34,7 @@ both = test_chat.both
 # Three models of different speeds (a word every 20, 40 and 60 ms: the fake sleeps in 20 ms steps).
 FAST = ("claude-haiku-4-5", Reply("Quick and short answer from the fast model.", 40, 11, chunk_delay=0.02))
 MEDIUM = ("gpt-5-mini", Reply("A steadier answer, from the model in the middle.", 41, 13, chunk_delay=0.04))
-SLOW = ("claude-sonnet-4-5", Reply("The slowest model takes its time over every word.", 42, 17, chunk_delay=0.06))
+SLOW = ("claude-sonnet-4-6", Reply("The slowest model takes its time over every word.", 42, 17, chunk_delay=0.06))
 
 
 @pytest.fixture

@@ -216,7 +216,7 @@ def test_the_buffered_message_carries_stop_reason_sequence_and_usage() -> None:
 
     assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "END")
     assert (message.usage.input_tokens, message.usage.output_tokens) == (9, 2)
-    assert message.model == "claude-sonnet-4-5"
+    assert message.model == "claude-sonnet-4-6"
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,7 @@ def refusal(body: dict[str, Any]) -> BadRequest:
 def test_a_tool_round_trip_request_becomes_neutral_messages_system_and_options() -> None:
     request = openai_api.parse_request(
         {
-            "model": "anthropic/claude-sonnet-4-5",
+            "model": "anthropic/claude-sonnet-4-6",
             "messages": [
                 {"role": "system", "content": "Be terse."},
                 {"role": "developer", "content": [{"type": "text", "text": "Use metric units."}]},
@@ -103,7 +103,7 @@ def test_a_tool_round_trip_request_becomes_neutral_messages_system_and_options()
         }
     )
 
-    assert request.model_and_provider() == ("claude-sonnet-4-5", "anthropic")
+    assert request.model_and_provider() == ("claude-sonnet-4-6", "anthropic")
     assert request.system == "Be terse.\n\nUse metric units."
     assert request.messages == (
         Message("user", "Weather in Paris and Oslo?"),
@@ -223,7 +223,7 @@ def test_a_streamed_text_reply_is_role_then_deltas_then_finish_then_usage_all_va
         46,
     )
     assert {c.id for c in parsed} == {f"chatcmpl-{MESSAGE_ID}"}
-    assert {c.model for c in parsed} == {"claude-sonnet-4-5"}
+    assert {c.model for c in parsed} == {"claude-sonnet-4-6"}
 
 
 def test_without_include_usage_no_usage_chunk_is_sent() -> None:
@@ -340,12 +340,12 @@ def test_a_limit_is_a_429_rate_limit_error_with_retry_after() -> None:
 
 
 def test_the_model_list_is_openais_list_with_the_callers_default_first() -> None:
-    listed = openai_api.model_list([("claude-sonnet-4-5", "anthropic"), ("gpt-5", "openai")])
+    listed = openai_api.model_list([("claude-sonnet-4-6", "anthropic"), ("gpt-5", "openai")])
 
     assert listed["object"] == "list"
     models = [Model.model_validate(model) for model in listed["data"]]
     assert [(m.id, m.owned_by) for m in models] == [
         ("stratus-auto", "stratus"),
-        ("claude-sonnet-4-5", "anthropic"),
+        ("claude-sonnet-4-6", "anthropic"),
         ("gpt-5", "openai"),
     ]

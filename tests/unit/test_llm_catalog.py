@@ -33,7 +33,7 @@ def fresh_catalog(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     ("model", "usage", "expected"),
     [
         # 1,234 x $3 + 567 x $15 = 3,702 + 8,505 = 12,207 per million → $0.012207
-        ("claude-sonnet-4-5", UsageReport(1234, 567), Decimal("0.012207")),
+        ("claude-sonnet-4-6", UsageReport(1234, 567), Decimal("0.012207")),
         # 1,000 x $1 + 2,000 x $5 + 10,000 x $0.10 + 4,000 x $1.25 = 17,000 → $0.017
         ("claude-haiku-4-5", UsageReport(1000, 2000, 10_000, 4000), Decimal("0.017")),
         # 3 x $1.25 + 1 x $10 + 7 x $0.125 = 14.625 per million → $0.000014625
@@ -75,7 +75,7 @@ def test_catalog_lists_the_current_models_with_prices() -> None:
     models = catalog()
 
     for model_id in (
-        "claude-sonnet-4-5",
+        "claude-sonnet-4-6",
         "claude-opus-4-1",
         "claude-haiku-4-5",
         "gpt-5",
@@ -93,7 +93,7 @@ def test_catalog_lists_the_current_models_with_prices() -> None:
 
 
 def test_aliases_resolve_to_their_model() -> None:
-    assert model_info("claude-sonnet-4-5-20250929").id == "claude-sonnet-4-5"
+    assert model_info("claude-haiku-4-5-20251001").id == "claude-haiku-4-5"
     assert model_info("us.anthropic.claude-sonnet-4-5-20250929-v1:0").provider == "bedrock"
 
 

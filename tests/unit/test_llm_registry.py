@@ -23,7 +23,7 @@ def plan(model: str | None = None, provider: str | None = None) -> list[tuple[st
 
 def test_with_nothing_configured_offline_serves_any_catalogued_model(llm_environment: Configure) -> None:
     assert plan() == [("offline", "stratus-offline")]
-    assert plan("claude-sonnet-4-5") == [("offline", "claude-sonnet-4-5")]
+    assert plan("claude-sonnet-4-6") == [("offline", "claude-sonnet-4-6")]
     with pytest.raises(UnknownModel):  # refused (422), as with providers configured
         plan("made-up-model")
     assert list(providers()) == ["offline"]
@@ -39,7 +39,7 @@ def test_requested_model_goes_first_then_the_chain_with_defaults(llm_environment
         ("bedrock", "amazon.nova-pro-v1:0"),
     ]
     assert plan(provider="bedrock")[0] == ("bedrock", "amazon.nova-pro-v1:0")
-    assert plan("claude-sonnet-4-5-20250929")[0] == ("anthropic", "claude-sonnet-4-5-20250929")
+    assert plan("claude-haiku-4-5-20251001")[0] == ("anthropic", "claude-haiku-4-5-20251001")
 
 
 def test_compatible_providers_own_their_models_and_chain_order_is_configurable(llm_environment: Configure) -> None:
