@@ -79,27 +79,22 @@ def aws() -> Iterator[None]:
     from functions.chat.limits import forget_stage_spend
     from functions.chat.tools import forget_enabled_servers
     from infra.catalog import AGENTS_PROCESSOR_FUNCTION
-    from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
+    from infra.local.moto_patches import patch_moto
     from infra.local.provision import provision_stage
-    from infra.local.quick_sqs import make_moto_sqs_count_once
     from infra.local.s3events import (
         deliver_s3_notifications,
         route_event_invocations,
         run_in_background,
         wait_for_background_runs,
     )
-    from infra.local.s3vectors import patch_moto_s3vectors
-    from infra.local.stepfunctions import catalog_task_runners, patch_moto_step_functions, route_task_invocations
+    from infra.local.stepfunctions import catalog_task_runners, route_task_invocations
     from shared import events
     from shared.auth.keys import forget_key_ring
     from shared.auth.revocations import forget_revocations
     from shared.aws import reset_clients
     from shared.secrets import forget_opened_secrets
 
-    make_moto_dynamodb_atomic()
-    make_moto_sqs_count_once()
-    patch_moto_step_functions()
-    patch_moto_s3vectors()
+    patch_moto()
     make_api_call = BaseClient._make_api_call
 
     def no_scan(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:

@@ -44,16 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     from moto.core.config import default_user_config
     from moto.server import ThreadedMotoServer
 
-    from infra.local.atomic_dynamodb import make_moto_dynamodb_atomic
-    from infra.local.quick_sqs import make_moto_sqs_count_once
+    from infra.local.moto_patches import patch_moto
     from infra.local.s3events import deliver_s3_notifications, post_to_gateway
-    from infra.local.s3vectors import patch_moto_s3vectors
-    from infra.local.stepfunctions import InvocationForwarder, patch_moto_step_functions
+    from infra.local.stepfunctions import InvocationForwarder
 
-    make_moto_dynamodb_atomic()
-    make_moto_sqs_count_once()
-    patch_moto_step_functions()
-    patch_moto_s3vectors()
+    patch_moto()
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     forwarder = InvocationForwarder()
     forwarder.install()
