@@ -1,7 +1,8 @@
 """S3 event notifications to the catalog's functions, on moto, and the asynchronous invocations of those functions.
 
 moto's S3 hands a bucket's Lambda notifications to `moto.s3.notifications._invoke_awslambda`, which runs code only
-in Docker (and swallows the failure). `deliver_s3_notifications` replaces it:
+in Docker (and swallows the failure), and does so from inside the PUT, before the object has its content type.
+`deliver_s3_notifications` replaces it, and holds a request's notifications until the request is answered:
 - in-process (tests: the `aws` fixture), with `run_in_background`: the function the ARN names runs its real
   handler on a thread of its own, asynchronously as in AWS, while the upload's PUT returns;
 - in the moto server of `make dev` (infra.local.moto_process), with `post_to_gateway`: the event is POSTed to the
@@ -35,6 +36,7 @@ _lock = threading.Lock()
 _delivery: Delivery | None = None
 _patched = False
 _threads: list[threading.Thread] = []
+_in_request = threading.local()  # `held`: the notifications of the S3 request this thread is answering
 
 
 def deliver_s3_notifications(delivery: Delivery | None) -> None:
@@ -46,15 +48,42 @@ def deliver_s3_notifications(delivery: Delivery | None) -> None:
         if _patched:
             return
         from moto.s3 import notifications
+        from moto.s3.responses import S3Response
 
-        def invoke(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
-            del account_id, region_name  # the ARN names the function
+        def deliver(fn_arn: str, event_body: Any) -> None:
             with _lock:
                 target = _delivery
             if target is not None:
                 target(fn_arn, json.loads(json.dumps(event_body)))
 
+        def invoke(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+            del account_id, region_name  # the ARN names the function
+            if getattr(_in_request, "held", None) is not None:
+                _in_request.held.append((fn_arn, event_body))
+            else:
+                deliver(fn_arn, event_body)
+
+        def after_the_request(answer: Callable[..., Any]) -> Callable[..., Any]:
+            """moto notifies from inside put_object, before the request sets the object's content type and
+            metadata; S3 notifies once the object is whole. The request's notifications wait for its end."""
+
+            def answering(self: S3Response, *args: Any, **kwargs: Any) -> Any:
+                if getattr(_in_request, "held", None) is not None:
+                    return answer(self, *args, **kwargs)
+                held: list[tuple[str, Any]] = []
+                _in_request.held = held
+                try:
+                    return answer(self, *args, **kwargs)
+                finally:
+                    _in_request.held = None
+                    for fn_arn, event_body in held:
+                        deliver(fn_arn, event_body)
+
+            return answering
+
         notifications._invoke_awslambda = invoke
+        S3Response.key_response = after_the_request(S3Response.key_response)  # type: ignore[method-assign]
+        S3Response.bucket_response = after_the_request(S3Response.bucket_response)  # type: ignore[method-assign]
         _patched = True
 
 
